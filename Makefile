@@ -1,0 +1,38 @@
+# ctxseg — the README's two commands are `make demo` and `make test`; both create .venv/ first.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test export clean-nbs check-nbs nbtest pytest bench book ddp
+
+$(STAMP): requirements-dev.txt setup.py settings.ini
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q "setuptools>=64" wheel
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e . --no-deps --no-build-isolation
+	touch $(STAMP)
+
+venv: $(STAMP)                       ## create .venv/ and install everything (PyPI only, no GPU needed)
+
+demo: $(STAMP)                       ## the main job: train + evaluate the baselines on synthetic data, print a table
+	$(BIN)/ctxseg demo --out runs/demo
+
+test: $(STAMP)                       ## everything CI runs
+	bash .ci/checks
+
+export: $(STAMP)                     ## regenerate ctxseg/ from nbs/
+	$(BIN)/nbdev_export
+
+clean-nbs: $(STAMP)                  ## strip outputs and metadata from nbs/ (keeps cell tags)
+	$(BIN)/nbdev_clean
+
+nbtest: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)                      ## speed/memory of the baselines (CPU here; GPU when present)
+	$(BIN)/ctxseg bench --size 256 256 --batch 2

@@ -1,0 +1,397 @@
+"""The book (issue 4): it builds offline with warnings as errors, renders nbdev directives as nbdev's docs
+would, typesets its math with the site's own MathJax, shows its figures, and loads nothing from outside
+the site. Browser checks run in headless Chromium (Debian's `chromium`).
+
+Time: the book fixture runs `tools/build_book.py`, which is a warm rebuild (about 10-20 s) when CI's
+`make book` step ran before pytest; run alone on a fresh clone it executes every core notebook first.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / 'tools' / 'build_book.py'
+HTML = ROOT / 'book' / '_build' / 'html'
+CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                  '--virtual-time-budget=8000']
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _build(root: Path, *args: str, timeout: int = 2400) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}
+    return subprocess.run([sys.executable, str(BUILD), '--root', str(root), *args], cwd=root, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def _tail(r: subprocess.CompletedProcess, n: int = 6000) -> str:
+    return (r.stdout + '\n' + r.stderr)[-n:]
+
+
+def _digest(folder: Path) -> dict:
+    "Content hash of every file under `folder` (to prove a build wrote nothing there)."
+    return {p.relative_to(folder).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob('*')) if p.is_file() and '.ipynb_checkpoints' not in p.parts
+            and '__pycache__' not in p.parts}
+
+
+def _reader():
+    "book/_ext/nbdev_cells.py, imported from its path."
+    spec = importlib.util.spec_from_file_location('nbdev_cells', ROOT / 'book' / '_ext' / 'nbdev_cells.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+class _Refs(HTMLParser):
+    "Collects (tag, attribute, url) for everything a page loads: scripts, styles, images, frames, preloads."
+    def __init__(self):
+        super().__init__(); self.loads, self.links = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == 'script' and a.get('src'): self.loads.append((tag, a['src']))
+        elif tag in ('img', 'iframe', 'source', 'embed') and a.get('src'): self.loads.append((tag, a['src']))
+        elif tag == 'link' and a.get('href'):
+            rel = (a.get('rel') or '').lower().split()
+            if {'stylesheet', 'preload', 'modulepreload', 'icon', 'prefetch'} & set(rel):
+                self.loads.append((f"link rel={' '.join(rel)}", a['href']))
+        elif tag == 'a' and a.get('href'): self.links.append(a['href'])
+
+
+def _refs(page: Path) -> _Refs:
+    p = _Refs(); p.feed(page.read_text(encoding='utf-8')); return p
+
+
+def _external(url: str) -> bool: return bool(re.match(r'^(https?:)?//', url.strip(), re.I))
+
+
+def _pages(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob('*.html') if not {'_static', '_sources', '_images'} & set(p.parts))
+
+
+def _math_elements(page: Path) -> int:
+    "Number of math elements Sphinx wrote (inline and display) that MathJax must typeset."
+    return len(re.findall(r'<(?:span|div)[^>]*class="math[ "]', page.read_text(encoding='utf-8')))
+
+
+def _local_file(page: Path, src: str) -> Path:
+    return (page.parent / unquote(urlparse(src).path)).resolve()
+
+
+# ------------------------------------------------------------------------------------------ the browser
+def _find_chromium() -> str | None:
+    for name in ('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'):
+        if shutil.which(name): return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope='session')
+def chromium() -> str:
+    exe = _find_chromium()
+    if exe is None and shutil.which('apt-get') and hasattr(os, 'geteuid') and os.geteuid() == 0:
+        subprocess.run('apt-get update -q && apt-get install -y -q chromium', shell=True, timeout=900,
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        exe = _find_chromium()
+    if exe is None:
+        pytest.skip('headless browser checks need Chromium: it is not installed and `apt-get install -y '
+                    'chromium` was not possible here (not root, no apt-get, or no network)')
+    return exe
+
+
+def _open(exe: str, page: Path) -> tuple[str, list[str]]:
+    """Load `page` in headless Chromium: (the DOM after scripts ran, http(s) URLs the *page* requested).
+
+    Requests are read from Chromium's net log; the browser's own background requests (update checks and
+    the like, which carry no User-Agent header) are not the page's and are left out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / 'net.json'
+        r = subprocess.run([exe, *CHROMIUM_FLAGS, f'--user-data-dir={tmp}/profile', f'--log-net-log={log}',
+                            '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, f'chromium failed on {page}: {r.stderr[-2000:]}'
+        requested = set()
+        if log.is_file():
+            text = log.read_text(errors='replace').rstrip().rstrip(',')
+            if not text.endswith('}'): text += ']}'          # the log of a killed browser is unterminated
+            try: events = json.loads(text).get('events', [])
+            except json.JSONDecodeError: events = []
+            for e in events:
+                p = e.get('params') or {}
+                url, headers = p.get('url', ''), json.dumps(p.get('request_headers', ''))
+                if url.startswith(('http://', 'https://')) and 'User-Agent:' in headers: requested.add(url)
+    return r.stdout, sorted(requested)
+
+
+# ------------------------------------------------------------------------------------- tests, no build
+def _toc_entries(node) -> tuple[list[str], list[str]]:
+    files, globs = [], []
+    if isinstance(node, dict):
+        if 'file' in node: files.append(node['file'])
+        if 'glob' in node: globs.append(node['glob'])
+        if 'root' in node: files.append(node['root'])
+        for v in node.values():
+            f, g = _toc_entries(v); files += f; globs += g
+    elif isinstance(node, list):
+        for v in node:
+            f, g = _toc_entries(v); files += f; globs += g
+    return files, globs
+
+
+def test_toc_lists_every_notebook_and_only_existing_pages():
+    toc = yaml.safe_load((ROOT / 'book' / '_toc.yml').read_text())
+    files, globs = _toc_entries(toc)
+    missing = [f for f in files if not any((ROOT / f).with_suffix(s).is_file() or (ROOT / f).is_file()
+                                           for s in ('.md', '.ipynb'))]
+    assert not missing, f'book/_toc.yml lists pages that do not exist: {missing}'
+    assert len(set(files)) == len(files), 'book/_toc.yml lists a page twice'
+    listed = {str(Path(f).with_suffix('')) for f in files}
+    nbs = sorted(p.relative_to(ROOT).with_suffix('').as_posix() for p in (ROOT / 'nbs').rglob('*.ipynb')
+                 if '.ipynb_checkpoints' not in p.parts and '_build' not in p.parts)
+    import fnmatch
+    absent = [n for n in nbs if n not in listed and not any(fnmatch.fnmatch(n, g) for g in globs)]
+    assert not absent, (f'notebooks missing from the book: add `- file: <name>` lines to book/_toc.yml '
+                        f'(Core part for nbs/NN_*.ipynb): {absent}')
+    core = next(p for p in toc['parts'] if p['caption'] == 'Core')
+    core_files = [c['file'] for c in core['chapters']]
+    assert core_files == sorted(core_files), 'the Core part must list nbs/NN_* in order'
+
+
+def test_reader_translates_nbdev_directives():
+    m = _reader()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_raw_cell('---\nskip_exec: true\n---'),
+        nbformat.v4.new_markdown_cell('# Title\n\n> subtitle\n\n- skip_showdoc: true\n\nBody $x$.'),
+        nbformat.v4.new_code_cell('#| default_exp models.heads'),
+        nbformat.v4.new_code_cell('#| export\nimport torch'),
+        nbformat.v4.new_code_cell('#|hide\nfrom nbdev import nbdev_export\nnbdev_export()'),
+        nbformat.v4.new_code_cell('#| eval: false\ntrain_on_gpu()'),
+        nbformat.v4.new_code_cell('#| notest\nslow_thing()'),
+        nbformat.v4.new_code_cell('#| echo: false\nshow()'),
+        nbformat.v4.new_code_cell('#| output: false\nx = 1\nx'),
+        nbformat.v4.new_code_cell('# a comment, not a directive\ny = 2  #| not leading'),
+    ])
+    out = m.read_nbdev_notebook(nbformat.writes(nb))
+    assert out.metadata['mystnb']['execution_mode'] == 'off'           # skip_exec frontmatter
+    assert out.metadata['kernelspec']['name'] == 'python3'
+    kinds = [c.cell_type for c in out.cells]
+    assert kinds == ['markdown', 'markdown'] + ['code'] * 7, kinds      # raw frontmatter dropped
+    title, note, *code = out.cells
+    assert 'skip_showdoc' not in title.source and '> subtitle' in title.source and '$x$' in title.source
+    assert '`ctxseg.models.heads`' in note.source
+    tags = [c.metadata.get('tags', []) for c in code]
+    assert tags[0] == ['nbdev-export'] and code[0].source == 'import torch'
+    assert set(tags[1]) == {'remove-cell', 'skip-execution'}            # hidden, and never run nbdev_export
+    assert tags[2] == ['skip-execution'] and code[2].source == 'train_on_gpu()'
+    assert tags[3] == ['skip-execution']                                # a tst_flags cell, as nbdev_test
+    assert tags[4] == ['remove-input'] and tags[5] == ['remove-output']
+    assert tags[6] == [] and code[6].source.startswith('# a comment')   # only leading `#|` lines count
+    assert not any(re.match(r'\s*#\s*\|', l) for c in code for l in c.source.splitlines())
+    # the real notebooks go through the reader without error, and keep all their code cells
+    for p in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        text = p.read_text()
+        src, got = nbformat.reads(text, as_version=4), m.read_nbdev_notebook(text)
+        n_code = sum(c.cell_type == 'code' and any(l.strip() and not re.match(r'\s*#\s*\|', l)
+                                                   for l in c.source.splitlines()) for c in src.cells)
+        assert sum(c.cell_type == 'code' for c in got.cells) >= n_code, p.name
+
+
+# ---------------------------------------------------------------------------------- the book itself
+@pytest.fixture(scope='module')
+def book() -> Path:
+    before = _digest(ROOT / 'nbs')
+    r = _build(ROOT, '-q')
+    assert r.returncode == 0, f'`make book` (tools/build_book.py) failed:\n{_tail(r)}'
+    assert _digest(ROOT / 'nbs') == before, 'building the book changed files in nbs/'
+    assert (HTML / 'index.html').is_file()
+    return HTML
+
+
+def test_book_has_every_part(book):
+    toc = yaml.safe_load((ROOT / 'book' / '_toc.yml').read_text())
+    files, _ = _toc_entries(toc)
+    for f in files:
+        assert (book / f).with_suffix('.html').is_file(), f'{f} was not rendered'
+    captions = [p['caption'] for p in toc['parts']]
+    assert captions[0] == 'Core' and captions[-1] == 'Comparison'
+    for paper in ('MCIBI', 'RegionContrast', 'Pixel contrast', 'GALD', 'Contextrast'):
+        assert paper in captions, f'no part for {paper}'
+    def text(page): return re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', '', (book / page).read_text()))
+    landing = text('book/intro.html')
+    assert 'make demo' in landing and 'make test' in landing, 'the landing page lost the install commands'
+    assert 'five_papers.svg' in (book / 'book' / 'intro.html').read_text()
+    for page in [f for f in files if f.startswith('book/papers/')] + ['book/comparison']:
+        if 'Skeleton' in (ROOT / f'{page}.md').read_text():           # placeholders say so, visibly
+            assert 'not written yet' in text(f'{page}.html'), page
+
+
+def test_no_page_loads_anything_from_outside_the_site(book):
+    bad, fake_links, broken = [], [], []
+    for page in _pages(book):
+        refs = _refs(page)
+        bad += [f'{page.relative_to(book)}: <{t}> {u}' for t, u in refs.loads if _external(u)]
+        broken += [f'{page.relative_to(book)}: <{t}> {u}' for t, u in refs.loads
+                   if not _external(u) and not u.startswith('data:') and not _local_file(page, u).is_file()]
+        # a file name turned into a web link ("methods.md" -> http://methods.md) is a rendering bug
+        fake_links += [f'{page.relative_to(book)}: {u}' for u in refs.links
+                       if re.match(r'^https?://[^/]+\.(md|py|ipynb|json|yml|yaml|txt)/?$', u, re.I)]
+    for css in (book / '_static').rglob('*.css'):
+        text = css.read_text(errors='replace')
+        bad += [f'{css.relative_to(book)}: {u}' for u in re.findall(r'url\(\s*[\'"]?((?:https?:)?//[^)\'"]+)', text)]
+        bad += [f'{css.relative_to(book)}: @import {u}' for u in re.findall(r'@import\s+(?:url\()?\s*[\'"]?((?:https?:)?//[^)\'";]+)', text)]
+    assert not bad, 'pages load from outside the site:\n' + '\n'.join(bad[:30])
+    assert not broken, 'pages load local files that do not exist:\n' + '\n'.join(broken[:30])
+    assert not fake_links, 'file names rendered as web links:\n' + '\n'.join(fake_links[:30])
+    mathjax = [u for p in _pages(book) for t, u in _refs(p).loads if 'mathjax' in u.lower()]
+    assert mathjax and all('_static/mathjax/tex-mml-chtml.js' in u for u in mathjax), mathjax
+
+
+def _math_problems(page: Path, dom: str) -> list[str]:
+    "What is wrong with the math of a page, as the browser shows it (formulas left raw, MathJax errors)."
+    n, typeset = _math_elements(page), dom.count('<mjx-container')
+    problems = [f'only {typeset} of {n} formulas typeset (raw TeX left)'] if typeset < n else []
+    errors = re.findall(r'data-mjx-error="([^"]*)"', dom) or re.findall(r'<mjx-merror', dom)
+    return problems + [f'MathJax error: {e}' for e in errors]
+
+
+def _plots(nb_path: Path) -> bool:
+    "Whether the book executes a cell of this notebook that draws a matplotlib figure."
+    nb = _reader().read_nbdev_notebook(nb_path.read_text())
+    if nb.metadata.get('mystnb', {}).get('execution_mode') == 'off': return False
+    draw = re.compile(r'plt\.(show|subplots|figure|imshow|plot)\(|\.imshow\(')
+    return any(c.cell_type == 'code' and draw.search(c.source)
+               and not {'skip-execution', 'remove-output', 'remove-cell'} & set(c.metadata.get('tags', []))
+               for c in nb.cells)
+
+
+@pytest.fixture(scope='module')
+def browsed(book, chromium) -> dict:
+    """The pages the browser checks look at, each opened once (two at a time): every page with math, the
+    landing page, and the page of every notebook that draws a figure. {page: (dom, requested URLs)}."""
+    from concurrent.futures import ThreadPoolExecutor
+    toc_files, _ = _toc_entries(yaml.safe_load((ROOT / 'book' / '_toc.yml').read_text()))
+    plotting = [(book / f).with_suffix('.html') for f in toc_files
+                if (ROOT / f).with_suffix('.ipynb').is_file() and _plots((ROOT / f).with_suffix('.ipynb'))]
+    pages = sorted({p for p in _pages(book) if _math_elements(p)} | {book / 'book' / 'intro.html'} | set(plotting))
+    with ThreadPoolExecutor(2) as ex:
+        opened = dict(zip(pages, ex.map(lambda p: _open(chromium, p), pages)))
+    opened['plotting'] = plotting
+    return opened
+
+
+def test_math_is_typeset_by_the_local_mathjax(book, browsed):
+    pages = [p for p in _pages(book) if _math_elements(p)]
+    assert book / 'book' / 'intro.html' in pages, 'the landing page lost its formula'
+    for page in pages:
+        dom, requested = browsed[page]
+        assert dom.count('<mjx-container') > 0, f'{page.relative_to(book)}: MathJax did not run'
+        assert not _math_problems(page, dom), f'{page.relative_to(book)}: {_math_problems(page, dom)[:3]}'
+        assert not requested, f'{page.relative_to(book)} requested {requested}'
+
+
+def test_figures_are_shown(book, browsed):
+    for page in [book / 'book' / 'intro.html'] + browsed['plotting']:
+        dom, requested = browsed[page]
+        imgs = re.findall(r'<img[^>]*src="([^"]+)"', dom)
+        assert imgs, (f'{page.relative_to(book)} shows no figure (is MPLBACKEND=Agg set, or did the notebook '
+                      f'not execute?)')
+        for src in imgs:
+            if not src.startswith('data:'):
+                f = _local_file(page, src)
+                assert f.is_file() and f.stat().st_size > 0, f'{page.relative_to(book)}: broken image {src}'
+        assert not requested, f'{page.relative_to(book)} requested {requested}'
+
+
+# ------------------------------------------------------------- the machinery, on a tiny throwaway book
+def _mini_repo(tmp: Path, intro: str, cells: list) -> Path:
+    "A repository with this book's configuration, extension and styles, one page and one notebook."
+    (tmp / 'book').mkdir(parents=True)
+    for f in ('_config.yml', 'references.bib'): shutil.copy2(ROOT / 'book' / f, tmp / 'book' / f)
+    for d in ('_ext', '_static', 'figures'): shutil.copytree(ROOT / 'book' / d, tmp / 'book' / d)
+    (tmp / 'book' / 'intro.md').write_text(intro)
+    (tmp / 'book' / '_toc.yml').write_text('format: jb-book\nroot: book/intro\nparts:\n  - caption: Core\n'
+                                           '    chapters:\n      - file: nbs/00_demo\n')
+    (tmp / 'nbs').mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp / 'nbs' / '00_demo.ipynb')
+    return tmp
+
+
+def test_directives_render_as_in_nbdev_docs(tmp_path):
+    cells = [nbformat.v4.new_markdown_cell('# Demo\n\n> nbdev directives in the book\n\nWith $a^2$.'),
+             nbformat.v4.new_code_cell('#| default_exp demo'),
+             nbformat.v4.new_code_cell('#| export\ndef inc(x): return x + 1'),
+             nbformat.v4.new_code_cell("#| hide\nprint('SECRET' + 'MARKER')"),
+             nbformat.v4.new_code_cell("#| eval: false\nraise RuntimeError('would' + 'fail the build')"),
+             nbformat.v4.new_code_cell("#| notest\nraise RuntimeError('slow' + 'cell ran')"),
+             nbformat.v4.new_code_cell("print('answer', inc(41))"),
+             nbformat.v4.new_code_cell('import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.show()')]
+    repo = _mini_repo(tmp_path, '# Mini\n\nA page.\n', cells)
+    before = _digest(repo / 'nbs')
+    r = _build(repo, '-q', timeout=600)
+    assert r.returncode == 0, _tail(r)
+    assert _digest(repo / 'nbs') == before, 'the build wrote into nbs/'
+    html = (repo / 'book' / '_build' / 'html' / 'nbs' / '00_demo.html').read_text()
+    assert 'SECRET' not in html                                     # #| hide: not shown (it ran)
+    assert 'RuntimeError' in html and 'tag_skip-execution' in html  # #| eval: false: shown, not run
+    assert 'answer 42' in html                                      # ordinary cells ran
+    assert 'tag_nbdev-export' in html and '<code class="docutils literal notranslate"><span class="pre">ctxseg.demo</span></code>' in html
+    assert '#|' not in html and '#| ' not in html                   # directive lines stripped
+    assert '<img' in html                                           # figure from plt.show()
+
+
+@pytest.fixture(scope='module')
+def broken_book(tmp_path_factory):
+    "A book with a missing figure, a broken cross-reference, an unknown citation, a bad formula and a failing notebook."
+    intro = ('# Mini\n\n![a figure](figures/no_such_figure.png)\n\nSee [the section](#no-such-section) and '
+             '{ref}`no-such-label`, cited {cite:p}`no_such_key`.\n\nGood $x^2$, unknown macro $\\nosuchmacro{x}$.\n\n'
+             '$$\\frac{1}{$$\n')
+    cells = [nbformat.v4.new_markdown_cell('# Demo'),
+             nbformat.v4.new_code_cell("raise ValueError('notebook' + ' broken')")]
+    repo = _mini_repo(tmp_path_factory.mktemp('broken'), intro, cells)
+    return repo, _build(repo, timeout=600)
+
+
+def test_build_fails_on_what_means_broken(broken_book):
+    repo, r = broken_book
+    out = _tail(r, 20000)
+    assert r.returncode != 0, out
+    assert 'no_such_figure.png' in out, 'missing figure not reported'
+    assert 'no-such-label' in out and 'no-such-section' in out, 'broken cross-references not reported'
+    assert 'no_such_key' in out, 'unknown citation not reported'
+    assert 'Executing notebook failed' in out and 'notebook execution failed, see' in out, 'notebook error not reported'
+
+
+def test_math_errors_are_caught_in_the_browser(broken_book, chromium):
+    "Bad TeX only shows in the browser (Sphinx passes it through): the math check must catch both kinds."
+    repo, _ = broken_book
+    page = repo / 'book' / '_build' / 'html' / 'book' / 'intro.html'
+    dom, _ = _open(chromium, page)
+    problems = _math_problems(page, dom)
+    assert dom.count('<mjx-container') >= 1                          # the good formula is typeset
+    assert any('raw TeX' in p for p in problems), problems           # unbalanced brace: left as raw TeX
+    assert any('nosuchmacro' in p for p in problems), problems       # unknown macro: MathJax error
+
+
+def test_outside_loads_are_detected(tmp_path, chromium):
+    "The two outside-load checks above can fail: a page that pulls MathJax and a stylesheet from a CDN."
+    page = tmp_path / 'cdn.html'
+    page.write_text('<html><head><script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js">'
+                    '</script><link rel="stylesheet" href="//example.org/x.css"></head><body>x</body></html>')
+    assert [u for _, u in _refs(page).loads if _external(u)] == [
+        'https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js', '//example.org/x.css']
+    _, requested = _open(chromium, page)
+    assert 'https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js' in requested, requested
