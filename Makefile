@@ -34,5 +34,8 @@ nbtest: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+book: $(STAMP)                       ## the book (Jupyter Book 1, local MathJax, warnings are errors) -> book/_build/html/
+	$(BIN)/python tools/build_book.py
+
 bench: $(STAMP)                      ## speed/memory of the baselines (CPU here; GPU when present)
 	$(BIN)/ctxseg bench --size 256 256 --batch 2
