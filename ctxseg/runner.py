@@ -26,13 +26,15 @@ def repo_root() -> Path:
     return Path.cwd()
 
 def git_info(root=None) -> dict:
-    "Commit and dirty flag of the checkout at `root` ('' and None outside git)."
+    "Commit of the checkout at `root`, and whether its tracked files (outside `book/results/`) differ from it."
     def git(*a):
         try: return subprocess.run(['git', *a], cwd=root or repo_root(), capture_output=True, text=True, timeout=10,
                                    stdin=subprocess.DEVNULL).stdout.strip()
         except Exception: return ''
     commit = git('rev-parse', 'HEAD')
-    return {'git_commit': commit, 'git_dirty': bool(git('status', '--porcelain', '--untracked-files=no')) if commit else None}
+    # local changes to tracked files, except the results being written (book/results/ holds committed outputs)
+    dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)book/results')
+    return {'git_commit': commit, 'git_dirty': bool(dirty) if commit else None}
 
 def _cpu_model() -> str:
     try:
@@ -48,7 +50,7 @@ def machine_info() -> dict:
     gpu = f'{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}' if cuda else None
     cpu = f'{_cpu_model()}, {os.cpu_count()} cores'
     return {'hardware': gpu or f'CPU only ({cpu})', 'cpu': cpu, 'gpu': gpu, 'torch': torch.__version__,
-            'python': platform.python_version(), 'platform': platform.platform()}
+            'torch_threads': torch.get_num_threads(), 'python': platform.python_version(), 'platform': platform.platform()}
 
 # %% ../nbs/11_runner.ipynb #e7955f6b
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity
@@ -106,7 +108,9 @@ def train_grid(presets, seeds, overrides=(), out_dir='runs/grid', time_budget: f
                 cfg = C.apply_overrides(cfg, [f'train.time_budget={max(left, 1e-3)}'])
             state = run_state(cfg, run)
             if state == 'done':
-                res = read_json(run / 'metrics.json'); log(f'{rel}: finished earlier, mIoU {100 * res["mIoU"]:.1f}')
+                res = read_json(run / 'metrics.json')
+                log(f'{rel}: finished by an earlier execution ({res.get("iter", "?")} iterations, '
+                    f'last chunk {res.get("wall_time_s", math.nan):.0f} s), mIoU {100 * res["mIoU"]:.1f}')
             elif time_budget > 0 and left <= 0:
                 res, state = None, 'pending'
                 log(f'{rel}: not started (time budget spent)')
