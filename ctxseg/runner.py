@@ -12,11 +12,11 @@ import numpy as np
 from . import configs as C
 
 # %% auto #0
-__all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'PROFILES', 'ARTEFACTS', 'repo_root', 'git_info', 'machine_info', 'run_state',
-           'read_json', 'read_log', 'train_grid', 'load_summary', 'aggregate', 'Table', 'table_notes', 'grid_table',
-           'class_iou_table', 'plot_losses', 'plot_class_iou', 'NotebookRunError', 'kernel_env', 'run_notebook',
-           'train_notebooks', 'output_paths', 'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser',
-           'cmd_run_notebooks', 'main']
+__all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'PROFILES', 'ARTEFACTS', 'repo_root', 'git_info', 'machine_info', 'data_fingerprint',
+           'run_state', 'read_json', 'read_log', 'train_grid', 'load_summary', 'aggregate', 'Table', 'table_notes',
+           'grid_table', 'class_iou_table', 'plot_losses', 'plot_class_iou', 'NotebookRunError', 'kernel_env',
+           'run_notebook', 'train_notebooks', 'output_paths', 'copy_artefacts', 'run_notebooks',
+           'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
 
 # %% ../nbs/11_runner.ipynb #7266589b
 def repo_root() -> Path:
@@ -62,11 +62,27 @@ def _identity(cfg) -> dict:
         d.get(sec, {}).pop(key, None)
     return d
 
-def run_state(cfg: C.Config, run_dir) -> str:
-    "What `train_grid` does with `run_dir` for `cfg`: 'done' (reuse), 'resume' or 'new'."
+def data_fingerprint(cfg: C.Config) -> str:
+    "A hash of the first and last sample of the train and val splits `cfg` trains on (fixed seed): changes with the data."
+    import hashlib
+    from ctxseg.data import build_dataset, SeededDataset
+    h = hashlib.sha1()
+    for split in ('train', 'val'):
+        ds = build_dataset(cfg.data, split)
+        h.update(f'{split}:{len(ds)}'.encode())
+        for i in sorted({0, len(ds) - 1}):
+            s = SeededDataset(ds)[(i, 0)]                      # seeded: random augmentation hashes the same
+            h.update(s['image'].numpy().tobytes()); h.update(s['label'].numpy().tobytes())
+    return h.hexdigest()[:16]
+
+def run_state(cfg: C.Config, run_dir, fingerprint: str | None = None) -> str:
+    """What `train_grid` does with `run_dir` for `cfg`: 'done' (reuse), 'resume' or 'new'. With `fingerprint`, a run
+    whose recorded `data.json` has another one is 'new' (a run without `data.json` is trusted)."""
     run = Path(run_dir)
     try: same = _identity(json.loads((run / 'config.json').read_text())) == _identity(cfg)
     except (OSError, ValueError): same = False
+    if same and fingerprint and (run / 'data.json').is_file():
+        same = json.loads((run / 'data.json').read_text()).get('fingerprint') == fingerprint
     if same and (run / 'metrics.json').is_file(): return 'done'
     if same and (run / 'checkpoint.pt').is_file(): return 'resume'
     return 'new'
@@ -84,7 +100,7 @@ def read_log(run_dir) -> list[dict]:
     return [r for r in map(json.loads, filter(str.strip, p.read_text().splitlines())) if not r.get('eval')]
 
 def _run_record(preset, seed, rel, state, res) -> dict:
-    rec = {'preset': preset, 'seed': seed, 'dir': rel, 'status': state}
+    rec = {'preset': preset, 'seed': seed, 'dir': rel, 'status': state}   # + 'metrics' when finished, 'iter' when paused
     if res is not None and res.get('status') != 'paused': rec['metrics'] = res
     elif res is not None: rec['iter'] = res['iter']
     return rec
@@ -98,6 +114,7 @@ def train_grid(presets, seeds, overrides=(), out_dir='runs/grid', time_budget: f
     out.mkdir(parents=True, exist_ok=True)
     summary = {'presets': list(presets), 'seeds': list(seeds), 'overrides': list(overrides), 'time_budget': time_budget,
                **(context or {}), 'runs': [], 'status': 'complete'}
+    fps = {}
     for preset in presets:
         for seed in seeds:
             rel = f'{preset}/seed{seed}'
@@ -106,8 +123,11 @@ def train_grid(presets, seeds, overrides=(), out_dir='runs/grid', time_budget: f
             cfg = C.get(preset, [*overrides, f'train.seed={seed}'])
             if time_budget > 0:
                 cfg = C.apply_overrides(cfg, [f'train.time_budget={max(left, 1e-3)}'])
-            state = run_state(cfg, run)
+            if preset not in fps: fps[preset] = data_fingerprint(cfg)    # the seed does not change the data
+            state = run_state(cfg, run, fps[preset])
             if state == 'done':
+                if not (run / 'data.json').is_file():                          # an older run: record what it saw
+                    (run / 'data.json').write_text(json.dumps({'dataset': cfg.data.dataset, 'fingerprint': fps[preset]}) + '\n')
                 res = read_json(run / 'metrics.json')
                 log(f'{rel}: finished by an earlier execution ({res.get("iter", "?")} iterations, '
                     f'last chunk {res.get("wall_time_s", math.nan):.0f} s), mIoU {100 * res["mIoU"]:.1f}')
@@ -115,7 +135,9 @@ def train_grid(presets, seeds, overrides=(), out_dir='runs/grid', time_budget: f
                 res, state = None, 'pending'
                 log(f'{rel}: not started (time budget spent)')
             else:
-                if state == 'new' and run.exists(): shutil.rmtree(run)        # an old run with another config
+                if state == 'new' and run.exists(): shutil.rmtree(run)        # an old run with another config or data
+                run.mkdir(parents=True, exist_ok=True)
+                (run / 'data.json').write_text(json.dumps({'dataset': cfg.data.dataset, 'fingerprint': fps[preset]}) + '\n')
                 t = time.time()
                 res = train(cfg, run, resume=state == 'resume', progress=False)
                 if res.get('status') == 'paused':
@@ -188,7 +210,7 @@ class Table:
     def _repr_html_(self) -> str:
         e = html.escape
         cap = ''.join(f'<b>{e(k)}</b>: <code>{e(str(v))}</code><br>' for k, v in self.notes.items())
-        pad = 'padding:0.25em 0.9em;'
+        pad = 'padding:0.25em 0.6em;'
         align = lambda i: 'text-align:left;' if i == 0 else 'text-align:right;'
         head = ''.join(f'<th style="{pad}{align(i)}border-bottom:1px solid #888">{e(str(h))}</th>' for i, h in enumerate(self.header))
         body = ''.join('<tr>' + ''.join(f'<td style="{pad}{align(i)}white-space:nowrap">{e(str(c))}</td>' for i, c in enumerate(r))
@@ -236,8 +258,10 @@ def plot_losses(summary: dict, smooth: int = 1):
     "Training loss against iteration, one panel per preset and one line per seed (running mean over `smooth` logs)."
     import matplotlib.pyplot as plt
     presets = summary['presets']
-    fig, axs = plt.subplots(1, len(presets), figsize=(min(4.2 * len(presets), 16), 3.2), sharey=True, squeeze=False)
-    for ax, preset in zip(axs[0], presets):
+    ncols = min(len(presets), 2); nrows = math.ceil(len(presets) / ncols)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.0 * nrows), sharey=True, squeeze=False)
+    for ax in axs.flat[len(presets):]: ax.axis('off')
+    for ax, preset in zip(axs.flat, presets):
         for r in (r for r in summary['runs'] if r['preset'] == preset):
             log = read_log(Path(summary['out_dir']) / r['dir'])
             if not log: continue
@@ -246,7 +270,7 @@ def plot_losses(summary: dict, smooth: int = 1):
             ax.plot(it, loss, lw=1.2, label=f"seed {r['seed']}" + ('' if 'metrics' in r else ' (unfinished)'))
         ax.set_title(preset, fontsize=10); ax.set_xlabel('iteration'); ax.grid(alpha=.3)
         if ax.lines: ax.legend(fontsize=8)
-    axs[0, 0].set_ylabel('training loss (all terms)')
+    for ax in axs[:, 0]: ax.set_ylabel('training loss (all terms)')
     fig.tight_layout()
     return fig
 
@@ -312,7 +336,7 @@ def run_notebook(path, profile: str, out_nb, parameters: dict | None = None, cwd
 
 # %% ../nbs/11_runner.ipynb #77cc0513
 PROFILES = ('smoke', 'cpu', 'gpu')
-ARTEFACTS = ('config.json', 'metrics.json', 'log.jsonl', 'provenance.json', 'summary.json')
+ARTEFACTS = ('config.json', 'metrics.json', 'log.jsonl', 'provenance.json', 'data.json', 'summary.json')
 
 def train_notebooks(names=None, root=None) -> list[Path]:
     "The training notebooks in `nbs/train/`, all of them or those whose stem is in `names`."
@@ -337,7 +361,7 @@ def output_paths(profile: str, name: str, root=None, out_root=None) -> dict:
 
 def copy_artefacts(runs, dest) -> list[Path]:
     """Replace `dest` with copies of the small files of the grid in `runs`: its `summary.json` and, for every run it
-    lists, `config.json`, `metrics.json`, `log.jsonl`, `provenance.json` (no checkpoints)."""
+    lists, `config.json`, `metrics.json`, `log.jsonl`, `provenance.json`, `data.json` (no checkpoints)."""
     runs, dest, copied = Path(runs), Path(dest), []
     if runs.resolve() == dest.resolve() or not (runs / 'summary.json').is_file(): return copied
     shutil.rmtree(dest, ignore_errors=True)
@@ -361,7 +385,12 @@ def _as_results_page(out_nb: Path, profile: str) -> None:
     nbformat.write(nb, out_nb)
 
 def _update_provenance(path: Path, name: str, rec: dict) -> None:
+    "Record this execution of notebook `name`; earlier executions into the same run folders stay listed under `earlier`."
     prov = read_json(path) or {}
+    old = prov.get(name)
+    if old and old.get('runs') == rec.get('runs'):
+        keep = ('started', 'status', 'wall_time_s', 'command', 'git_commit', 'git_dirty')
+        rec['earlier'] = ([{k: old[k] for k in keep if k in old}] + old.get('earlier', []))[:20]
     prov[name] = rec
     path.write_text(json.dumps(prov, indent=2) + '\n')
 

@@ -141,3 +141,13 @@ def test_eval_modes_and_predict(tmp_path, ctxseg_cmd, mode):
         r = run(ctxseg_cmd + ['predict', str(out), str(tmp_path / 'x.png'), '--out', str(tmp_path / 'pred')])
         assert r.returncode == 0, r.stderr
         assert Image.open(tmp_path / 'pred' / 'x_label.png').size == (48, 40)
+
+
+def test_demo_prints_a_table_and_reuses_finished_runs(tmp_path, ctxseg_cmd):
+    args = ctxseg_cmd + ['demo', '--out', str(tmp_path / 'demo'), '--iters', '2', '--no-progress',
+                         '--presets', 'synthetic_fcn', 'synthetic_psp', '--set', 'data.num_train=16', 'data.num_val=4']
+    r = run(args)
+    assert r.returncode == 0, r.stderr
+    assert 'mIoU' in r.stdout and 'synthetic_psp' in r.stdout.split('mIoU')[-1]
+    r = run(args)
+    assert r.returncode == 0 and r.stdout.count('reusing') == 2
