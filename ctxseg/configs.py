@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_configs.ipynb #6c4c3b77
 from __future__ import annotations
-import copy, dataclasses, difflib, json, typing
+import copy, dataclasses, difflib, importlib, json, typing
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PRESETS', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config', 'to_dict', 'from_dict',
-           'save_json', 'load_json', 'apply_overrides', 'smoke', 'synthetic_fcn', 'synthetic_psp', 'synthetic_aspp',
-           'synthetic_ocr', 'names', 'get']
+__all__ = ['PRESETS', 'PAPER_MODULES', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config',
+           'to_dict', 'from_dict', 'save_json', 'load_json', 'apply_overrides', 'smoke', 'synthetic_fcn',
+           'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr', 'all_presets', 'names', 'get']
 
 # %% ../nbs/00_configs.ipynb #03e906b1
 @dataclass
@@ -239,14 +239,29 @@ PRESETS = {
     'cityscapes_ocr_hr48': lambda: _cityscapes('ocr', backbone='hrnet_w48'),
 }
 
+# Each paper chain keeps the presets of its table rows beside its method, as `PRESETS` in its module.
+PAPER_MODULES = ('mcibi', 'region_contrast', 'pixel_contrast', 'gald', 'contextrast')
+
+def all_presets() -> dict:
+    "`PRESETS` above plus the `PRESETS` of every paper module under `ctxseg.methods` that exists."
+    out = dict(PRESETS)
+    for m in PAPER_MODULES:
+        try: mod = importlib.import_module(f'ctxseg.methods.{m}')
+        except ModuleNotFoundError as e:
+            if e.name in (f'ctxseg.methods.{m}', 'ctxseg.methods'): continue   # chain not written yet
+            raise
+        out.update(getattr(mod, 'PRESETS', {}))
+    return out
+
 def names() -> list[str]:
     "All preset names."
-    return sorted(PRESETS)
+    return sorted(all_presets())
 
 def get(name: str, overrides=()) -> Config:
     "A fresh copy of preset `name` with `overrides` applied."
-    if name not in PRESETS:
-        close = difflib.get_close_matches(name, PRESETS, n=3)
+    presets = all_presets()
+    if name not in presets:
+        close = difflib.get_close_matches(name, presets, n=3)
         raise KeyError(f"unknown preset {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else '')
-                       + f"; presets: {', '.join(names())}")
-    return apply_overrides(PRESETS[name](), overrides)
+                       + f"; presets: {', '.join(sorted(presets))}")
+    return apply_overrides(presets[name](), overrides)

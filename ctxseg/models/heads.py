@@ -4,7 +4,7 @@
 
 # %% ../../nbs/04_heads.ipynb #ddc09fd6
 from __future__ import annotations
-import math
+import importlib, math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -179,9 +179,15 @@ class AuxHead(FCNHead):
 HEADS: dict[str, type] = {'fcn': FCNHead, 'psp': PSPHead, 'aspp': ASPPHead, 'ocr': OCRHead}
 
 def build_head(name: str, in_channels, num_classes: int, **kw) -> SegHead:
-    "Head `name` (one of `HEADS`) for features with `in_channels`; `kw` go to its constructor."
-    if name not in HEADS: raise KeyError(f"unknown head {name!r}; choose from {sorted(HEADS)}")
-    return HEADS[name](in_channels, num_classes, **kw)
+    """Head `name` for features with `in_channels`; `kw` go to its constructor. `name` is one of `HEADS`, or a
+    paper module under `ctxseg.methods` whose `build_head(in_channels, num_classes, **kw)` builds a head method
+    (GALD, MCIBI): head methods stay in the model at inference, so they are chosen by `model.head`."""
+    if name in HEADS: return HEADS[name](in_channels, num_classes, **kw)
+    try: mod = importlib.import_module(f'ctxseg.methods.{name}')
+    except ModuleNotFoundError: mod = None
+    if mod is None or not hasattr(mod, 'build_head'):
+        raise KeyError(f"unknown head {name!r}; choose from {sorted(HEADS)} or a head method under ctxseg.methods")
+    return mod.build_head(in_channels, num_classes, **kw)
 
 def build_aux_head(in_channels, num_classes: int, **kw) -> AuxHead:
     "The stage-3 auxiliary FCN head."
