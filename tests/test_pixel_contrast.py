@@ -286,3 +286,26 @@ def test_two_ranks_hold_identical_queues_filled_from_both(tmp_path):
     assert res['filled'] == sum(res['local_counts'])      # the segment queue holds the entries of both ranks ...
     assert res['found_from_rank'] == [True, True]         # ... which are found in it, rank by rank
     assert res['train_buffers_equal'] and res['train_params_equal']
+
+
+def test_authors_memory_loss_matches_the_spec_loop():
+    "authors_code: anchors against [classes 1..K-1 of pixel|segment queue] + 2M zero rows labelled 0, self column dropped."
+    torch.manual_seed(0)
+    K, M, D = 4, 3, 6
+    m = PixelContrast(5, K, memory=True, authors_code=True, pixel_memory_size=M, segment_memory_size=M, proj_dim=D,
+                      temperature=0.1, base_temperature=0.07).double()
+    X = F.normalize(torch.randn(3, 2, D, dtype=torch.float64), dim=-1)
+    y = torch.tensor([1, 2, 0])
+    got = float(m.memory_loss(X, y))
+    A = [X[t, v] for v in range(2) for t in range(3)]; L = [int(y[t]) for v in range(2) for t in range(3)]
+    rows, lab = [], []
+    for c in range(1, K):
+        rows += list(m.pixel_queue.queue[c]) + list(m.segment_queue.queue[c]); lab += [c] * 2 * M
+    rows += [torch.zeros(D, dtype=torch.float64)] * 2 * M; lab += [0] * 2 * M
+    total = 0.0
+    for i, a in enumerate(A):
+        s = [float(a @ r) / 0.1 for r in rows]; mx = max(s); s = [v - mx for v in s]
+        neg = sum(math.exp(s[k]) for k in range(len(rows)) if lab[k] != L[i])
+        pos = [j for j in range(len(rows)) if lab[j] == L[i] and j != i]
+        total += -(0.1 / 0.07) * sum(s[j] - math.log(math.exp(s[j]) + neg) for j in pos) / len(pos)
+    assert abs(got - total / len(A)) < 1e-9
