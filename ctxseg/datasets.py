@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_datasets.ipynb #808af2f9
 from __future__ import annotations
-import hashlib, json, os, shutil, time, re
+import hashlib, json, os, shutil, time, re, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +15,8 @@ from torch.utils.data import Dataset
 from PIL import Image
 from torchvision.io import decode_image, read_file, ImageReadMode
 from .data import IMAGENET_MEAN, IMAGENET_STD
+# torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec; they are what we decode with here.
+warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision', category=DeprecationWarning)
 
 # %% auto #0
 __all__ = ['SPECS', 'PREPARE_VERSION', 'LISTERS', 'ADE20K_CLASSES', 'ADE20K_PALETTE', 'COCO_UNUSED_IDS', 'COCO_STUFF_CLASSES',
