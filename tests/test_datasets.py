@@ -12,6 +12,8 @@ from ctxseg import datasets as D
 from ctxseg.cli import main
 from ctxseg.data import build_loader
 
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning")
+
 H, W = 24, 32
 
 
@@ -401,3 +403,18 @@ def test_build_dataset_end_to_end(tmp_path):
     assert b['image'].shape == (2, 3, 32, 32) and b['label'].dtype == torch.int64
     with pytest.raises(ValueError, match='data.root is empty'):
         build_dataset(DataConfig(dataset='ade20k'), 'train')
+
+
+# -- data_scripts: the thin wrappers find an extracted download and run `ctxseg prepare` ------------------------
+def test_data_scripts(tmp_path):
+    name = 'cityscapes'                       # one run (a fresh interpreter costs seconds); the others share _common.sh
+    root = Path(__file__).resolve().parents[1]
+    for f in (root / 'data_scripts').glob('*.sh'):
+        assert subprocess.run(['bash', '-n', str(f)]).returncode == 0, f
+    assert {f.stem for f in (root / 'data_scripts').glob('*.sh')} >= set(NAMES)
+    FIXTURES[name](tmp_path / 'raw', np.random.default_rng(6))
+    env = {**os.environ, 'CTXSEG': f'{sys.executable} -m ctxseg.cli'}
+    r = subprocess.run(['bash', str(root / 'data_scripts' / f'{name}.sh'), str(tmp_path / 'raw'), str(tmp_path / 'out'), '--subset'],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / 'out' / 'manifest.json').read_text())['dataset'] == name
