@@ -636,7 +636,7 @@ class HFSegmentation(Dataset):
     "A Hugging Face dataset of (image, label-map) pairs behind the ctxseg dataset contract."
     def __init__(self, source: str, split: str = 'train', transform: Callable | None = None, like: str | None = None,
                  classes=None, palette=None, image_key: str = 'image', label_key: str | None = None,
-                 label_map: str | None = None, ignore_index: int = 255, check_sizes: bool = False):
+                 label_map: str | None = None, ignore_index: int = 255, check_sizes: bool | None = None):
         import datasets
         opts = dict(HF_KNOWN.get(str(source), {}))
         side = Path(source) / 'ctxseg.json'
@@ -658,14 +658,15 @@ class HFSegmentation(Dataset):
             if not isinstance(d.features[k], datasets.Image):
                 raise HFSourceError(f"{source}: column {k!r} is {d.features[k]}, expected an Image feature")
             d = d.cast_column(k, datasets.Image(decode=False))          # bytes; decoded by torchvision.io
-        exp = spec.splits.get(split) if spec else None
+        exp = spec.splits.get('val' if split == 'validation' else split) if spec else None
+        if check_sizes is None: check_sizes = str(source) in HF_KNOWN       # a hub copy must be complete; local ones may be subsets
         if check_sizes and exp is not None and len(d) != exp:
             raise HFSourceError(f"{like} {split}: expected {exp} samples, found {len(d)} in {source}")
         self.ds, self.image_key, self.label_key = d, image_key, label_key
         if label_map in (None, 'identity'): self.lut = None
-        elif label_map == 'reduce_zero': self.lut = torch.from_numpy(reduce_zero_lut(255).clip(0)).to(torch.uint8)
+        elif label_map == 'reduce_zero':                                 # 0 → ignore, k → k-1, 255 stays ignore
+            self.lut = (torch.arange(256) - 1).clamp(0).to(torch.uint8); self.lut[0] = self.lut[255] = 255
         else: raise HFSourceError(f"label_map {label_map!r}: None, 'identity' or 'reduce_zero'")
-        if self.lut is not None: self.lut[255] = 255
         self.transform = transform or normalize_transform
     def __len__(self): return len(self.ds)
     @staticmethod
@@ -680,4 +681,4 @@ class HFSegmentation(Dataset):
             raise PrepareError(f"sample {i}: label must be a single-channel 8-bit image, got {tuple(lab.shape)} {lab.dtype}")
         lab = lab[0] if self.lut is None else self.lut[lab[0].long()]
         x, y = self.transform(img, lab)
-        return {'image': x, 'label': y, 'name': str(r.get('id', i)) if isinstance(r.get('id', i), (int, str)) else str(i)}
+        return {'image': x, 'label': y, 'name': str(i if r.get('id') is None else r['id'])}
