@@ -418,3 +418,32 @@ def test_data_scripts(tmp_path):
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / 'out' / 'manifest.json').read_text())['dataset'] == name
+
+
+def test_training_run_on_a_prepared_dataset(tmp_path, monkeypatch):
+    """`ctxseg.engine.train` on a prepared Cityscapes fixture: real files → loader → model → evaluation with iIoU.
+    Until `ctxseg.transforms` exists on this branch a minimal stand-in (crop for training, identity for evaluation)
+    takes its place; with the real module the same run goes through the real pipeline."""
+    import types
+    from ctxseg import configs as C
+    from ctxseg.engine import train
+    stand_in = False
+    try:
+        import ctxseg.transforms  # noqa: F401
+    except ImportError:
+        stand_in = True
+        def build_transforms(dcfg, train):
+            h, w = dcfg.crop_size
+            def tf(img, lab):
+                x, y = D.normalize_transform(img, lab)
+                return (x[:, :h, :w], y[:h, :w]) if train else (x, y)
+            return tf
+        monkeypatch.setitem(sys.modules, 'ctxseg.transforms', types.SimpleNamespace(build_transforms=build_transforms))
+    src, dst = tmp_path / 'raw', tmp_path / 'prepared'
+    fx_cityscapes(src, np.random.default_rng(7), n={'train': 4, 'val': 2}, h=64, w=128, cell=8)
+    D.prepare('cityscapes', src, dst, subset=True, log=lambda s: None)
+    cfg = C.get('smoke', ['data.dataset=cityscapes', f'data.root={dst}', 'data.crop_size=[32,64]', 'train.iters=2',
+                          'data.batch_size=2', 'eval.batch_size=1'])
+    m = train(cfg, tmp_path / 'run', progress=False)
+    assert 0 <= m['mIoU'] <= 1 and len(m['IoU']) == 19
+    if stand_in: assert 0 <= m['iIoU'] <= 1                 # instance maps reached the evaluation (geometry kept)
