@@ -619,8 +619,11 @@ def load_hf_split(source: str, split: str):
             d = datasets.load_dataset('imagefolder', data_dir=str(p))
         elif p.exists() or source.startswith(('/', '.')) or '\\' in source:
             raise HFSourceError(f"{source}: not a folder or parquet file")
-        else:
-            d = datasets.load_dataset(source)
+        else:                                          # a hub name: fetch only the split asked for
+            try: return datasets.load_dataset(source, split='validation' if split == 'val' else split)
+            except ValueError as e:
+                if 'split' not in str(e).lower(): raise
+                raise HFSourceError(f"{source} has no split {split!r} ({e})") from None
     except (ConnectionError, OSError) as e:
         if p.exists(): raise HFSourceError(f"cannot read the Hugging Face dataset in {source}: {e}") from None
         raise HFSourceError(f"cannot load {source!r} from the Hugging Face Hub ({type(e).__name__}: {e}). Offline? Load it once "
