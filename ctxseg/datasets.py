@@ -140,6 +140,8 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
     counts = {k: len(v) for k, v in listing.splits.items()}
     for k, n in counts.items():
         if n == 0: raise PrepareError(f"{dataset}: split {k!r} has no samples under {src}")
+        if len({s.name for s in listing.splits[k]}) != n:
+            raise PrepareError(f"{dataset}: split {k!r} lists some sample names twice (check the split lists in {src})")
         if not subset and k in spec.splits and n != spec.splits[k]:
             raise PrepareError(f"{dataset}: found {n} {k} samples under {src}, expected {spec.splits[k]} "
                                f"(a complete download); pass --subset to prepare a partial copy")
@@ -155,6 +157,7 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
             raise PrepareError(f"{dst} holds a different or incomplete preparation; pass --overwrite to replace it")
     elif dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise PrepareError(f"{dst} exists and is not a prepared dataset (no manifest.json); refusing to write into it")
+    _remove_stale_partials(dst)
     tmp = dst.parent / f'.{dst.name}.partial-{os.getpid()}'
     if tmp.exists(): shutil.rmtree(tmp)
     try:
@@ -187,6 +190,13 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     log(f"{dst}: prepared {dataset} " + ', '.join(f'{k} {n}' for k, n in counts.items()) + f" in {manifest['seconds']} s")
     return {**manifest, 'status': 'prepared'}
+
+def _remove_stale_partials(dst: Path):
+    "Delete `.<dst>.partial-<pid>` folders left by runs that were killed (their process no longer exists)."
+    for p in dst.parent.glob(f'.{dst.name}.partial-*'):
+        try: os.kill(int(p.name.rsplit('-', 1)[1]), 0)          # still running: leave it alone
+        except ProcessLookupError: shutil.rmtree(p, ignore_errors=True)
+        except (ValueError, PermissionError): pass
 
 def _complete(root: Path, m: dict) -> bool:
     "Do the files on disk match the manifest's counts?"

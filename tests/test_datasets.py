@@ -447,3 +447,16 @@ def test_training_run_on_a_prepared_dataset(tmp_path, monkeypatch):
     m = train(cfg, tmp_path / 'run', progress=False)
     assert 0 <= m['mIoU'] <= 1 and len(m['IoU']) == 19
     if stand_in: assert 0 <= m['iIoU'] <= 1                 # instance maps reached the evaluation (geometry kept)
+
+
+def test_prepare_help_lists_the_datasets(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e: main(['prepare', '--help'])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and all(n in out for n in NAMES) and '--src' in out and '--dst' in out
+    # a run killed earlier left a partial folder: the next run removes it (its process is gone)
+    src, dst = tmp_path / 'raw', tmp_path / 'prepared'
+    fx_lip(src, np.random.default_rng(8))
+    p = subprocess.Popen(['true']); p.wait()
+    (tmp_path / f'.prepared.partial-{p.pid}' / 'images').mkdir(parents=True)
+    assert main(['prepare', 'lip', '--src', str(src), '--dst', str(dst), '--subset']) == 0
+    assert sorted(q.name for q in tmp_path.iterdir()) == ['prepared', 'raw']
