@@ -24,10 +24,10 @@ __all__ = ['SPECS', 'PREPARE_VERSION', 'LISTERS', 'ADE20K_CLASSES', 'ADE20K_PALE
            'LIP_PALETTE', 'DATASETS', 'HF_KNOWN', 'PrepareError', 'DatasetSpec', 'RawSample', 'RawListing',
            'read_png_label', 'make_lut', 'read_manifest', 'prepare', 'normalize_transform', 'decode_rgb',
            'decode_label', 'PreparedSegmentation', 'cityscapes_lut', 'cityscapes_train_to_label_ids', 'list_cityscapes',
-           'Cityscapes', 'colorize', 'export_cityscapes', 'cityscapes_official_eval', 'reduce_zero_lut', 'list_ade20k',
-           'ADE20K', 'coco_stuff_lut', 'read_mat_label', 'list_coco_stuff10k', 'COCOStuff10k', 'parse_label_names',
-           'pascal_context_lut', 'list_pascal_context', 'PascalContext59', 'list_camvid', 'CamVid', 'list_lip', 'LIP',
-           'HFSourceError', 'load_hf_split', 'HFSegmentation']
+           'Cityscapes', 'colorize', 'tiny_cityscapes', 'export_cityscapes', 'cityscapes_official_eval',
+           'reduce_zero_lut', 'list_ade20k', 'ADE20K', 'coco_stuff_lut', 'read_mat_label', 'list_coco_stuff10k',
+           'COCOStuff10k', 'parse_label_names', 'pascal_context_lut', 'list_pascal_context', 'PascalContext59',
+           'list_camvid', 'CamVid', 'list_lip', 'LIP', 'HFSourceError', 'load_hf_split', 'HFSegmentation']
 
 # %% ../nbs/12_datasets.ipynb #4bc9ddab
 class PrepareError(ValueError):
@@ -320,6 +320,26 @@ def colorize(label, palette, ignore_index: int = 255) -> np.ndarray:
     pal = np.zeros((256, 3), np.uint8); pal[:len(palette)] = np.asarray(palette, np.uint8)
     pal[ignore_index] = 0
     return pal[np.clip(lab, 0, 255)]
+
+# %% ../nbs/12_datasets.ipynb #b8e2a737
+def tiny_cityscapes(root, n=(3, 2), H: int = 64, W: int = 128, cell: int = 16, seed: int = 0) -> Path:
+    """Write a miniature Cityscapes in the official raw layout under `root` (for demonstrations): `n` = (train, val)
+    images, blocky raw label ids, instance maps `labelId·1000 + k`, images = label colours + noise."""
+    root = Path(root)
+    g = np.random.default_rng(seed)
+    ids = np.array([l.id for l in _cs_labels() if l.id >= 0])
+    for split, k in zip(('train', 'val'), n):
+        for i in range(k):
+            city = ('aachen', 'bochum')[i % 2]; stem = f'{city}_{i:06d}_000019'
+            (root / 'leftImg8bit' / split / city).mkdir(parents=True, exist_ok=True)
+            (root / 'gtFine' / split / city).mkdir(parents=True, exist_ok=True)
+            lab = np.kron(g.choice(ids, (H // cell, W // cell)), np.ones((cell, cell), int)).astype(np.uint8)
+            ins = np.where(lab >= 24, lab.astype(np.int32) * 1000 + (np.arange(W) // 32)[None], lab).astype(np.uint16)
+            col = colorize(cityscapes_lut()[lab], SPECS['cityscapes'].palette).astype(int) + g.integers(-40, 40, (H, W, 3))
+            Image.fromarray(col.clip(0, 255).astype(np.uint8)).save(root / 'leftImg8bit' / split / city / f'{stem}_leftImg8bit.png')
+            Image.fromarray(lab).save(root / 'gtFine' / split / city / f'{stem}_gtFine_labelIds.png')
+            Image.fromarray(ins).save(root / 'gtFine' / split / city / f'{stem}_gtFine_instanceIds.png')
+    return root
 
 # %% ../nbs/12_datasets.ipynb #ed33cac8
 def export_cityscapes(pred, name: str, out_dir) -> Path:
