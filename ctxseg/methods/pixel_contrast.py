@@ -277,6 +277,7 @@ SMOKE_PARAMS = dict(feature='layer4', proj_dim=32, warmup_iters=0, loss_weight=0
 PRESETS = {
     'smoke_pixcon': lambda: _with_method('smoke', 'smoke_pixcon', SMOKE_PARAMS),
     'synthetic_aspp_pixcon': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_pixcon', CPU_PARAMS),
+    'synthetic_aspp_pixcon_batch': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_pixcon_batch', {**CPU_PARAMS, 'memory': False}),
     'synthetic_fcn_pixcon': lambda: _with_method('synthetic_fcn', 'synthetic_fcn_pixcon', CPU_PARAMS),
     'cityscapes_pixcon_hr48': lambda: _cityscapes_contrast(True),
     'cityscapes_pixcon_aspp_r101': lambda: _cityscapes_contrast(False),
