@@ -14,10 +14,10 @@ from . import configs as C
 
 # %% auto #0
 __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'PROFILES', 'ARTEFACTS', 'repo_root', 'git_info', 'machine_info', 'data_fingerprint',
-           'run_state', 'read_json', 'read_log', 'train_grid', 'load_summary', 'aggregate', 'Table', 'table_notes',
-           'grid_table', 'class_iou_table', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
-           'plot_overlays', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks', 'output_paths',
-           'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
+           'same_config', 'run_state', 'read_json', 'read_log', 'train_grid', 'load_summary', 'aggregate', 'Table',
+           'table_notes', 'grid_table', 'class_iou_table', 'plot_losses', 'plot_class_iou', 'overlay_runs',
+           'predict_runs', 'plot_overlays', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks',
+           'output_paths', 'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
 
 # %% ../nbs/11_runner.ipynb #35af27d1
 def repo_root() -> Path:
@@ -57,6 +57,9 @@ def machine_info() -> dict:
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity
 
 def _identity(cfg) -> dict:
+    if isinstance(cfg, dict):                  # a recorded config: read it back, so a field added since takes its default
+        try: cfg = C.from_dict(cfg)
+        except (KeyError, TypeError, ValueError): pass
     d = json.loads(json.dumps(cfg if isinstance(cfg, dict) else C.to_dict(cfg)))
     for k in CHUNK_KEYS:
         sec, key = k.split('.')
@@ -76,11 +79,16 @@ def data_fingerprint(cfg: C.Config) -> str:
             h.update(s['image'].numpy().tobytes()); h.update(s['label'].numpy().tobytes())
     return h.hexdigest()[:16]
 
+def same_config(recorded: dict, cfg) -> bool:
+    """Whether a run's recorded `config.json` (a dict) is the config `cfg` would train, up to the chunk keys; a key
+    added to the config classes after the run was recorded counts as its default."""
+    return _identity(recorded) == _identity(cfg)
+
 def run_state(cfg: C.Config, run_dir, fingerprint: str | None = None) -> str:
     """What `train_grid` does with `run_dir` for `cfg`: 'done' (reuse), 'resume' or 'new'. With `fingerprint`, a run
     whose recorded `data.json` has another one is 'new' (a run without `data.json` is trusted)."""
     run = Path(run_dir)
-    try: same = _identity(json.loads((run / 'config.json').read_text())) == _identity(cfg)
+    try: same = same_config(json.loads((run / 'config.json').read_text()), cfg)
     except (OSError, ValueError): same = False
     if same and fingerprint and (run / 'data.json').is_file():
         same = json.loads((run / 'data.json').read_text()).get('fingerprint') == fingerprint
