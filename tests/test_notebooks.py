@@ -97,6 +97,16 @@ def test_book_renders_the_executed_copies_and_never_executes_them():
         assert res in [s['file'] for s in chapter.get('sections', [])], f'book/_toc.yml: {res} is not listed under {src}'
 
 
+def test_training_notebooks_cross_reference_by_absolute_paths():
+    "Their executed copies live in book/results/<profile>/, so a relative {doc} target would point elsewhere there."
+    import re
+    for nb_path in NOTEBOOKS:
+        nb = nbformat.read(nb_path, as_version=4)
+        targets = [t for c in nb.cells if c.cell_type == 'markdown' for t in re.findall(r'\{doc\}`(?:[^`<]*<)?([^`>]+)>?`', c.source)]
+        relative = [t for t in targets if not t.startswith('/')]
+        assert not relative, f'{nb_path.name}: use /nbs/... or /book/... in {{doc}} references, not {relative}'
+
+
 def test_committed_cpu_results_are_recomputed_from_their_artefacts():
     from ctxseg.runner import class_iou_table, grid_table, load_summary, read_json
     prov = read_json(RESULTS / 'provenance.json')
