@@ -133,17 +133,18 @@ DEMO_PRESETS = ['synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_o
 
 def cmd_demo(args) -> int:
     from ctxseg.engine import train
+    from ctxseg.runner import run_state
     rows, out = {}, Path(args.out)
     for p in args.presets or DEMO_PRESETS:
         cfg = C.get(p, (args.set or []) + ([f'train.iters={args.iters}'] if args.iters else []))
         run = out / p
-        if (run / 'metrics.json').exists() and json.loads((run / 'config.json').read_text()) == C.to_dict(cfg):
+        state = run_state(cfg, run)                                   # 'done' | 'resume' | 'new', as the runner decides
+        if state == 'done':
             m = json.loads((run / 'metrics.json').read_text()); print(f"{p}: reusing {run}")
         else:
-            resume = (run / 'checkpoint.pt').exists() and json.loads((run / 'config.json').read_text()) == C.to_dict(cfg)
-            if run.exists() and not resume:
+            if state == 'new' and run.exists():
                 import shutil; shutil.rmtree(run)
-            t = time.time(); m = train(cfg, run, resume=resume, progress=not args.no_progress)
+            t = time.time(); m = train(cfg, run, resume=state == 'resume', progress=not args.no_progress)
             print(f"{p}: {time.time() - t:.0f} s")
         rows[p] = m
     print('\nSynthetic benchmark, validation split (IoU in %):')
