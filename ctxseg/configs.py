@@ -42,7 +42,7 @@ class DataConfig:
     "Which dataset, how big a batch, how many loader workers."
     dataset: str = 'synthetic'
     root: str = ''
-    size: int = 96                   # synthetic: image side in pixels
+    size: int = 192                  # synthetic: image side in pixels
     num_train: int | None = None     # synthetic: number of training images (None = dataset default)
     num_val: int | None = None
     crop_size: list = field(default_factory=lambda: [512, 1024])   # H, W (real datasets)
@@ -86,6 +86,7 @@ class TrainConfig:
     time_budget: float = 0.0         # seconds; > 0: checkpoint and stop cleanly when spent (resume later)
     stop_after: int = 0              # > 0: checkpoint and stop after this iteration (run in chunks, resume later)
     device: str = 'auto'             # auto | cpu | cuda
+    threads: int = 0                 # CPU threads of torch (0 = torch's default); bits reproduce only at a fixed count
 
 # %% ../nbs/00_configs.ipynb #11454678
 @dataclass
@@ -97,6 +98,7 @@ class EvalConfig:
     scales: list = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
     flip: bool = True
     boundary_tolerances: list = field(default_factory=list)   # pixel tolerances for boundary F-score
+    boundary_iou_ratios: list = field(default_factory=list)   # boundary IoU band widths as a fraction of the diagonal (Cheng et al. 2021), e.g. [0.02]
     batch_size: int = 0              # 0 = same as data.batch_size (whole mode only)
 
 @dataclass
@@ -217,13 +219,13 @@ def _synthetic(head: str, **head_kwargs) -> Config:
         name=f'synthetic_{head}', profile='cpu',
         model=ModelConfig(backbone='resnet18', stem='v1c', base_width=16, head=head, head_channels=64,
                           head_kwargs=head_kwargs, aux_channels=32, dropout=0.1),
-        data=DataConfig(dataset='synthetic', size=96, batch_size=8),
-        train=TrainConfig(iters=1500, lr=0.05, weight_decay=1e-4, log_interval=10, ckpt_interval=250),
-        eval=EvalConfig(mode='whole', boundary_tolerances=[1, 2]))
+        data=DataConfig(dataset='synthetic', size=192, batch_size=8),
+        train=TrainConfig(iters=1000, lr=0.05, weight_decay=1e-4, log_interval=10, ckpt_interval=250, threads=2),
+        eval=EvalConfig(mode='whole', boundary_tolerances=[1, 2], boundary_iou_ratios=[0.02]))
 
 def synthetic_fcn() -> Config:  "CPU profile, FCN baseline on the synthetic benchmark."; return _synthetic('fcn')
 def synthetic_psp() -> Config:  "CPU profile, PSPNet on the synthetic benchmark."; return _synthetic('psp')
-def synthetic_aspp() -> Config: "CPU profile, DeepLabV3 (ASPP) on the synthetic benchmark."; return _synthetic('aspp', dilations=[1, 2, 3, 4])
+def synthetic_aspp() -> Config: "CPU profile, DeepLabV3 (ASPP) on the synthetic benchmark."; return _synthetic('aspp', dilations=[1, 3, 6, 9])
 def synthetic_ocr() -> Config:  "CPU profile, OCRNet on the synthetic benchmark."; return _synthetic('ocr')
 
 # %% ../nbs/00_configs.ipynb #e87d34e6

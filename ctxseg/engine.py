@@ -5,6 +5,10 @@
 # %% ../nbs/08_engine.ipynb #f5f25c6b
 from __future__ import annotations
 import json, math, os, random, sys, time, hashlib, platform, subprocess
+# Intel MKL picks its matrix-product kernels by CPU (AVX-512, AMX, ...), and different kernels round differently;
+# pin the AVX2 code path, which every x86-64 CPU of the last decade has, so that a run reproduces bit for bit on
+# another machine. MKL reads this once, at its first matrix product: it must be set before any (see below).
+os.environ.setdefault('MKL_CBWR', 'AVX2')
 from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
@@ -21,7 +25,7 @@ from .models.segmentor import build_model
 __all__ = ['dist_info', 'setup_distributed', 'is_main', 'seed_everything', 'poly_lr', 'build_optimizer', 'set_lr',
            'CheckpointError', 'atomic_write_bytes', 'atomic_write_json', 'save_checkpoint', 'load_checkpoint',
            'rng_state', 'set_rng_state', 'infer_whole', 'infer_slide', 'infer_ms_flip', 'infer', 'evaluate',
-           'NonFiniteLossError', 'broadcast_buffers', 'train']
+           'NonFiniteLossError', 'numerics', 'pin_numerics', 'data_version', 'broadcast_buffers', 'train']
 
 # %% ../nbs/08_engine.ipynb #bfc46353
 def dist_info() -> tuple[int, int]:
@@ -175,6 +179,7 @@ def evaluate(model, loader, num_classes: int, ecfg, device, ignore_index: int = 
     was_training = model.training
     model.eval()
     m = SegMetrics(num_classes, ignore_index=ignore_index, boundary_tolerances=tuple(ecfg.boundary_tolerances),
+                   boundary_iou_widths=tuple(getattr(ecfg, 'boundary_iou_ratios', ())),
                    device=device)
     it = loader
     if progress and is_main():
@@ -194,7 +199,24 @@ class NonFiniteLossError(FloatingPointError):
 
 def _unwrap(model): return model.module if hasattr(model, 'module') else model
 
-def _provenance() -> dict:
+def numerics() -> dict:
+    "What decides the bits of a CPU run besides the config: torch's thread count and MKL's code path."
+    return {'torch_threads': torch.get_num_threads(), 'mkl_cbwr': os.environ.get('MKL_CBWR', ''),
+            'mkl': torch.backends.mkl.is_available()}
+
+def pin_numerics(tcfg) -> dict:
+    "Set the thread count of `tcfg.threads` (0 = leave it) and return `numerics()`."
+    if tcfg.threads > 0 and torch.get_num_threads() != tcfg.threads: torch.set_num_threads(tcfg.threads)
+    return numerics()
+
+def data_version(dcfg) -> str:
+    "The version of the data a run trains on: `synthetic-v<N>` for the built-in benchmark, else the dataset name."
+    if dcfg.dataset == 'synthetic':
+        from ctxseg.synthetic import SYNTHETIC_VERSION
+        return f'synthetic-v{SYNTHETIC_VERSION}'
+    return dcfg.dataset
+
+def _provenance(cfg=None) -> dict:
     def git(*a):
         try: return subprocess.run(['git', *a], capture_output=True, text=True, timeout=5,
                                    cwd=Path(__file__).parent).stdout.strip()
@@ -202,7 +224,8 @@ def _provenance() -> dict:
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
     return {'git_commit': git('rev-parse', 'HEAD'), 'git_dirty': bool(git('status', '--porcelain')),
             'torch': torch.__version__, 'python': platform.python_version(), 'host': platform.node(),
-            'device': dev, 'cpu_count': os.cpu_count(), 'command': ' '.join(sys.argv)}
+            'device': dev, 'cpu_count': os.cpu_count(), 'command': ' '.join(sys.argv), **numerics(),
+            **({'data_version': data_version(cfg.data)} if cfg is not None else {})}
 
 def _trim_log(path: Path, last_iter: int) -> None:
     if not path.exists(): return
@@ -238,6 +261,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
     if tc.deterministic:
         torch.use_deterministic_algorithms(True)
         if device.type == 'cuda': os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    pin_numerics(tc)
     seed_everything(tc.seed + rank)
 
     train_ds, val_ds = build_dataset(cfg.data, 'train'), build_dataset(cfg.data, 'val')
@@ -265,7 +289,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
         out.mkdir(parents=True, exist_ok=True)
         C.save_json(cfg, out / 'config.json')
         if resume: _trim_log(out / 'log.jsonl', start)
-        else: atomic_write_json(out / 'provenance.json', _provenance())
+        else: atomic_write_json(out / 'provenance.json', _provenance(cfg))
     tb = _tb_writer(out) if main else None
     loader = build_loader(train_ds, cfg.data.batch_size, train=True, seed=tc.seed, start_iter=start,
                           num_workers=cfg.data.num_workers, rank=rank, world=world, pin_memory=device.type == 'cuda')
@@ -342,7 +366,8 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
     metrics = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners, progress=progress)
     metrics.update({'iter': tc.iters, 'classes': list(train_ds.classes), 'preset': cfg.name, 'profile': cfg.profile,
                     'dataset': cfg.data.dataset, 'eval_mode': cfg.eval.mode, 'world_size': world,
-                    'wall_time_s': time.time() - t_start, 'device': _provenance()['device']})
+                    'wall_time_s': time.time() - t_start, 'device': _provenance()['device'],
+                    'data_version': data_version(cfg.data), **numerics()})
     if main:
         atomic_write_json(out / 'metrics.json', metrics)
         if tb: tb.add_scalar('val/mIoU', metrics['mIoU'], tc.iters); tb.close()

@@ -12,24 +12,22 @@ from torch.utils.data import Dataset
 from .data import to_tensor
 
 # %% auto #0
-__all__ = ['CLASSES', 'PALETTE', 'IGNORE_INDEX', 'GROUND', 'ROAD', 'CAR', 'BOAT', 'SIGN', 'WIRE', 'DEFAULT_SIZE', 'SPLIT_BASE',
-           'DEFAULT_NUM', 'smooth_noise', 'generate', 'colorize', 'class_frequencies', 'object_colour_stats',
-           'SyntheticSegmentation', 'write_cityscapes_layout']
+__all__ = ['SYNTHETIC_VERSION', 'CLASSES', 'PALETTE', 'IGNORE_INDEX', 'BACKGROUND', 'ROAD', 'CAR', 'BOAT', 'SIGN', 'WIRE', 'BUSH',
+           'ROCK', 'DEFAULT_SIZE', 'WARM', 'COOL', 'SPLIT_BASE', 'DEFAULT_NUM', 'smooth_noise', 'generate', 'colorize',
+           'class_frequencies', 'object_colour_stats', 'SyntheticSegmentation', 'write_cityscapes_layout']
 
 # %% ../nbs/02_synthetic.ipynb #c1ae2760
-CLASSES = ('ground', 'road', 'car', 'boat', 'sign', 'wire')
-PALETTE = [(120, 100, 60), (128, 64, 128), (220, 20, 60), (0, 110, 255), (255, 200, 0), (240, 240, 240)]
+SYNTHETIC_VERSION = 2
+CLASSES = ('background', 'road', 'car', 'boat', 'sign', 'wire', 'bush', 'rock')
+PALETTE = [(120, 100, 60), (128, 64, 128), (220, 20, 60), (0, 110, 255), (255, 200, 0), (240, 240, 240),
+           (40, 160, 40), (150, 150, 150)]
 IGNORE_INDEX = 255
-GROUND, ROAD, CAR, BOAT, SIGN, WIRE = range(len(CLASSES))
-DEFAULT_SIZE = 96
+BACKGROUND, ROAD, CAR, BOAT, SIGN, WIRE, BUSH, ROCK = range(len(CLASSES))
+DEFAULT_SIZE = 192
+WARM, COOL = np.array([0.95, 0.55, 0.2], np.float32), np.array([0.25, 0.55, 0.95], np.float32)   # horizon colours
 
 # %% ../nbs/02_synthetic.ipynb #ed25b96b
-@functools.lru_cache(maxsize=8)
-def _grid(size: int):
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    return y, x
-
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=64)
 def _interp(size: int, n: int) -> np.ndarray:
     "size×n matrix of bilinear weights from n knots to `size` samples (end points aligned)."
     t = np.linspace(0, n - 1, size)
@@ -38,68 +36,101 @@ def _interp(size: int, n: int) -> np.ndarray:
     A[np.arange(size), i0] = 1 - w; A[np.arange(size), i0 + 1] = w
     return A
 
-def smooth_noise(rng, size: int, n: int) -> np.ndarray:
-    "size×size smooth noise: N(0,1) knots on an n×n grid, interpolated (N = A Z Aᵀ)."
-    A = _interp(size, n)
-    return A @ rng.standard_normal((n, n), dtype=np.float32) @ A.T
+def smooth_noise(rng, size: int, n: int, height: int | None = None) -> np.ndarray:
+    "height×size smooth noise (Eq. 1): N(0,1) knots on an n×n grid, interpolated, N = B Z Aᵀ."
+    A, B = _interp(size, n), _interp(height or size, n)
+    return B @ rng.standard_normal((n, n), dtype=np.float32) @ A.T
 
-def _line(rng, S, x, y):
-    "Distance to, and position along, a random line through the central part of the image."
-    cx, cy = rng.uniform(0.2, 0.8, 2) * S; a = rng.uniform(0, np.pi)
-    return np.abs((x - cx) * np.sin(a) - (y - cy) * np.cos(a)), (x - cx) * np.cos(a) + (y - cy) * np.sin(a)
+@functools.lru_cache(maxsize=4)
+def _grain_bank(n: int = 512) -> np.ndarray:
+    "One fixed n×n×3 field of N(0,1) pixel noise; images take random windows of it."
+    return np.random.default_rng(12345).standard_normal((n, n, 3), dtype=np.float32)
+
+def _grain(rng, S: int) -> np.ndarray:
+    bank = _grain_bank(max(512, S + 1)); oy, ox = rng.integers(0, bank.shape[0] - S, 2)
+    return bank[oy:oy + S, ox:ox + S]
+
+@functools.lru_cache(maxsize=8)
+def _axis(size: int):
+    r = np.arange(size, dtype=np.float32); return r[:, None], r[None, :]     # y as a column, x as a row
+
+def _line(rng, S: int, lo: float = 0.2, hi: float = 0.8, along: bool = False):
+    "Distance to (and with `along`, position along) a random line through the box [lo, hi]² of the image."
+    y, x = _axis(S)
+    cx, cy = (rng.uniform(lo, hi, 2) * S).astype(np.float32); a = rng.uniform(0, np.pi)
+    c, s = np.float32(np.cos(a)), np.float32(np.sin(a))
+    d = np.abs((x - cx) * s - (y - cy) * c)
+    return (d, (x - cx) * c + (y - cy) * s) if along else d
+
+def _ellipse(rng, S: int, cx: float, cy: float, rx: float, ry: float):
+    "A rotated ellipse: the slices of its bounding box, its mask inside the box, and box coordinates centred on it."
+    a = rng.uniform(0, np.pi); r = max(rx, ry)
+    y0, y1 = max(int(cy - r), 0), min(int(cy + r) + 2, S); x0, x1 = max(int(cx - r), 0), min(int(cx + r) + 2, S)
+    y, x = np.mgrid[y0:y1, x0:x1].astype(np.float32); y -= cy; x -= cx
+    u = (x * np.cos(a) + y * np.sin(a)) / rx; v = (-x * np.sin(a) + y * np.cos(a)) / ry
+    return (slice(y0, y1), slice(x0, x1)), u * u + v * v < 1, x, y
 
 # %% ../nbs/02_synthetic.ipynb #d5425b0e
 def generate(seed: int, size: int = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    "One synthetic sample: uint8 image H×W×3 and uint8 label H×W (class ids or 255)."
+    "One synthetic sample (version 2): uint8 image H×W×3 and uint8 label H×W (class ids or 255)."
     rng = np.random.default_rng(seed)
-    S = size; y, x = _grid(S); s = S / 64
-    label = np.zeros((S, S), np.uint8)                                       # H×W, ground
-    # ground: a per-image colour, low-frequency blotches, fine grain
-    g = np.array([0.45, 0.40, 0.25], np.float32) + rng.uniform(-0.12, 0.12, 3).astype(np.float32)
-    img = g + 0.07 * smooth_noise(rng, S, 5)[..., None] + 0.04 * rng.standard_normal((S, S, 1), dtype=np.float32)
-    # road: a straight band with a dashed centre line (in 70 % of the images)
-    if rng.random() < 0.7:
-        d, t = _line(rng, S, x, y); w = rng.uniform(3, 5) * s
-        road = d < w
-        grey = rng.uniform(0.3, 0.5)
-        img[road] = grey + 0.03 * rng.standard_normal((int(road.sum()), 3), dtype=np.float32)
-        img[road & (d < 0.6 * s) & (np.mod(t, 8 * s) < 4 * s)] = grey + 0.35
+    S = size; s = S / 64
+    label = np.zeros((S, S), np.uint8)                                         # H×W, background
+    # background: a per-image colour with low-frequency blotches
+    g = np.array([0.45, 0.40, 0.25], np.float32) + rng.uniform(-0.1, 0.1, 3).astype(np.float32)
+    img = np.empty((S, S, 3), np.float32)
+    np.add(g, 0.07 * smooth_noise(rng, S, 6)[..., None], out=img)
+    # road: a straight band with a dashed centre line (in 60 % of the images)
+    if rng.random() < 0.6:
+        d, t = _line(rng, S, along=True)
+        road = d < rng.uniform(3, 5) * s; grey = rng.uniform(0.3, 0.5)
+        img[road] = grey
+        iy, ix = np.nonzero(d < 0.6 * s); dash = np.mod(t[iy, ix], 8 * s) < 4 * s
+        img[iy[dash], ix[dash]] = grey + 0.35
         label[road] = ROAD
-    # the scene: warm → the large objects are cars, cool → boats (decided by the signs' majority colour)
-    warm = rng.random() < 0.5
-    obj = CAR if warm else BOAT
-    # 1–2 large objects, one appearance distribution for both classes: a striped ellipse of random colour
+    # the dataset-level pair: bush (fine) and rock (coarse) texture, one colour law, texture scale tau per image
+    tau = rng.uniform(0.65, 1.5)
+    for cls, knots in ((BUSH, 22), (ROCK, 11)):                                # knots per 192 px at tau = 1
+        if rng.random() < 0.6:
+            r = rng.uniform(10, 16) * s; cx, cy = rng.uniform(0.15, 0.85, 2) * S
+            sl, m, _, _ = _ellipse(rng, S, cx, cy, r, r * rng.uniform(0.6, 1.0))
+            h, w = m.shape; L = max(h, w)
+            m &= smooth_noise(rng, L, 4)[:h, :w] > -0.5                        # a ragged outline
+            tex = smooth_noise(rng, L, max(int(round(knots * tau * L / 192)), 2))[:h, :w]
+            img[sl][m] = rng.uniform(0.25, 0.6, 3).astype(np.float32) + 0.14 * np.sign(tex[m])[:, None]
+            label[sl][m] = cls
+    # the global-context pair: 1-2 striped ellipses of random colour in the lower part; the scene decides the class
+    warm = rng.random() < 0.5; obj = CAR if warm else BOAT
     for _ in range(rng.integers(1, 3)):
-        cx, cy = rng.uniform(0.2, 0.8, 2) * S; rx, ry = rng.uniform(9, 16, 2) * s; a = rng.uniform(0, np.pi)
-        u = ((x - cx) * np.cos(a) + (y - cy) * np.sin(a)) / rx
-        v = (-(x - cx) * np.sin(a) + (y - cy) * np.cos(a)) / ry
-        m = u * u + v * v < 1
-        body = rng.uniform(0.15, 0.85, 3).astype(np.float32)
+        cx, cy = rng.uniform(0.2, 0.8) * S, rng.uniform(0.5, 0.82) * S
+        rx, ry = rng.uniform(8, 13, 2) * s
+        sl, m, lx, ly = _ellipse(rng, S, cx, cy, rx, ry)
         f, b = rng.uniform(0.25, 0.5) / s, rng.uniform(0, np.pi)
-        stripes = np.sign(np.sin(f * ((x - cx) * np.cos(b) + (y - cy) * np.sin(b))))
-        img[m] = body + 0.08 * stripes[m][:, None]
-        label[m] = obj
-    # 8–14 signs (3×3 or 5×5 squares); a fraction 0.7–0.9 of them has the scene's colour
-    frac = rng.uniform(0.7, 0.9)
-    for _ in range(rng.integers(8, 15)):
-        scene_colour = rng.random() < frac
-        is_warm = scene_colour == warm
-        col = (np.array([0.9, 0.35, 0.1]) if is_warm else np.array([0.1, 0.45, 0.9])) + rng.uniform(-0.1, 0.1, 3)
-        r = int(rng.integers(1, 3) * max(s, 1)); cx, cy = rng.integers(r, S - r, 2)
-        img[cy - r:cy + r + 1, cx - r:cx + r + 1] = col
-        label[cy - r:cy + r + 1, cx - r:cx + r + 1] = SIGN
-    # 1–2 wires: thin dark lines of low contrast (about 1.5 px wide at 64 px, 2.5 px at 96 px)
+        stripes = np.sign(np.sin(f * (lx * np.cos(b) + ly * np.sin(b))))
+        img[sl][m] = rng.uniform(0.15, 0.85, 3).astype(np.float32) + 0.08 * stripes[m][:, None]
+        label[sl][m] = obj
+    # small objects: 6-12 signs, yellow squares with a dark rim (7 or 9 px in all)
+    for _ in range(rng.integers(6, 13)):
+        r = int(rng.integers(2, 4)); cx, cy = rng.integers(r + 1, max(S - r - 1, r + 2), 2)
+        img[cy - r - 1:cy + r + 2, cx - r - 1:cx + r + 2] = 0.1
+        img[cy - r:cy + r + 1, cx - r:cx + r + 1] = np.array([0.95, 0.85, 0.15], np.float32) + rng.uniform(-0.08, 0.08, 3)
+        label[cy - r - 1:cy + r + 2, cx - r - 1:cx + r + 2] = SIGN
+    # thin structures: 1-2 dark wires, 1.7 px wide per 64 px (5 px at 192)
     for _ in range(rng.integers(1, 3)):
-        d, _t = _line(rng, S, x, y)
-        m = d < 0.8 * s
-        img[m] = img[m] * 0.55
+        m = _line(rng, S, 0.25, 0.85) < 0.85 * s
+        img[m] *= 0.45
         label[m] = WIRE
-    # per-image appearance shift: gain, colour cast, sensor noise
-    img = img * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08, 3).astype(np.float32)
-    img = img + rng.uniform(0.01, 0.04) * rng.standard_normal((S, S, 3), dtype=np.float32)
-    if rng.random() < 0.25:                                                   # an unlabelled border
+    # the horizon band, 8-12 % of the height: its colour is the scene (warm: cars, cool: boats)
+    hb = max(int(rng.uniform(0.08, 0.12) * S), 1)
+    img[:hb] = (WARM if warm else COOL) + 0.05 * smooth_noise(rng, S, 4, hb)[..., None]
+    label[:hb] = BACKGROUND
+    # per-image appearance shift: gain, colour cast, sensor noise (in grey levels from here on)
+    img *= np.float32(255 * rng.uniform(0.8, 1.2))
+    img += (255 * rng.uniform(-0.06, 0.06, 3) + 0.5).astype(np.float32)
+    img += np.float32(255 * rng.uniform(0.02, 0.05)) * _grain(rng, S)
+    if rng.random() < 0.25:                                                     # an unlabelled border
         label[:2] = label[-2:] = label[:, :2] = label[:, -2:] = IGNORE_INDEX
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), label
+    return np.clip(img, 0, 255.4, out=img).astype(np.uint8), label
 
 # %% ../nbs/02_synthetic.ipynb #3bfa92dd
 def colorize(label: np.ndarray) -> np.ndarray:

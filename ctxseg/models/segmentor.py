@@ -73,23 +73,37 @@ def build_method(mcfg, channels: dict[str, int], num_classes: int, ignore_index:
         raise ValueError(f"unknown method {mcfg.name!r}: no module ctxseg.methods.{mcfg.name}") from e
     return mod.build_method(dict(mcfg.params), channels, num_classes, ignore_index)
 
+def _init_seeds() -> list[int]:
+    "Four seeds (trunk, head, auxiliary head, method) from one draw of the global torch generator."
+    base = int(torch.randint(0, 2**62, (1,)))
+    return [base + k for k in range(4)]
+
+def _seeded(seed: int, make):
+    "Build a module from its own seed, leaving the global torch generator where it was."
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
 def build_model(cfg, num_classes: int, ignore_index: int = 255) -> Segmentor:
-    "A `Segmentor` for `cfg` (a `ctxseg.configs.Config`)."
+    """A `Segmentor` for `cfg` (a `ctxseg.configs.Config`). Each part is initialised from its own seed, drawn once
+    from the global generator: after the same `torch.manual_seed`, two configs that share a trunk (or an auxiliary
+    head) get it with the same weights, whatever their heads and methods (paired seeds)."""
     m, t = cfg.model, cfg.train
+    s_trunk, s_head, s_aux, s_method = _init_seeds()
     bb_kw = dict(output_stride=m.output_stride, base_width=m.base_width, pretrained=m.pretrained,
                  pretrained_key_map=m.pretrained_key_map or None)
     if m.backbone.startswith('resnet'): bb_kw.update(stem=m.stem, dilation=m.dilation)
-    backbone = build_backbone(m.backbone, **bb_kw)
+    backbone = _seeded(s_trunk, lambda: build_backbone(m.backbone, **bb_kw))
     chans = list(backbone.out_channels)
-    head = build_head(m.head, chans[-1], num_classes, channels=m.head_channels, dropout=m.dropout,
-                      align_corners=m.align_corners, **m.head_kwargs)
-    aux = (build_aux_head(chans[-2], num_classes, channels=m.aux_channels, dropout=m.dropout,
-                          align_corners=m.align_corners) if m.aux and m.head != 'ocr' else None)
+    head = _seeded(s_head, lambda: build_head(m.head, chans[-1], num_classes, channels=m.head_channels,
+                                              dropout=m.dropout, align_corners=m.align_corners, **m.head_kwargs))
+    aux = (_seeded(s_aux, lambda: build_aux_head(chans[-2], num_classes, channels=m.aux_channels, dropout=m.dropout,
+                                                 align_corners=m.align_corners)) if m.aux and m.head != 'ocr' else None)
     loss_kw = dict(class_weights=t.class_weights, ignore_index=ignore_index, ohem_thresh=t.ohem_thresh,
                    ohem_min_kept=t.ohem_min_kept, align_corners=m.align_corners)
     # The auxiliary term is plain CE in every code base except ssseg's (GALD applies OHEM to the main output only).
     loss, aux_loss = SegLoss(t.loss, **loss_kw), SegLoss('ce', **loss_kw)
     channels = dict(zip(backbone.feature_names, chans)); channels['rep'] = m.head_channels
-    method = build_method(cfg.method, channels, num_classes, ignore_index)
+    method = _seeded(s_method, lambda: build_method(cfg.method, channels, num_classes, ignore_index))
     return Segmentor(backbone, head, aux, method, loss, aux_loss,
                      aux_weight=m.aux_weight if (m.aux or m.head == 'ocr') else 0.0, num_classes=num_classes)
