@@ -217,12 +217,13 @@ def data_version(dcfg) -> str:
     return dcfg.dataset
 
 def _provenance(cfg=None) -> dict:
+    "Where a run came from: commit (and local changes to tracked files, `book/results/` aside, which runs write), machine, numerics."
     def git(*a):
         try: return subprocess.run(['git', *a], capture_output=True, text=True, timeout=5,
                                    cwd=Path(__file__).parent).stdout.strip()
         except Exception: return ''
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
-    return {'git_commit': git('rev-parse', 'HEAD'), 'git_dirty': bool(git('status', '--porcelain')),
+    return {'git_commit': git('rev-parse', 'HEAD'), 'git_dirty': bool(git('status', '--porcelain', '--untracked-files=no', '--', ':(top)', ':(top,exclude)book/results')),
             'torch': torch.__version__, 'python': platform.python_version(), 'host': platform.node(),
             'device': dev, 'cpu_count': os.cpu_count(), 'command': ' '.join(sys.argv), **numerics(),
             **({'data_version': data_version(cfg.data)} if cfg is not None else {})}
