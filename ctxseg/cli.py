@@ -147,7 +147,8 @@ def cmd_demo(args) -> int:
             t = time.time(); m = train(cfg, run, resume=state == 'resume', progress=not args.no_progress)
             print(f"{p}: {time.time() - t:.0f} s")
         rows[p] = m
-    print('\nSynthetic benchmark, validation split (IoU in %):')
+    from ctxseg.synthetic import SYNTHETIC_VERSION
+    print(f'\nSynthetic benchmark v{SYNTHETIC_VERSION}, validation split (IoU in %):')
     print(results_table(rows))
     return 0
 
@@ -169,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--size', nargs=2, type=int, default=[512, 512]); b.add_argument('--batch', type=int, default=2)
     b.add_argument('--iters', type=int, default=10); b.add_argument('--device', default='auto'); b.add_argument('--json')
     common(b); b.set_defaults(fn=cmd_bench)
-    d = sub.add_parser('demo', help='train and compare the baselines on the synthetic benchmark (CPU, minutes)')
+    d = sub.add_parser('demo', help='train and compare the baselines on the synthetic benchmark (CPU, about 4 minutes a preset on 2 cores)')
     d.add_argument('--out', default='runs/demo'); d.add_argument('--iters', type=int); d.add_argument('--presets', nargs='*')
     common(d); d.set_defaults(fn=cmd_demo)
     _add_prepare_parser(sub)                            # `ctxseg prepare DATASET --src RAW --dst PREPARED`

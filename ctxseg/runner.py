@@ -18,8 +18,8 @@ __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'EXPECT', 'MIN_SEEDS', 'PROFILES', '
            'load_summary', 'run_data_version', 'check_versions', 'aggregate', 'Table', 'table_notes', 'grid_table',
            'class_iou_table', 'paired_diff', 'bimodal', 'paired_values', 'compare', 'verdict_text', 'claims_table',
            'plot_paired', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
-           'plot_overlays', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks', 'output_paths',
-           'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
+           'plot_overlays', 'recipe_targets', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks',
+           'output_paths', 'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
 
 # %% ../nbs/11_runner.ipynb #35af27d1
 def repo_root() -> Path:
@@ -595,6 +595,56 @@ def plot_overlays(summary: dict, n: int = 4, seed: int | None = None, indices=No
     fig.legend(handles=handles, loc='lower center', ncol=min(len(handles), 8), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.5 / (1.9 * len(y) + 0.5), 1, 1))
     return fig
+
+# %% ../nbs/11_runner.ipynb #5cab67aa
+def recipe_targets(summary: dict, baseline: str = 'synthetic_fcn', max_wall_s: float = 240.0, min_grid: int = 24,
+                   max_change: float = 0.05, max_std: float = 0.010, min_gain: float = 0.08, floor: float = 0.10,
+                   ceiling: float = 0.97) -> Table:
+    "The targets of a cpu recipe, measured on a grid of baselines: a `Table` of target | measured | met."
+    out = Path(summary['out_dir'])
+    done = [r for r in summary['runs'] if 'metrics' in r]
+    rows = []
+    if done:
+        walls = [r['metrics'].get('wall_time_s', math.nan) for r in done]
+        rows.append([f'one run ≤ {max_wall_s:.0f} s', f'{max(walls):.0f} s at most (median {np.median(walls):.0f} s)',
+                     max(walls) <= max_wall_s])
+        cfgs = [read_json(out / r['dir'] / 'config.json') for r in done]
+        grid = min(c['data']['size'] // c['model']['output_stride'] for c in cfgs if c)
+        rows.append([f'feature grid ≥ {min_grid}×{min_grid}', f'{grid}×{grid}', grid >= min_grid])
+        ch = {(r['preset'], r['seed']): loss_trend(out / r['dir'])['change'] for r in done}
+        rows.append([f'converged, every run: |change over the last 20 %| ≤ {100 * max_change:.0f} %',
+                     f'{100 * max(map(abs, ch.values())):.1f} % at most (median {100 * np.median(np.abs(list(ch.values()))):.1f} %)',
+                     max(map(abs, ch.values())) <= max_change])
+        presets = [p for p in summary['presets'] if any(r['preset'] == p for r in done)]
+        # one run's change is mostly the difficulty of the last batches, which the seed fixes (the same seed shows
+        # the same change in every preset); averaged over seeds, that noise cancels
+        pm = {p: np.mean([v for (q, _), v in ch.items() if q == p]) for p in presets}
+        worst = max(pm, key=lambda p: abs(pm[p]))
+        rows.append([f'converged, mean over seeds: |change| ≤ {100 * max_change:.0f} % for every preset',
+                     f'{100 * pm[worst]:+.1f} % at most ({worst})', abs(pm[worst]) <= max_change])
+        for p in presets:
+            v = list(paired_values(summary, p).values())
+            sd = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
+            rows.append([f'seed std ≤ {100 * max_std:.1f} mIoU: {p} ({len(v)} seeds)', f'{100 * sd:.2f}', sd <= max_std])
+        others = [p for p in presets if p != baseline]
+        if baseline in presets and others:
+            f = paired_values(summary, baseline)
+            best = max(others, key=lambda p: np.mean(list(paired_values(summary, p).values())))
+            b = paired_values(summary, best)
+            gain = float(np.mean(list(b.values())) - np.mean(list(f.values())))
+            rows.append([f'best context head ({best}) beats {baseline} by ≥ {100 * min_gain:.0f} mIoU', f'{100 * gain:+.1f}',
+                         gain >= min_gain])
+            rows.append(['… and each of its seeds beats every seed of the baseline',
+                         f'{100 * min(b.values()):.1f} (its worst) vs {100 * max(f.values()):.1f} (the best baseline seed)',
+                         min(b.values()) > max(f.values())])
+        classes = done[0]['metrics'].get('classes') or list(range(len(done[0]['metrics']['IoU'])))
+        iou = {p: np.nanmean([r['metrics']['IoU'] for r in done if r['preset'] == p], 0) for p in presets}
+        low = [str(classes[c]) for c in range(len(classes)) if all(iou[p][c] < floor for p in presets)]
+        high = [str(classes[c]) for c in range(len(classes)) if all(iou[p][c] > ceiling for p in presets)]
+        rows.append([f'no class below {100 * floor:.0f} IoU for every preset', ', '.join(low) or 'none', not low])
+        rows.append([f'no class above {100 * ceiling:.0f} IoU for every preset', ', '.join(high) or 'none', not high])
+    return Table(['target', 'measured', 'met'], [[a, b, 'yes' if c else 'NO'] for a, b, c in rows], table_notes(summary),
+                 title='targets of the recipe')
 
 # %% ../nbs/11_runner.ipynb #69381f2a
 class NotebookRunError(RuntimeError):
