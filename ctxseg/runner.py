@@ -255,9 +255,10 @@ def _fmt(ms) -> str:
 def table_notes(summary: dict) -> dict:
     "The caption of every table made from `summary`: what produced the numbers."
     ms = [r['metrics'] for r in summary['runs'] if 'metrics' in r]
-    datasets = sorted({run_data_version(m) for m in ms}) or ['?']
+    datasets = sorted({m.get('dataset', '?') for m in ms}) or ['?']
     notes = {'profile': summary.get('profile', '?'), 'dataset': ', '.join(datasets) + ' (validation split)',
              'hardware': summary.get('hardware', '?'), 'command': summary.get('command') or 'not recorded'}
+    if any(m.get('data_version') for m in ms): notes['data version'] = ', '.join(sorted({run_data_version(m) for m in ms}))
     if summary.get('git_commit'): notes['git commit'] = summary['git_commit'][:12] + (' (with local changes)' if summary.get('git_dirty') else '')
     notes['statistic'] = 'mean ± sample std over seeds, in %'
     return notes

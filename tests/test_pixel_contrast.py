@@ -234,7 +234,8 @@ def test_resume_restores_queues_pointers_and_counter_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     assert int(a['method.counter.steps']) == 5
     # a state_dict round trip into a fresh model restores the same
-    m = build_model(base, 6); m.load_state_dict(a)
+    from ctxseg.synthetic import CLASSES
+    m = build_model(base, len(CLASSES)); m.load_state_dict(a)
     assert torch.equal(m.method.segment_queue.queue, a['method.segment_queue.queue'])
 
 
