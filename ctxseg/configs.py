@@ -280,13 +280,13 @@ class Recipe:
 _MS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)          # Contextrast's test scales: 0.75 to 2.0, step 0.25
 _CTX = "Contextrast (Sung et al. 2024), Sec. 4.1 'Training settings' / 'Testing settings'"
 _GALD = 'GALD TIP (Li et al. 2021), Sec. IV'
-_MCIBI = 'MCIBI (Jin et al. ICCV 2021), ssseg config (methods.md §1.5; README table)'
-_PC = 'Pixel contrast (Wang et al. ICCV 2021), ContrastiveSeg configs/scripts (methods.md §3.4)'
+_MCIBI = 'MCIBI (Jin et al. ICCV 2021), SegmentationBLWX/sssegmentation ssseg/configs/memorynet/memorynet_deeplabv3_resnet101os8_*.py and its README table'
+_PC = 'Pixel contrast (Wang et al. ICCV 2021), tfzhou/ContrastiveSeg configs/cityscapes/*.json and scripts/cityscapes/*/run_*.sh'
 _N = TRAIN_SIZES
 
 RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
     # ---- Cityscapes (19 classes, 2975 train / 500 val) ----
-    Recipe('cityscapes', 'mmseg', 'mmseg reference baseline, Cityscapes 512x1024 40k (methods.md §0.3)',
+    Recipe('cityscapes', 'mmseg', 'mmseg reference baseline, Cityscapes 512x1024 40k (open-mmlab/mmsegmentation configs/_base_/datasets/cityscapes.py, configs/_base_/schedules/schedule_40k.py)',
            (512, 1024), 8, 40000, 0.01, 5e-4, scale=(2048, 1024), min_lr=1e-4),
     Recipe('cityscapes', 'contextrast', _CTX + ': batch 8, 40K iterations, 512x1024 crops; single-scale test',
            (512, 1024), 8, 40000, 0.01, 5e-4, scale=(2048, 1024), inferred=('lr', 'weight_decay', 'scale'),
@@ -295,7 +295,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
            (512, 1024), 8, 40000, 0.01, 5e-4,
            note='ContrastiveSeg also jitters the aspect ratio by 0.9-1.1 and passes 19 class weights to the CE '
                 '(not reproduced by this recipe); align_corners=True; ignore -1.'),
-    Recipe('cityscapes', 'region_contrast', 'RegionContrast (Hu et al. ICCV 2021), Cityscapes config (methods.md §2.5)',
+    Recipe('cityscapes', 'region_contrast', 'RegionContrast (Hu et al. ICCV 2021), Cityscapes config (hzhupku/RegionContrast experiments/decoder_contrast/config.yaml)',
            (769, 769), 8, epochs_to_iters(100, _N['cityscapes'], 8, drop_last=False), 0.01, 5e-4,
            eval_mode='slide', eval_crop=(769, 769), eval_stride=(513, 513), head_lr_mult=10.0, loss='ohem_batch',
            note='100 epochs; OHEM (0.7, 100000) on main and aux; align_corners=True.'),
@@ -311,7 +311,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
            note='Trains on train+val (3475 images) for the test server; ssseg also averages the slide output over '
                 'scales 0.5-1.75 with flip, which the engine does not combine with slide (slide only here).'),
     # ---- ADE20K (150 classes, 20210 / 2000) ----
-    Recipe('ade20k', 'mmseg', 'mmseg reference baseline, ADE20K 512x512 80k (methods.md §0.3)',
+    Recipe('ade20k', 'mmseg', 'mmseg reference baseline, ADE20K 512x512 80k (open-mmlab/mmsegmentation configs/_base_/datasets/ade20k.py, configs/_base_/schedules/schedule_80k.py)',
            (512, 512), 16, 80000, 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4,
            note='mmseg resizes test images to short side 512; we evaluate at the original size.'),
     Recipe('ade20k', 'contextrast', _CTX + ': crop 512x512, batch 12, 80K iterations; ms (0.75-2.0) + flip test',

@@ -48,7 +48,7 @@ def gt_prob(logits: Tensor, target: Tensor, ignore_index: int = 255) -> tuple[Te
 @torch.no_grad()
 def ohem_mask_per_image(logits: Tensor, target: Tensor, thresh: float = 0.7, min_kept: int = 100000,
                         ignore_index: int = 255) -> Tensor:
-    """Pixels kept by ssseg/mmseg `OHEMPixelSampler` (methods.md §0.3): τ = max(θ, p_(k)), k = min(min_kept·B, n−1)
+    """Pixels kept by ssseg/mmseg `OHEMPixelSampler` (mmsegmentation `mmseg/structures/sampler/ohem_pixel_sampler.py`): τ = max(θ, p_(k)), k = min(min_kept·B, n−1)
     over the sorted valid GT probabilities of the batch; keep p < τ (strict). Returns a B×H×W bool mask."""
     p, valid = gt_prob(logits, target, ignore_index)                  # B×H×W, +inf where ignored
     flat, n = p.flatten(), valid.sum()                                # n = number of valid pixels (a tensor)
@@ -63,7 +63,7 @@ def ohem_mask_per_image(logits: Tensor, target: Tensor, thresh: float = 0.7, min
 @torch.no_grad()
 def ohem_mask_per_batch(logits: Tensor, target: Tensor, thresh: float = 0.7, min_kept: int = 100000,
                         ignore_index: int = 255) -> Tensor:
-    """Pixels kept by TorchSeg `OhemCrossEntropy2dTensor` (RegionContrast, GALD; methods.md §0.3):
+    """Pixels kept by TorchSeg `OhemCrossEntropy2dTensor` (RegionContrast `pyseg/utils/loss_helper.py`, GALD `libs/core/loss.py`):
     τ = max(θ, m-th smallest valid p) with m = min_kept for the whole tensor; keep p ≤ τ;
     keep every valid pixel when m > n or m ≤ 0. Returns a B×H×W bool mask."""
     p, valid = gt_prob(logits, target, ignore_index)                  # B×H×W, +inf where ignored

@@ -18,7 +18,7 @@ __all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'GPU_PARAMS', 'SMO
 # %% ../../nbs/32_pixel_contrast_module.ipynb #45a7a873
 def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor, max_samples: int = 1024,
                          max_views: int = 100, ignore_index: int = 255, generator: torch.Generator | None = None):
-    """Anchors for the pixel contrast loss (Wang et al. 2021; spec §3.2). `embeddings` B×D×h×w, `labels` and
+    """Anchors for the pixel contrast loss (Wang et al. 2021, Sec. 3.4; `_hard_anchor_sampling` in ContrastiveSeg `lib/loss/loss_contrast.py`). `embeddings` B×D×h×w, `labels` and
     `predictions` B×h×w on the same grid → `X` T×V×D (per eligible (image, class): hard anchors, then easy) and
     `y` T (the class of each row)."""
     if embeddings.dim() != 4: raise ValueError(f"embeddings must be B×D×h×w, got shape {tuple(embeddings.shape)}")
@@ -73,7 +73,7 @@ def info_nce(S: Tensor, pos: Tensor, neg: Tensor, scale: float = 1.0) -> Tensor:
     return -scale * (mean_pos * has).sum() / has.sum().clamp(min=1) + 0.0 * S.sum()
 
 def contrastive_loss(X: Tensor, y: Tensor, temperature: float = 0.1, base_temperature: float = 0.07) -> Tensor:
-    """The pixel-to-pixel InfoNCE of Wang et al. 2021 (Eq. 2; spec §3.2 step 6) over anchors `X` T×V×D of classes
+    """The pixel-to-pixel InfoNCE of Wang et al. 2021 (Eq. 2; `_contrastive` in ContrastiveSeg `lib/loss/loss_contrast.py`) over anchors `X` T×V×D of classes
     `y` T, including the factor τ/τ_base."""
     if X.dim() != 3 or y.shape != X.shape[:1]:
         raise ValueError(f"expected X T×V×D and y T, got {tuple(X.shape)} and {tuple(y.shape)}")
@@ -218,7 +218,7 @@ class PixelContrast(nn.Module):
 
 def _authors_pixel_push(q: ClassQueue, items: Tensor, labels: Tensor, image: Tensor, B: int) -> None:
     """The repository's pixel-queue rule, one image at a time: k entries of a class go to [ptr, ptr+k) and ptr advances
-    by **1**, or, if ptr+k ≥ M, into the last k slots and ptr resets to 0 (spec §3.3, issues #47, #55)."""
+    by **1**, or, if ptr+k ≥ M, into the last k slots and ptr resets to 0 (`_dequeue_and_enqueue` in ContrastiveSeg `segmentor/trainer_contrastive.py`; its issues #47, #55)."""
     M = q.size
     for b in range(B):                                                      # images in order (vectorised over classes)
         sel = image == b
