@@ -179,7 +179,7 @@ def evaluate(model, loader, num_classes: int, ecfg, device, ignore_index: int = 
     was_training = model.training
     model.eval()
     m = SegMetrics(num_classes, ignore_index=ignore_index, boundary_tolerances=tuple(ecfg.boundary_tolerances),
-                   boundary_iou_widths=tuple(getattr(ecfg, 'boundary_iou_ratios', ())),
+                   boundary_iou_widths=tuple(ecfg.boundary_iou_ratios),
                    device=device)
     it = loader
     if progress and is_main():
@@ -217,14 +217,10 @@ def data_version(dcfg) -> str:
     return dcfg.dataset
 
 def _provenance(cfg=None) -> dict:
-    "Where a run came from: commit (and local changes to tracked files, `book/results/` aside, which runs write), machine, numerics."
-    def git(*a):
-        try: return subprocess.run(['git', *a], capture_output=True, text=True, timeout=5,
-                                   cwd=Path(__file__).parent).stdout.strip()
-        except Exception: return ''
+    "Where a run came from: commit and local changes (as `ctxseg.runner.git_info` sees them), machine, numerics."
+    from ctxseg.runner import git_info
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
-    return {'git_commit': git('rev-parse', 'HEAD'), 'git_dirty': bool(git('status', '--porcelain', '--untracked-files=no', '--', ':(top)', ':(top,exclude)book/results')),
-            'torch': torch.__version__, 'python': platform.python_version(), 'host': platform.node(),
+    return {**git_info(), 'torch': torch.__version__, 'python': platform.python_version(), 'host': platform.node(),
             'device': dev, 'cpu_count': os.cpu_count(), 'command': ' '.join(sys.argv), **numerics(),
             **({'data_version': data_version(cfg.data)} if cfg is not None else {})}
 

@@ -196,15 +196,15 @@ def check_versions(*summaries) -> str:
                          f"retrain the older ones on the current version")
     return vs[0] if vs else ''
 
-def aggregate(summary: dict) -> dict:
-    "{preset: {'n': finished seeds, 'seeds', metric: (mean, std), 'IoU': [(mean, std) per class], 'classes'}}."
+def aggregate(summary: dict, metrics=SUMMARY_METRICS) -> dict:
+    "{preset: {'n': finished seeds, 'seeds', metric: (mean, std) for each of `metrics`, 'IoU': [(mean, std) per class], 'classes'}}."
     check_versions(summary)
     out = {}
     for preset in summary['presets']:
         ms = [r['metrics'] for r in summary['runs'] if r['preset'] == preset and 'metrics' in r]
         seeds = [r['seed'] for r in summary['runs'] if r['preset'] == preset and 'metrics' in r]
         a = {'n': len(ms), 'seeds': seeds, 'classes': ms[0].get('classes', []) if ms else []}
-        for k in SUMMARY_METRICS: a[k] = _mean_std([m.get(k, math.nan) for m in ms])
+        for k in metrics: a[k] = _mean_std([m.get(k, math.nan) for m in ms])
         iou = np.array([m['IoU'] for m in ms], dtype=float)   # seeds × classes
         a['IoU'] = [_mean_std(iou[:, c]) for c in range(iou.shape[1])] if ms else []
         out[preset] = a
@@ -263,16 +263,17 @@ def table_notes(summary: dict) -> dict:
     notes['statistic'] = 'mean ± sample std over seeds, in %'
     return notes
 
-def grid_table(summary: dict) -> Table:
-    "Mean ± std over seeds of mIoU / aAcc / mAcc per preset, captioned with profile, dataset, hardware and command."
-    agg = aggregate(summary)
-    rows = [[p, ', '.join(map(str, a['seeds'])) or 'none finished', *[_fmt(a[k]) for k in SUMMARY_METRICS]]
+def grid_table(summary: dict, metrics=SUMMARY_METRICS) -> Table:
+    """Mean ± std over seeds of `metrics` (default mIoU / aAcc / mAcc) per preset, captioned with profile, dataset,
+    hardware and command."""
+    agg = aggregate(summary, metrics)
+    rows = [[p, ', '.join(map(str, a['seeds'])) or 'none finished', *[_fmt(a[k]) for k in metrics]]
             for p, a in agg.items()]
     n_done = sum('metrics' in r for r in summary['runs'])
     notes = table_notes(summary)
     if summary.get('status') == 'paused':
         notes['status'] = f'paused: {n_done} of {len(summary["runs"])} runs finished; execute the notebook again to resume'
-    return Table(['preset', 'seeds', *SUMMARY_METRICS], rows, notes)
+    return Table(['preset', 'seeds', *metrics], rows, notes)
 
 def class_iou_table(summary: dict) -> Table:
     "Per-class IoU (mean ± std over seeds, %) per preset, with the same caption as `grid_table`."
@@ -623,23 +624,22 @@ def recipe_targets(summary: dict, baseline: str = 'synthetic_fcn', max_wall_s: f
         worst = max(pm, key=lambda p: abs(pm[p]))
         rows.append([f'converged, mean over seeds: |change| ≤ {100 * max_change:.0f} % for every preset',
                      f'{100 * pm[worst]:+.1f} % at most ({worst})', abs(pm[worst]) <= max_change])
+        agg = aggregate(summary)
         for p in presets:
-            v = list(paired_values(summary, p).values())
-            sd = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
-            rows.append([f'seed std ≤ {100 * max_std:.1f} mIoU: {p} ({len(v)} seeds)', f'{100 * sd:.2f}', sd <= max_std])
+            sd = agg[p]['mIoU'][1]
+            rows.append([f'seed std ≤ {100 * max_std:.1f} mIoU: {p} ({agg[p]["n"]} seeds)', f'{100 * sd:.2f}', sd <= max_std])
         others = [p for p in presets if p != baseline]
         if baseline in presets and others:
-            f = paired_values(summary, baseline)
-            best = max(others, key=lambda p: np.mean(list(paired_values(summary, p).values())))
-            b = paired_values(summary, best)
-            gain = float(np.mean(list(b.values())) - np.mean(list(f.values())))
+            best = max(others, key=lambda p: agg[p]['mIoU'][0])
+            f, b = paired_values(summary, baseline), paired_values(summary, best)
+            gain = agg[best]['mIoU'][0] - agg[baseline]['mIoU'][0]
             rows.append([f'best context head ({best}) beats {baseline} by ≥ {100 * min_gain:.0f} mIoU', f'{100 * gain:+.1f}',
                          gain >= min_gain])
             rows.append(['… and each of its seeds beats every seed of the baseline',
                          f'{100 * min(b.values()):.1f} (its worst) vs {100 * max(f.values()):.1f} (the best baseline seed)',
                          min(b.values()) > max(f.values())])
-        classes = done[0]['metrics'].get('classes') or list(range(len(done[0]['metrics']['IoU'])))
-        iou = {p: np.nanmean([r['metrics']['IoU'] for r in done if r['preset'] == p], 0) for p in presets}
+        classes = agg[presets[0]]['classes'] or list(range(len(agg[presets[0]]['IoU'])))
+        iou = {p: [m for m, _ in agg[p]['IoU']] for p in presets}
         low = [str(classes[c]) for c in range(len(classes)) if all(iou[p][c] < floor for p in presets)]
         high = [str(classes[c]) for c in range(len(classes)) if all(iou[p][c] > ceiling for p in presets)]
         rows.append([f'no class below {100 * floor:.0f} IoU for every preset', ', '.join(low) or 'none', not low])

@@ -1,5 +1,5 @@
 """Pixel contrast (issue 5): the two public functions against loop implementations written here from the spec
-(methods.md §3.2), the queues (wrap-around, exact resume), two gloo ranks holding identical queues filled from both,
+(tfzhou/ContrastiveSeg lib/loss/loss_contrast.py), the queues (wrap-around, exact resume), two gloo ranks holding identical queues filled from both,
 inference cost equal to the baseline's, and the degenerate cases (nothing eligible, no positive).
 
 Time: about half a minute (two short smoke trainings and one 2-process torchrun)."""
