@@ -1,4 +1,4 @@
-"""Pixel contrast (issue 5): the two public functions against loop implementations written here from the spec
+"""Pixel contrast (issue 5): the two public functions against loop implementations written here to follow the loop structure of the authors' code
 (tfzhou/ContrastiveSeg lib/loss/loss_contrast.py), the queues (wrap-around, exact resume), two gloo ranks holding identical queues filled from both,
 inference cost equal to the baseline's, and the degenerate cases (nothing eligible, no positive).
 
