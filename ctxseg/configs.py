@@ -80,6 +80,7 @@ class TrainConfig:
     channels_last: bool = True       # used only on CUDA
     deterministic: bool = False      # torch.use_deterministic_algorithms (exact-resume tests)
     max_grad_norm: float = 0.0       # 0 = no clipping (the norm is always logged)
+    grad_norms: list = field(default_factory=list)   # parameter-name prefixes ('head.ga', ...) whose gradient norm is logged
     log_interval: int = 10
     eval_interval: int = 0           # 0 = evaluate once, at the end
     ckpt_interval: int = 500

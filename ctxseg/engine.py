@@ -241,6 +241,24 @@ def broadcast_buffers(model) -> None:
     if dist_info()[1] > 1:
         for b in _unwrap(model).buffers(): dist.broadcast(b, 0)
 
+def _watched_params(net: nn.Module, prefixes) -> dict[str, list]:
+    "{prefix: the trainable parameters whose names start with it} for `TrainConfig.grad_norms`; a prefix matching none is an error."
+    named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    out = {pre: [p for n, p in named if n.startswith(pre)] for pre in prefixes}
+    empty = [pre for pre, ps in out.items() if not ps]
+    if empty:
+        tops = sorted({n.split('.')[0] + '.' + n.split('.')[1] for n, _ in named if '.' in n})
+        raise ValueError(f"train.grad_norms: no trainable parameter starts with {empty}; some prefixes that exist: {tops[:12]}")
+    return out
+
+def _grad_norms(watched: dict) -> dict[str, float]:
+    "The L2 norm of the gradient of each group of `_watched_params` (0 where no gradient reached it)."
+    out = {}
+    for pre, ps in watched.items():
+        gs = [p.grad.detach().float().pow(2).sum() for p in ps if p.grad is not None]
+        out[pre] = float(torch.stack(gs).sum().sqrt()) if gs else 0.0
+    return out
+
 def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, return_model: bool = False):
     """Train `cfg` into `out_dir`; returns the final metrics (or {'status': 'paused'} when the time budget ran out),
     and the trained model as well when `return_model`."""
@@ -269,6 +287,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
     if device.type == 'cuda':
         if tc.channels_last: model = model.to(memory_format=torch.channels_last)
         if world > 1 and cfg.model.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    watched = _watched_params(model, tc.grad_norms)                  # checked before anything is written
     opt = build_optimizer(model, tc)
     start = 0
     if resume:
@@ -324,15 +343,19 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
                                          f"{[float(terms[k]) if k in terms else float(loss) for k in bad]}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            done = it + 1
+            logging = done % tc.log_interval == 0 or done == tc.iters
+            gparts = _grad_norms(watched) if (logging and watched) else None   # before clipping
             gnorm = torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm if tc.max_grad_norm > 0 else float('inf'))
             opt.step()
-            done = it + 1
-            if done % tc.log_interval == 0 or done == tc.iters:
+            if logging:
                 v = vals.tolist()
                 now = time.time(); dt = (now - t_last) / max(done - n_last, 1); t_last, n_last = now, done
                 rec = {'iter': done, 'loss': v[0], **{k: x_ for k, x_ in zip(terms, v[1:])}, 'lr': lr,
                        'grad_norm': float(gnorm), 'time_per_iter': dt,
                        'images_per_s': cfg.data.batch_size * world / dt if dt > 0 else None}
+                if gparts: rec['grad_norms'] = gparts
+                if res.stats: rec['stats'] = {k: float(t) for k, t in res.stats.items()}
                 if device.type == 'cuda': rec['max_mem_gb'] = torch.cuda.max_memory_allocated(device) / 2**30
                 if main:
                     log_f.write(json.dumps(rec) + '\n'); log_f.flush()

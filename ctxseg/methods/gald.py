@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from ..models.heads import SegHead, ConvBNReLU, resize
 
 # %% auto #0
-__all__ = ['GA_MODULES', 'ARRANGEMENTS', 'LD_MODULES', 'PRESETS', 'ABLATION_ROWS', 'local_offsets', 'local_attention_weights',
-           'local_attention', 'local_attention_unfold', 'PyramidPooling', 'ASPP', 'NonLocal2d', 'CGNL2d', 'ConvThen',
-           'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head', 'synthetic_gald', 'cityscapes_gald', 'smoke_gald',
-           'ablation_table', 'class_iou']
+__all__ = ['GA_MODULES', 'ARRANGEMENTS', 'LD_MODULES', 'LAYOUTS', 'PRESETS', 'ABLATION_ROWS', 'local_offsets',
+           'local_attention_weights', 'local_attention', 'local_attention_unfold', 'PyramidPooling', 'ASPP',
+           'NonLocal2d', 'CGNL2d', 'ConvThen', 'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head', 'watched_parts',
+           'synthetic_gald', 'cityscapes_gald', 'smoke_gald', 'ablation_table', 'class_iou']
 
 # %% ../../nbs/41_gald_module.ipynb #28879f32
 def local_offsets(kernel_size: int = 5, dilation: int = 1) -> list[tuple[int, int]]:
@@ -180,11 +180,19 @@ class CGNL2d(nn.Module):
         self.theta, self.phi, self.g = (nn.Conv2d(channels, ci, 1, bias=False) for _ in range(3))
         self.z = nn.Conv2d(ci, channels, 1, groups=groups, bias=False)
         self.gn = nn.GroupNorm(groups, channels)
+        self.stats = {}
+
+    def zero_init(self):
+        "GroupNorm scale 0: the block starts as the identity (an option; the authors keep PyTorch's default of 1)."
+        nn.init.zeros_(self.gn.weight)
 
     def forward(self, x):
         B, _, h, w = x.shape
         t, p, g = (f(x).view(B, self.groups, -1) for f in (self.theta, self.phi, self.g))   # B×G×(Ci/G·h·w)
         s = (p * g).sum(-1, keepdim=True)                                                 # B×G×1, one scalar per group
+        if self.training:
+            sd = s.detach()[..., 0]                                                       # B×G
+            self.stats = {'s_abs': sd.abs().mean(), 'sign_flip': ((sd > 0).any(0) & (sd < 0).any(0)).float().mean()}
         y = (s * t).view(B, -1, h, w)                                                     # B×Ci×h×w
         return x + self.gn(self.z(y))
 
@@ -221,6 +229,7 @@ class LDv1(nn.Module):
                        norm_layer(channels)]
             if form == 'code' or i < num_downsample - 1: layers.append(nn.ReLU(inplace=True))
         self.down = nn.Sequential(*layers)
+        self.stats = {}
 
     def min_size(self) -> int:
         "Smallest input side the strided convolutions accept (1 padded; 15 for three unpadded)."
@@ -239,6 +248,10 @@ class LDv1(nn.Module):
 
     def forward(self, xg, return_mask: bool = False):
         m = self.mask(xg)
+        if self.training:
+            md = m.detach()
+            self.stats = {'mask_mean': md.mean(), 'mask_spread': md.flatten(2).std(-1).mean(),   # spread over positions
+                          'mask_dev': (md - 0.5).abs().mean()}
         out = m * xg + xg                                    # Eq. 2
         if self.form == 'code': out = out + xg               # the block returns LD(X_g) + X_g = X_g ⊙ (2 + M)
         return (out, m) if return_mask else out
@@ -273,21 +286,23 @@ class LDv2(nn.Module):
 # %% ../../nbs/41_gald_module.ipynb #6527d795
 ARRANGEMENTS = ('ga_then_ld', 'ld_then_ga', 'parallel')
 LD_MODULES = ('none', 'v1', 'v2')
+LAYOUTS = ('authors', 'compact')
 
 class GALDHead(SegHead):
     "GALD head (Li et al. BMVC'19 / TIP'21): any GA with LDv1 or LDv2 in one of the arrangements of Table I(c)."
     def __init__(self, in_channels, num_classes, channels: int = 512, ga: str = 'aspp', ld: str = 'v2',
-                 arrangement: str = 'ga_then_ld', kernel_size: int = 5, dilation: int = 3, key_channels: int | None = None,
-                 attn_scale: float | None = None, ldv1_form: str = 'paper', ldv1_downsample: int = 3,
-                 pool_scales=(1, 2, 3, 6), dilations=(1, 12, 24, 36), ga_inter_channels: int | None = None,
-                 cgnl_groups: int = 8, **kw):
+                 arrangement: str = 'ga_then_ld', layout: str = 'authors', kernel_size: int = 5, dilation: int = 3,
+                 key_channels: int | None = None, attn_scale: float | None = None, ldv1_form: str = 'paper',
+                 ldv1_downsample: int = 3, pool_scales=(1, 2, 3, 6), dilations=(1, 12, 24, 36),
+                 ga_inter_channels: int | None = None, cgnl_groups: int = 8, cgnl_zero_init: bool = False, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
         if ga not in GA_MODULES: raise ValueError(f"unknown global aggregation ga={ga!r}; choose from {GA_MODULES}")
         if ld not in LD_MODULES: raise ValueError(f"unknown local distribution ld={ld!r}; choose from {LD_MODULES}")
         if arrangement not in ARRANGEMENTS:
             raise ValueError(f"unknown arrangement {arrangement!r}; choose from {ARRANGEMENTS}")
+        if layout not in LAYOUTS: raise ValueError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
         cin, C, norm = self.in_channels, channels, self.norm_layer
-        self.ga_name, self.ld_name, self.arrangement = ga, ld, arrangement
+        self.ga_name, self.ld_name, self.arrangement, self.layout = ga, ld, arrangement, layout
         first = ld == 'none' or arrangement != 'ld_then_ga'           # GA reads X (else LD's output)
         ld_out = {'none': 0, 'v1': C if arrangement == 'ga_then_ld' else cin, 'v2': C}[ld]
         ga_in = cin if first else ld_out
@@ -298,12 +313,14 @@ class GALDHead(SegHead):
             ld_in = C + cin if arrangement == 'ga_then_ld' else cin
             self.ld = LDv2(ld_in, C, key_channels, kernel_size, dilation, attn_scale)
         else: self.ld = None
-        fuse_in = C + cin + (ld_out if (ld != 'none' and arrangement == 'parallel') else 0)
-        self.fuse = ConvBNReLU(fuse_in, C, 3, 1, norm)
+        block_out = C + (ld_out if (ld != 'none' and arrangement == 'parallel') else 0)   # what GA/LD hand on
+        self.convb = ConvBNReLU(block_out, C, 3, 1, norm) if layout == 'authors' else None
+        self.fuse = ConvBNReLU((C if self.convb is not None else block_out) + cin, C, 3, 1, norm)
         self.init_weights()
         for m in self.modules():
             if isinstance(m, NonLocal2d): m.zero_init()
             if isinstance(m, LDv2): m.reset_attention()
+            if isinstance(m, CGNL2d) and cgnl_zero_init: m.zero_init()
 
     def _ld(self, *parts, maps: dict | None = None):
         if isinstance(self.ld, LDv1):
@@ -314,25 +331,29 @@ class GALDHead(SegHead):
             if maps is not None: maps['affinity'] = a
         return out
 
+    def block(self, x, maps: dict | None = None):
+        "The GA/LD block on the backbone feature `x`: B×Cin×h×w → B×C×h×w (B×(C + LD's C)×h×w in parallel)."
+        if self.ld is None: return self.ga(x)
+        if self.arrangement == 'ga_then_ld':
+            xg = self.ga(x)                                           # B×C×h×w
+            return self._ld(xg, x, maps=maps) if isinstance(self.ld, LDv2) else self._ld(xg, maps=maps)
+        if self.arrangement == 'ld_then_ga': return self.ga(self._ld(x, maps=maps))
+        return torch.cat([self.ga(x), self._ld(x, maps=maps)], 1)
+
     def forward(self, feats, return_maps: bool = False) -> dict[str, torch.Tensor]:
         x = self.pick(feats)                                          # B×Cin×h×w
         maps = {} if return_maps else None
-        if self.ld is None:
-            parts = [self.ga(x), x]
-        elif self.arrangement == 'ga_then_ld':
-            xg = self.ga(x)                                           # B×C×h×w
-            parts = [self._ld(xg, x, maps=maps) if isinstance(self.ld, LDv2) else self._ld(xg, maps=maps), x]
-        elif self.arrangement == 'ld_then_ga':
-            parts = [self.ga(self._ld(x, maps=maps)), x]
-        else:
-            parts = [self.ga(x), self._ld(x, maps=maps), x]
-        rep = self.fuse(torch.cat(parts, 1))                          # B×C×h×w
+        y = self.block(x, maps)
+        if self.convb is not None: y = self.convb(y)                  # B×C×h×w
+        rep = self.fuse(torch.cat([y, x], 1))                         # B×C×h×w
         out = {'logits': self.classify(rep), 'rep': rep}
+        if self.training:
+            out['stats'] = {f'{n}.{k}': v for n, m in self.named_modules() for k, v in (getattr(m, 'stats', None) or {}).items()}
         if return_maps: out.update(maps)
         return out
 
 def build_head(in_channels, num_classes: int, **kw) -> GALDHead:
-    """The GALD head for `model.head='gald'`; `model.head_kwargs` (ga, ld, arrangement, kernel_size, dilation, ...)
+    """The GALD head for `model.head='gald'`; `model.head_kwargs` (ga, ld, arrangement, layout, kernel_size, ...)
     and the segmentor's `channels`, `dropout`, `align_corners` arrive as keyword arguments."""
     for k in ('dilations', 'pool_scales'):
         if k in kw and kw[k] is not None: kw[k] = tuple(kw[k])
@@ -349,13 +370,21 @@ _SYN_ROWS = {   # name: (ga, ld, arrangement); 'none' GA with an LD is "FCN + LD
        for a, arr in (('ldga', 'ld_then_ga'), ('parallel', 'parallel'))},
 }
 
+def watched_parts(head_kwargs: dict) -> list[str]:
+    "The `train.grad_norms` prefixes of a GALD head: GA, LD (if any), convb (authors' layout), fuse, classifier."
+    kw = head_kwargs
+    return ['head.ga', *(['head.ld'] if kw.get('ld', 'v2') != 'none' else []),
+            *(['head.convb'] if kw.get('layout', 'authors') == 'authors' else []), 'head.fuse', 'head.classifier']
+
 def synthetic_gald(ga: str = 'aspp', ld: str = 'v2', arrangement: str = 'ga_then_ld', name: str = '', **head_kw) -> _C.Config:
     "CPU profile: `synthetic_aspp`'s trunk and recipe with the GALD head (`ga`, `ld`, `arrangement`)."
     cfg = _C.synthetic_aspp()
     cfg.name = name or f'synthetic_gald_{ga}_{ld}_{arrangement}'
     cfg.model.head = 'gald'
-    cfg.model.head_kwargs = {'ga': ga, 'ld': ld, 'arrangement': arrangement, 'kernel_size': 5, 'dilation': 1,
-                             'dilations': [1, 2, 3, 4], 'pool_scales': [1, 2, 3, 6], **head_kw}
+    cfg.model.head_kwargs = {'ga': ga, 'ld': ld, 'arrangement': arrangement, 'layout': 'authors', 'kernel_size': 5,
+                             'dilation': 1, 'dilations': list(cfg.model.head_kwargs['dilations']),
+                             'pool_scales': [1, 2, 3, 6], **head_kw}
+    cfg.train.grad_norms = watched_parts(cfg.model.head_kwargs)
     return cfg
 
 def cityscapes_gald(depth: int = 101, ga: str = 'aspp', ld: str = 'v2') -> _C.Config:
@@ -364,9 +393,9 @@ def cityscapes_gald(depth: int = 101, ga: str = 'aspp', ld: str = 'v2') -> _C.Co
         name=f'cityscapes_gald_{ga}_ld{ld}_r{depth}', profile='gpu',
         model=_C.ModelConfig(backbone=f'resnet{depth}', stem='deep', dilation='gald', output_stride=8, base_width=64,
                              pretrained=f'resnet{depth}_deep', head='gald', head_channels=512,
-                             head_kwargs={'ga': ga, 'ld': ld, 'arrangement': 'ga_then_ld', 'kernel_size': 5, 'dilation': 3,
-                                          'dilations': [1, 12, 24, 36]},
-                             aux=True, aux_channels=512, aux_weight=0.4, dropout=0.1, align_corners=True),
+                             head_kwargs={'ga': ga, 'ld': ld, 'arrangement': 'ga_then_ld', 'layout': 'authors',
+                                          'kernel_size': 5, 'dilation': 3, 'dilations': [1, 12, 24, 36]},
+                             aux=True, aux_channels=512, aux_weight=0.4, dropout=0.0, align_corners=True),
         data=_C.DataConfig(dataset='cityscapes', root='data/cityscapes', crop_size=[832, 832], batch_size=8, num_workers=4),
         train=_C.TrainConfig(iters=50000, lr=0.01, momentum=0.9, weight_decay=5e-4, poly_power=0.9, min_lr=0.0,
                              loss='ohem_batch', ohem_thresh=0.7, ohem_min_kept=100000, log_interval=50,
@@ -387,6 +416,12 @@ PRESETS = {
     **{f'synthetic_gald_{k}': (lambda g=g, l=l, a=a, k=k: synthetic_gald(g, l, a, name=f'synthetic_gald_{k}'))
        for k, (g, l, a) in _SYN_ROWS.items()},
     'synthetic_gald_aspp_ldv2_r3': lambda: synthetic_gald('aspp', 'v2', name='synthetic_gald_aspp_ldv2_r3', dilation=3),
+    'synthetic_gald_cgnl_zi': lambda: synthetic_gald('cgnl', 'none', name='synthetic_gald_cgnl_zi', cgnl_zero_init=True),
+    'synthetic_gald_cgnl_ldv1_zi': lambda: synthetic_gald('cgnl', 'v1', name='synthetic_gald_cgnl_ldv1_zi', cgnl_zero_init=True),
+    'synthetic_gald_aspp_ldnone_compact': lambda: synthetic_gald('aspp', 'none', name='synthetic_gald_aspp_ldnone_compact',
+                                                                 layout='compact'),
+    'synthetic_gald_aspp_ldv2_compact': lambda: synthetic_gald('aspp', 'v2', name='synthetic_gald_aspp_ldv2_compact',
+                                                               layout='compact'),
     'cityscapes_gald_aspp_ldv2_r101': lambda: cityscapes_gald(101),
     'cityscapes_gald_aspp_ldv2_r50': lambda: cityscapes_gald(50),
 }

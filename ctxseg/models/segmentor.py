@@ -23,6 +23,7 @@ class SegOutput:
     aux_logits: Tensor | None = None                        # B×K×h'×w' (training, or OCR's soft regions)
     features: dict[str, Tensor] = field(default_factory=dict)
     losses: dict[str, Tensor] = field(default_factory=dict)  # weighted terms; training with targets only
+    stats: dict[str, Tensor] = field(default_factory=dict)   # detached scalar diagnostics (logged, never trained on)
 
     @property
     def loss(self) -> Tensor:
@@ -56,6 +57,8 @@ class Segmentor(nn.Module):
                 res.losses['aux'] = self.aux_weight * self.aux_loss(aux, targets)
             if self.method is not None:
                 res.losses.update(self.method(features, out['logits'], targets))
+                res.stats.update({f'method.{k}': v for k, v in (getattr(self.method, 'stats', None) or {}).items()})
+            res.stats.update({f'head.{k}': v for k, v in out.get('stats', {}).items()})
         return res
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
