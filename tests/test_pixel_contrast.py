@@ -290,23 +290,53 @@ def test_two_ranks_hold_identical_queues_filled_from_both(tmp_path):
 
 
 def test_authors_memory_loss_matches_the_spec_loop():
-    "authors_code: anchors against [classes 1..K-1 of pixel|segment queue] + 2M zero rows labelled 0, self column dropped."
+    """authors_code: anchors against [classes 1..K-1 of cat((segment_queue, pixel_queue), 1)] + 2M zero rows labelled
+    0, the diagonal dropped from the positives (`_contrastive` / `ContrastCELoss` in ContrastiveSeg
+    `lib/loss/loss_contrast.py`). With fewer anchors than segment entries the diagonal falls on segment entries
+    only, so the order of the two queues changes the loss and this test tells them apart."""
     torch.manual_seed(0)
-    K, M, D = 4, 3, 6
+    K, M, D = 4, 5, 6
     m = PixelContrast(5, K, memory=True, authors_code=True, pixel_memory_size=M, segment_memory_size=M, proj_dim=D,
                       temperature=0.1, base_temperature=0.07).double()
-    X = F.normalize(torch.randn(3, 2, D, dtype=torch.float64), dim=-1)
-    y = torch.tensor([1, 2, 0])
+    ent, lbl, _ = m.memory_bank()
+    assert torch.equal(ent[:M], m.segment_queue.queue[1]) and torch.equal(ent[M:2 * M], m.pixel_queue.queue[1])
+    X = F.normalize(torch.randn(3, 1, D, dtype=torch.float64), dim=-1)
+    y = torch.tensor([1, 1, 2])
     got = float(m.memory_loss(X, y))
-    A = [X[t, v] for v in range(2) for t in range(3)]; L = [int(y[t]) for v in range(2) for t in range(3)]
-    rows, lab = [], []
-    for c in range(1, K):
-        rows += list(m.pixel_queue.queue[c]) + list(m.segment_queue.queue[c]); lab += [c] * 2 * M
-    rows += [torch.zeros(D, dtype=torch.float64)] * 2 * M; lab += [0] * 2 * M
-    total = 0.0
-    for i, a in enumerate(A):
-        s = [float(a @ r) / 0.1 for r in rows]; mx = max(s); s = [v - mx for v in s]
-        neg = sum(math.exp(s[k]) for k in range(len(rows)) if lab[k] != L[i])
-        pos = [j for j in range(len(rows)) if lab[j] == L[i] and j != i]
-        total += -(0.1 / 0.07) * sum(s[j] - math.log(math.exp(s[j]) + neg) for j in pos) / len(pos)
-    assert abs(got - total / len(A)) < 1e-9
+    def loop(first, second):
+        A = [X[t, v] for v in range(1) for t in range(3)]; L = [int(y[t]) for v in range(1) for t in range(3)]
+        rows, lab = [], []
+        for c in range(1, K):
+            rows += list(first.queue[c]) + list(second.queue[c]); lab += [c] * 2 * M
+        rows += [torch.zeros(D, dtype=torch.float64)] * 2 * M; lab += [0] * 2 * M
+        total = 0.0
+        for i, a in enumerate(A):
+            s = [float(a @ r) / 0.1 for r in rows]; mx = max(s); s = [v - mx for v in s]
+            neg = sum(math.exp(s[k]) for k in range(len(rows)) if lab[k] != L[i])
+            pos = [j for j in range(len(rows)) if lab[j] == L[i] and j != i]
+            total += -(0.1 / 0.07) * sum(s[j] - math.log(math.exp(s[j]) + neg) for j in pos) / len(pos)
+        return total / len(A)
+    total, wrong = loop(m.segment_queue, m.pixel_queue), loop(m.pixel_queue, m.segment_queue)
+    assert abs(got - total) < 1e-9 and abs(wrong - total) > 1e-6
+
+
+
+@pytest.mark.parametrize('memory', [False, True])
+def test_the_loss_runs_in_fp32_under_cpu_autocast(memory):
+    "The projection may run in bf16, the similarities and the loss may not (the authors compute them in fp32)."
+    torch.manual_seed(0)
+    pc = PixelContrast(16, 5, proj_dim=8, warmup_iters=0, loss_weight=1.0, max_views=3, memory=memory,
+                       pixel_memory_size=16, segment_memory_size=4).train()
+    feats, logits, tgt = {'layer4': torch.randn(2, 16, 12, 12)}, torch.randn(2, 5, 12, 12), torch.randint(0, 5, (2, 96, 96))
+    seen = []
+    orig = torch.Tensor.__matmul__
+    def spy(a, b):
+        r = orig(a, b); seen.append(r.dtype); return r
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        for _ in range(2):                                              # the second step reads a filled memory
+            torch.Tensor.__matmul__ = spy
+            try: out = pc(feats, logits, tgt)
+            finally: torch.Tensor.__matmul__ = orig
+    assert seen and all(d == torch.float32 for d in seen), seen       # every A·Cᵀ of the loss in fp32
+    assert out['contrast'].dtype == torch.float32 and pc.stats['raw'].dtype == torch.float32
+    if memory: assert pc.pixel_queue.queue.dtype == torch.float32

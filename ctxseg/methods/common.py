@@ -11,7 +11,7 @@ from torch import nn, Tensor
 
 # %% auto #0
 __all__ = ['ProjectionHead', 'feature_channels', 'pick_feature', 'labels_to_grid', 'StepCounter', 'warmup_weight',
-           'rank_within_group', 'ClassQueue', 'all_gather_cat', 'embedding_stats']
+           'rank_within_group', 'ClassQueue', 'all_gather_cat', 'embedding_stats', 'fp32_loss']
 
 # %% ../../nbs/30_contrast_plumbing.ipynb #0eab5bf3
 class ProjectionHead(nn.Module):
@@ -143,3 +143,17 @@ def embedding_stats(f: Tensor, y: Tensor) -> dict:
     cos = cent @ cent.T
     off = ~torch.eye(len(classes), dtype=torch.bool, device=f.device)
     return {'alignment': float(align), 'uniformity': float(unif), 'centroid_cosine': float(cos[off].mean())}
+
+# %% ../../nbs/30_contrast_plumbing.ipynb #4960f218
+from contextlib import contextmanager
+
+@contextmanager
+def fp32_loss(*tensors: Tensor):
+    """`with fp32_loss(a, b) as (a, b):` autocast off on the tensors' device types, the floating tensors cast to
+    float32 (others unchanged); a single tensor comes back as itself, not as a tuple."""
+    kinds = sorted({t.device.type for t in tensors if isinstance(t, Tensor)}) or ['cpu']
+    cast = tuple(t.float() if isinstance(t, Tensor) and t.is_floating_point() else t for t in tensors)
+    with torch.autocast(kinds[0], enabled=False):
+        if len(kinds) > 1:
+            with torch.autocast(kinds[1], enabled=False): yield cast[0] if len(cast) == 1 else cast
+        else: yield cast[0] if len(cast) == 1 else cast

@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_grid, StepCounter,
-                                   warmup_weight, ClassQueue, all_gather_cat)
+                                   warmup_weight, ClassQueue, all_gather_cat, fp32_loss)
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'GPU_PARAMS', 'SMOKE_PARAMS', 'PRESETS', 'hard_anchor_sampling',
-           'info_nce', 'contrastive_loss', 'mine', 'PixelContrast', 'build_method']
+__all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'CPU_MEMORY_PARAMS', 'GPU_PARAMS', 'SMOKE_PARAMS', 'PRESETS',
+           'hard_anchor_sampling', 'info_nce', 'contrastive_terms', 'contrastive_loss', 'loss_stats', 'mine',
+           'PixelContrast', 'build_method']
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #45a7a873
 def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor, max_samples: int = 1024,
@@ -72,20 +73,40 @@ def info_nce(S: Tensor, pos: Tensor, neg: Tensor, scale: float = 1.0) -> Tensor:
     has = n_pos > 0
     return -scale * (mean_pos * has).sum() / has.sum().clamp(min=1) + 0.0 * S.sum()
 
-def contrastive_loss(X: Tensor, y: Tensor, temperature: float = 0.1, base_temperature: float = 0.07) -> Tensor:
-    """The pixel-to-pixel InfoNCE of Wang et al. 2021 (Eq. 2; `_contrastive` in ContrastiveSeg `lib/loss/loss_contrast.py`) over anchors `X` T×V×D of classes
-    `y` T, including the factor τ/τ_base."""
+def contrastive_terms(X: Tensor, y: Tensor, temperature: float = 0.1, base_temperature: float = 0.07):
+    "(S, pos, neg, scale) that `contrastive_loss` hands to `info_nce`; S is None when there are no anchors."
     if X.dim() != 3 or y.shape != X.shape[:1]:
         raise ValueError(f"expected X T×V×D and y T, got {tuple(X.shape)} and {tuple(y.shape)}")
     T, V, D = X.shape
-    if T * V == 0: return X.sum() * 0.0
+    if T * V == 0: return None, None, None, temperature / base_temperature
     A = X.transpose(0, 1).reshape(V * T, D)                                # view-major, as the authors flatten
     ya = y.repeat(V)
     S = A @ A.T / temperature
     S = S - S.max(1, keepdim=True).values.detach()
     same = ya[:, None] == ya[None]
     eye = torch.eye(V * T, dtype=torch.bool, device=X.device)
-    return info_nce(S, same & ~eye, ~same, temperature / base_temperature)
+    return S, same & ~eye, ~same, temperature / base_temperature
+
+def contrastive_loss(X: Tensor, y: Tensor, temperature: float = 0.1, base_temperature: float = 0.07) -> Tensor:
+    """The pixel-to-pixel InfoNCE of Wang et al. 2021 (Eq. 2; `_contrastive` in ContrastiveSeg `lib/loss/loss_contrast.py`) over anchors `X` T×V×D of classes
+    `y` T, including the factor τ/τ_base."""
+    S, pos, neg, scale = contrastive_terms(X, y, temperature, base_temperature)
+    return X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
+
+def loss_stats(loss: Tensor, pos: Tensor | None, neg: Tensor | None, scale: float, pool_pos: Tensor | None = None,
+               pool_neg: Tensor | None = None) -> dict[str, Tensor]:
+    """Per-step diagnostics (detached): anchors with a positive, mean positives and negatives per anchor (after
+    mining; before it as `pool_*`), the raw (unweighted) loss, and `collapsed` = scale · mean ln(1 + n_neg), the
+    loss when every embedding is the same vector."""
+    if pos is None or not bool(pos.any()):
+        z = loss.detach().new_zeros(())
+        return {'anchors': z, 'pos': z, 'neg': z, 'pool_pos': z, 'pool_neg': z, 'raw': loss.detach(), 'collapsed': z}
+    has = pos.any(1)
+    n_neg = neg.sum(1)[has].float()
+    pools = pos if pool_pos is None else pool_pos, neg if pool_neg is None else pool_neg
+    return {'anchors': has.sum().float(), 'pos': pos.sum(1)[has].float().mean(), 'neg': n_neg.mean(),
+            'pool_pos': pools[0].sum(1)[has].float().mean(), 'pool_neg': pools[1].sum(1)[has].float().mean(),
+            'raw': loss.detach(), 'collapsed': scale * torch.log1p(n_neg).mean()}
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #e869dad2
 def mine(S: Tensor, mask: Tensor, k: int, mode: str = 'semi_hard', ratio: float = 0.1, hard_is_high: bool = True,
@@ -130,6 +151,7 @@ class PixelContrast(nn.Module):
         self.p, self.num_classes, self.ignore_index = p, num_classes, ignore_index
         self.proj = ProjectionHead(in_channels, p['proj_dim'], p['proj_kind'])
         self.counter = StepCounter()
+        self.stats: dict[str, Tensor] = {}                                    # the last step's `loss_stats` (logged)
         if p['memory']:
             init = 'randn' if p['authors_code'] else 'zeros'
             self.pixel_queue = ClassQueue(num_classes, p['pixel_memory_size'], p['proj_dim'], init)
@@ -141,51 +163,61 @@ class PixelContrast(nn.Module):
         emb = self.proj(pick_feature(features, p['feature']))                  # B×D×h×w, unit vectors
         grid = emb.shape[-2:]
         lab = labels_to_grid(targets, grid)
-        lg = logits.detach()
-        if lg.shape[-2:] != grid: lg = F.interpolate(lg.float(), size=tuple(grid), mode='bilinear', align_corners=False)
-        X, y = hard_anchor_sampling(emb.float(), lab, lg.argmax(1), p['max_samples'], p['max_views'], self.ignore_index)
-        loss = self.memory_loss(X, y) if p['memory'] else contrastive_loss(X, y, p['temperature'], p['base_temperature'])
-        if p['memory']: self.enqueue(emb.detach().float(), lab)
+        with fp32_loss(emb, logits.detach()) as (e32, lg):                     # autocast off: the loss in float32
+            if lg.shape[-2:] != grid: lg = F.interpolate(lg, size=tuple(grid), mode='bilinear', align_corners=False)
+            X, y = hard_anchor_sampling(e32, lab, lg.argmax(1), p['max_samples'], p['max_views'], self.ignore_index)
+            if p['memory']: S, pos, neg, scale, pools = self.memory_terms(X, y)
+            else: (S, pos, neg, scale), pools = contrastive_terms(X, y, p['temperature'], p['base_temperature']), (None, None)
+            loss = X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
+            self.stats = loss_stats(loss, pos, neg, scale, *pools)
+            if p['memory']: self.enqueue(e32.detach(), lab)
         return {'contrast': w * loss + 0.0 * emb.sum()}                        # the projection head is always in the graph
 
     # ---------------------------------------------------------------------------------------- memories
     def memory_bank(self):
         "(entries, labels, valid) of both queues, flattened; the authors' layout with `authors_code`."
         K, D = self.num_classes, self.p['proj_dim']
-        qs = [self.pixel_queue, self.segment_queue]
-        if self.p['authors_code']:   # `_sample_negative`: classes 1..K-1 of [pixel | segment], then 2M zero rows labelled 0
-            both = torch.cat([q.queue for q in qs], 1)                           # K×2M×D (equal sizes in their configs)
+        if self.p['authors_code']:   # `_sample_negative` on cat((segment_queue, pixel_queue), 1): classes 1..K-1, then 2M zero rows labelled 0
+            both = torch.cat([self.segment_queue.queue, self.pixel_queue.queue], 1)   # K×2M×D (equal sizes in their configs)
             m2 = both.shape[1]
             ent = torch.cat([both[1:].reshape(-1, D), both.new_zeros(m2, D)])
             lbl = torch.cat([torch.arange(1, K, device=ent.device).repeat_interleave(m2),
                              torch.zeros(m2, dtype=torch.long, device=ent.device)])
             return ent, lbl, torch.ones_like(lbl, dtype=torch.bool)
+        qs = [self.pixel_queue, self.segment_queue]
         ent = torch.cat([q.queue.reshape(-1, D) for q in qs])
         lbl = torch.cat([torch.arange(K, device=ent.device).repeat_interleave(q.size) for q in qs])
         return ent, lbl, torch.cat([q.valid().reshape(-1) for q in qs])
 
-    def memory_loss(self, X: Tensor, y: Tensor) -> Tensor:
-        "Anchors against the other anchors and the memories (paper), or against the memories only (`authors_code`)."
+    def memory_terms(self, X: Tensor, y: Tensor):
+        """(S, pos, neg, scale, (pos pool, neg pool)) of `memory_loss`: the anchors against the other anchors and the
+        memories (paper), or against the memories only (`authors_code`); the pools are the masks before mining."""
         p = self.p
         T, V, D = X.shape
-        if T * V == 0: return X.sum() * 0.0
+        scale = p['temperature'] / p['base_temperature']
+        if T * V == 0: return None, None, None, scale, (None, None)
         A, ya = X.transpose(0, 1).reshape(V * T, D), y.repeat(V)
         ent, lbl, ok = self.memory_bank()
         n = A.shape[0]
-        if p['authors_code']: C_, cy, cok, selfm = ent, lbl, ok, torch.zeros(n, ent.shape[0], dtype=torch.bool, device=A.device)
-        else:
-            C_, cy, cok = torch.cat([A, ent.to(A.dtype)]), torch.cat([ya, lbl]), torch.cat([torch.ones_like(ya, dtype=torch.bool), ok])
-            selfm = torch.zeros(n, C_.shape[0], dtype=torch.bool, device=A.device)
+        if p['authors_code']: C_, cy, cok = ent, lbl, ok
+        else: C_, cy, cok = torch.cat([A, ent.to(A.dtype)]), torch.cat([ya, lbl]), torch.cat([torch.ones_like(ya, dtype=torch.bool), ok])
+        selfm = torch.zeros(n, C_.shape[0], dtype=torch.bool, device=A.device)
         idx = torch.arange(min(n, C_.shape[0]), device=A.device)
         selfm[idx, idx] = True                                               # authors: the diagonal leaves the positives
         S = A @ C_.T / p['temperature']
         S = S - S.max(1, keepdim=True).values.detach()
         same = ya[:, None] == cy[None]
-        pos, neg = same & cok[None] & ~selfm, ~same & cok[None]
+        pool_pos, pool_neg = same & cok[None] & ~selfm, ~same & cok[None]
+        pos, neg = pool_pos, pool_neg
         if not p['authors_code'] and p['mining'] != 'none':
             pos = mine(S, pos, p['num_positives'], p['mining'], p['mining_ratio'], hard_is_high=False)
             neg = mine(S, neg, p['num_negatives'], p['mining'], p['mining_ratio'], hard_is_high=True)
-        return info_nce(S, pos, neg, p['temperature'] / p['base_temperature'])
+        return S, pos, neg, scale, (pool_pos, pool_neg)
+
+    def memory_loss(self, X: Tensor, y: Tensor) -> Tensor:
+        "Anchors against the other anchors and the memories (paper), or against the memories only (`authors_code`)."
+        S, pos, neg, scale, _ = self.memory_terms(X, y)
+        return X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
 
     @torch.no_grad()
     def enqueue(self, emb: Tensor, lab: Tensor) -> None:
@@ -237,14 +269,14 @@ def build_method(params: dict, channels: dict[str, int], num_classes: int, ignor
     feat = params.get('feature', DEFAULTS['feature'])
     return PixelContrast(feature_channels(channels, feat), num_classes, ignore_index, **params)
 
-# %% ../../nbs/32_pixel_contrast_module.ipynb #574f9454
+# %% ../../nbs/32_pixel_contrast_module.ipynb #4436044b
 CITYSCAPES_CE_WEIGHTS = [0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786, 1.0023, 0.9539,
                          0.9843, 1.1116, 0.9037, 1.0865, 1.0955, 1.0865, 1.1529, 1.0507]   # ContrastiveSeg configs/cityscapes
 
 CPU_PARAMS = dict(feature='layer4', proj_dim=256, temperature=0.1, base_temperature=0.07, loss_weight=0.1,
-                  warmup_iters=200, max_samples=128, max_views=4, memory=True, pixel_memory_size=256,
-                  segment_memory_size=64, pixel_update_freq=4, mining='semi_hard', mining_ratio=0.1,
-                  num_positives=256, num_negatives=512)
+                  warmup_iters=125, max_samples=256, max_views=8, memory=False)
+CPU_MEMORY_PARAMS = dict(memory=True, pixel_memory_size=1024, segment_memory_size=64, pixel_update_freq=4,
+                         mining='semi_hard', mining_ratio=0.1, num_positives=16, num_negatives=128)
 GPU_PARAMS = dict(proj_dim=256, temperature=0.1, base_temperature=0.07, loss_weight=0.1, warmup_iters=5000,
                   max_samples=1024, max_views=100, memory=False)
 
@@ -276,8 +308,11 @@ SMOKE_PARAMS = dict(feature='layer4', proj_dim=32, warmup_iters=0, loss_weight=0
 
 PRESETS = {
     'smoke_pixcon': lambda: _with_method('smoke', 'smoke_pixcon', SMOKE_PARAMS),
-    'synthetic_aspp_pixcon': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_pixcon', CPU_PARAMS),
-    'synthetic_aspp_pixcon_batch': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_pixcon_batch', {**CPU_PARAMS, 'memory': False}),
+    'synthetic_aspp_pixcon_batch': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_pixcon_batch', CPU_PARAMS),
+    **{f'synthetic_aspp_pixcon_batch_l{t}': (lambda t=t, lw=lw: _with_method('synthetic_aspp', f'synthetic_aspp_pixcon_batch_l{t}',
+                                                                           {**CPU_PARAMS, 'loss_weight': lw}))
+       for t, lw in (('05', 0.05), ('01', 0.01))},
+    'synthetic_aspp_pixcon': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_pixcon', {**CPU_PARAMS, **CPU_MEMORY_PARAMS}),
     'synthetic_fcn_pixcon': lambda: _with_method('synthetic_fcn', 'synthetic_fcn_pixcon', CPU_PARAMS),
     'cityscapes_pixcon_hr48': lambda: _cityscapes_contrast(True),
     'cityscapes_pixcon_aspp_r101': lambda: _cityscapes_contrast(False),
