@@ -1,0 +1,59 @@
+"""Cost beside accuracy: parameters, training-step time, peak memory and inference latency of cpu presets, each
+measured in a fresh process with `ctxseg.bench.benchmark` at the preset's own image size and batch, against the
+same baseline.
+
+    python benchmarks/method_cost.py gald                      # the GALD cpu rows and their baselines, a table
+    python benchmarks/method_cost.py pixel_contrast --out book/results/cpu/pixel_contrast_cost.json
+    python benchmarks/method_cost.py synthetic_aspp synthetic_gald_aspp_ldv2 --iters 20
+
+A group name (`gald`, `pixel_contrast`) stands for the presets of that training notebook's cpu grid and their
+baseline. Run it alone: on two cores a second heavy process makes every time meaningless.
+"""
+from __future__ import annotations
+import argparse, json, sys, time
+from pathlib import Path
+from ctxseg import configs as C
+from ctxseg.bench import benchmark_isolated, format_table
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUPS = {
+    'gald': ['synthetic_fcn', 'synthetic_aspp', 'synthetic_gald_aspp_ldnone', 'synthetic_gald_aspp_ldv1',
+             'synthetic_gald_aspp_ldv2', 'synthetic_gald_cgnl', 'synthetic_gald_cgnl_zi', 'synthetic_gald_aspp_ldnone_compact'],
+    'pixel_contrast': ['synthetic_aspp', 'synthetic_aspp_pixcon_batch', 'synthetic_aspp_pixcon'],
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('presets', nargs='+', help=f'preset names, or a group: {", ".join(GROUPS)}')
+    ap.add_argument('--iters', type=int, default=10, help='timed training steps per preset (after 3 warm-up steps)')
+    ap.add_argument('--infer-iters', type=int, default=20)
+    ap.add_argument('--out', help='write the results as JSON here (default: print only)')
+    a = ap.parse_args(argv)
+    names = [p for x in a.presets for p in GROUPS.get(x, [x])]
+    unknown = [p for p in names if p not in C.names()]
+    if unknown:
+        print(f'method_cost: unknown preset(s) {unknown}; see ctxseg.configs.names()', file=sys.stderr); return 2
+    rows = []
+    for p in names:
+        cfg = C.get(p)
+        if cfg.data.dataset != 'synthetic':
+            print(f'method_cost: {p} is not a cpu preset (dataset {cfg.data.dataset})', file=sys.stderr); return 2
+        r = benchmark_isolated(cfg, size=(cfg.data.size, cfg.data.size), batch=cfg.data.batch_size, iters=a.iters,
+                               infer_iters=a.infer_iters, num_classes=8, device='cpu')
+        rows.append(r)
+        print(f"{p}: step {r['train_step_ms']:.0f} ms, inference {r['infer_latency_ms']:.1f} ms", flush=True)
+    print(format_table(rows))
+    if a.out:
+        from ctxseg.runner import machine_info, git_info
+        res = {'command': ' '.join(['python', 'benchmarks/method_cost.py', *(argv if argv is not None else sys.argv[1:])]),
+               'machine': machine_info(), **git_info(ROOT), 'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+               'iters': a.iters, 'infer_iters': a.infer_iters, 'rows': rows}
+        out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix('.tmp'); tmp.write_text(json.dumps(res, indent=2) + '\n'); tmp.replace(out)
+        print('wrote', out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
