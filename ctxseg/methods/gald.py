@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from ..models.heads import SegHead, ConvBNReLU, resize
 
 # %% auto #0
-__all__ = ['GA_MODULES', 'ARRANGEMENTS', 'LD_MODULES', 'LAYOUTS', 'PRESETS', 'ABLATION_ROWS', 'local_offsets',
-           'local_attention_weights', 'local_attention', 'local_attention_unfold', 'PyramidPooling', 'ASPP',
-           'NonLocal2d', 'CGNL2d', 'ConvThen', 'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head', 'watched_parts',
-           'synthetic_gald', 'cityscapes_gald', 'smoke_gald', 'ablation_table', 'class_iou']
+__all__ = ['GA_MODULES', 'ARRANGEMENTS', 'LD_MODULES', 'LAYOUTS', 'PRESETS', 'ABLATION_ROWS', 'LD_TARGETS', 'CPU_CLAIMS',
+           'local_offsets', 'local_attention_weights', 'local_attention', 'local_attention_unfold', 'PyramidPooling',
+           'ASPP', 'NonLocal2d', 'CGNL2d', 'ConvThen', 'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head',
+           'watched_parts', 'synthetic_gald', 'cityscapes_gald', 'smoke_gald', 'ablation_table', 'class_iou',
+           'cpu_claims', 'merge_summaries']
 
 # %% ../../nbs/41_gald_module.ipynb #28879f32
 def local_offsets(kernel_size: int = 5, dilation: int = 1) -> list[tuple[int, int]]:
@@ -487,3 +488,36 @@ def class_iou(*summaries, presets=None) -> dict:
     for p in presets or runs:
         if p in runs: out[p] = [_ms(c) for c in zip(*[m['IoU'] for m in runs[p].values()])]
     return out
+
+# %% ../../nbs/41_gald_module.ipynb #332aa6df
+LD_TARGETS = [None, 'wire', 'sign', 'BF@1', 'BF@2', 'bIoU@0.02']
+CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline preset, method preset, [None = mIoU | class | metric])
+    ('the GALD head without LD keeps what ASPP learns', 'synthetic_aspp', 'synthetic_gald_aspp_ldnone', [None, 'car', 'boat', 'sign']),
+    ('+LDv2 beats the same-head control', 'synthetic_gald_aspp_ldnone', 'synthetic_gald_aspp_ldv2', LD_TARGETS),
+    ('+LDv1 beats the same-head control', 'synthetic_gald_aspp_ldnone', 'synthetic_gald_aspp_ldv1', LD_TARGETS),
+    ('LDv2 beats LDv1 (Table I)', 'synthetic_gald_aspp_ldv1', 'synthetic_gald_aspp_ldv2', [None]),
+    ("+CGNL beats FCN (the authors' initialisation)", 'synthetic_fcn', 'synthetic_gald_cgnl', [None, 'car', 'boat']),
+    ('+CGNL beats FCN (GroupNorm scale 0)', 'synthetic_fcn', 'synthetic_gald_cgnl_zi', [None, 'car', 'boat']),
+    ('GroupNorm scale 0 beats scale 1 in CGNL', 'synthetic_gald_cgnl', 'synthetic_gald_cgnl_zi', [None]),
+    ("the authors' layout (convb) beats the compact head", 'synthetic_gald_aspp_ldnone_compact', 'synthetic_gald_aspp_ldnone', [None, 'sign']),
+]
+
+def _is_metric(t) -> bool: return t is not None and (t.startswith('BF@') or t.startswith('bIoU'))
+
+def cpu_claims(summary: dict, claims=None) -> list[dict]:
+    "The claim dictionaries for `ctxseg.runner.claims_table` from `CPU_CLAIMS` (or `claims`) that `summary`'s runs can judge."
+    runs = [r for r in summary['runs'] if 'metrics' in r]
+    have = {r['preset'] for r in runs}
+    out = []
+    for c, b, m, targets in claims or CPU_CLAIMS:
+        if b not in have or m not in have: continue
+        for t in targets:
+            if _is_metric(t) and not all(t in r['metrics'] for r in runs if r['preset'] in (b, m)): continue
+            out.append(dict(claim=c + ('' if t is None else f' ({t})'), expect='increase', baseline=b, method=m,
+                            rows=f"{b.replace('synthetic_', '')} → {m.replace('synthetic_', '')}",
+                            **({'metric': t} if _is_metric(t) else {'cls': t})))
+    return out
+
+def merge_summaries(*summaries) -> dict:
+    "One summary whose runs are those of all `summaries` (the later one's notes), for claims across grids."
+    return {**summaries[-1], 'runs': [r for s in summaries for r in s['runs']]}
