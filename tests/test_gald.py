@@ -83,13 +83,15 @@ def test_local_attention_special_cases_and_errors():
     assert local_attention(v.double(), v, v).dtype == torch.float64
 
 
-GRID = [(ga, ld, arr) for ga in GA_MODULES for ld in LD_MODULES for arr in (ARRANGEMENTS if ld != 'none' else ARRANGEMENTS[:1])]
+GRID = [(ga, ld, arr, lay) for lay in gald.LAYOUTS for ga in GA_MODULES for ld in LD_MODULES
+        for arr in (ARRANGEMENTS if ld != 'none' else ARRANGEMENTS[:1])]
 
 
-@pytest.mark.parametrize('ga,ld,arr', GRID)
-def test_every_ga_ld_arrangement_through_build_model(ga, ld, arr):
+@pytest.mark.parametrize('ga,ld,arr,layout', GRID)
+def test_every_ga_ld_arrangement_through_build_model(ga, ld, arr, layout):
     torch.manual_seed(0)
-    kw = f'{{"ga": "{ga}", "ld": "{ld}", "arrangement": "{arr}", "kernel_size": 3, "dilation": 2, "dilations": [1, 2]}}'
+    kw = (f'{{"ga": "{ga}", "ld": "{ld}", "arrangement": "{arr}", "layout": "{layout}", "kernel_size": 3, "dilation": 2, '
+          f'"dilations": [1, 2]}}')
     cfg = C.get('smoke', ['model.head=gald', f'model.head_kwargs={kw}'])
     model = build_model(cfg, num_classes=5).train()
     x, y = torch.randn(2, 3, 40, 48), torch.randint(0, 5, (2, 40, 48))
@@ -169,7 +171,9 @@ def test_presets_resolve():
     assert {'smoke_gald_ldv1', 'smoke_gald_ldv2'} <= set(gald_names)
     for n in (n for n in gald_names if n.startswith('synthetic_')):
         d = C.to_dict(C.get(n))
-        for sec in ('data', 'train', 'eval', 'method'): assert d[sec] == base[sec], (n, sec)
+        for sec in ('data', 'eval', 'method'): assert d[sec] == base[sec], (n, sec)
+        assert {k: v for k, v in d['train'].items() if k != 'grad_norms'} == {k: v for k, v in base['train'].items() if k != 'grad_norms'}, n
+        assert d['train']['grad_norms'] == gald.watched_parts(d['model']['head_kwargs']), n   # only logs the head's gradients
         assert {k for k in base['model'] if base['model'][k] != d['model'][k]} == {'head', 'head_kwargs'}, n
     r101 = C.get('cityscapes_gald_aspp_ldv2_r101')
     assert (r101.model.stem, r101.model.dilation, r101.model.output_stride) == ('deep', 'gald', 8)
