@@ -430,8 +430,9 @@ PRESETS = {
 # %% ../../nbs/41_gald_module.ipynb #2e058387
 ABLATION_ROWS: list[tuple[str, str]] = [   # (preset, row label as in Table I of the paper)
     ('synthetic_fcn', 'FCN (baseline)'), ('synthetic_psp', '+PSP'), ('synthetic_aspp', '+ASPP'),
-    ('synthetic_gald_nl', '+NL'), ('synthetic_gald_cgnl', '+CGNL'),
+    ('synthetic_gald_nl', '+NL'), ('synthetic_gald_cgnl', '+CGNL'), ('synthetic_gald_cgnl_zi', '+CGNL, GroupNorm scale 0'),
     ('synthetic_gald_aspp_ldnone', '+ASPP in the GALD head, no LD (control)'),
+    ('synthetic_gald_aspp_ldnone_compact', '+ASPP in the compact head (no convb), no LD'),
     ('synthetic_gald_ldv1', '+LDv1'), ('synthetic_gald_psp_ldv1', '+PSP+LDv1'), ('synthetic_gald_aspp_ldv1', '+ASPP+LDv1'),
     ('synthetic_gald_nl_ldv1', '+NL+LDv1'), ('synthetic_gald_cgnl_ldv1', '+CGNL+LDv1'),
     ('synthetic_gald_cgnl_ldv1_ldga', 'CGNL, LDv1: LD then GA (LDGA)'), ('synthetic_gald_cgnl_ldv1_parallel', 'CGNL, LDv1: parallel'),
@@ -439,6 +440,8 @@ ABLATION_ROWS: list[tuple[str, str]] = [   # (preset, row label as in Table I of
     ('synthetic_gald_nl_ldv2', '+NL+LDv2'), ('synthetic_gald_cgnl_ldv2', '+CGNL+LDv2'),
     ('synthetic_gald_aspp_ldv2_ldga', 'ASPP, LDv2: LD then GA (LDGA)'), ('synthetic_gald_aspp_ldv2_parallel', 'ASPP, LDv2: parallel'),
     ('synthetic_gald_aspp_ldv2_r3', '+ASPP+LDv2, r = 3 (the paper\'s rate, unscaled)'),
+    ('synthetic_gald_aspp_ldv2_compact', '+ASPP+LDv2 in the compact head (no convb)'),
+    ('synthetic_gald_cgnl_ldv1_zi', '+CGNL+LDv1, GroupNorm scale 0'),
 ]
 
 def _runs_by_preset(*summaries) -> dict:
