@@ -253,11 +253,7 @@ def _watched_params(net: nn.Module, prefixes) -> dict[str, list]:
 
 def _grad_norms(watched: dict) -> dict[str, float]:
     "The L2 norm of the gradient of each group of `_watched_params` (0 where no gradient reached it)."
-    out = {}
-    for pre, ps in watched.items():
-        gs = [p.grad.detach().float().pow(2).sum() for p in ps if p.grad is not None]
-        out[pre] = float(torch.stack(gs).sum().sqrt()) if gs else 0.0
-    return out
+    return {pre: float(torch.nn.utils.get_total_norm([p.grad for p in ps if p.grad is not None])) for pre, ps in watched.items()}
 
 def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, return_model: bool = False):
     """Train `cfg` into `out_dir`; returns the final metrics (or {'status': 'paused'} when the time budget ran out),

@@ -15,9 +15,9 @@ from . import configs as C
 # %% auto #0
 __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'EXPECT', 'MIN_SEEDS', 'PROFILES', 'ARTEFACTS', 'repo_root', 'git_info',
            'machine_info', 'data_fingerprint', 'same_config', 'run_state', 'read_json', 'read_log', 'train_grid',
-           'load_summary', 'run_data_version', 'check_versions', 'aggregate', 'Table', 'table_notes', 'grid_table',
-           'class_iou_table', 'paired_diff', 'bimodal', 'paired_values', 'compare', 'verdict_text', 'claims_table',
-           'plot_paired', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
+           'load_summary', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate', 'Table', 'table_notes',
+           'grid_table', 'class_iou_table', 'paired_diff', 'bimodal', 'paired_values', 'compare', 'verdict_text',
+           'claims_table', 'plot_paired', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
            'plot_overlays', 'recipe_targets', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks',
            'output_paths', 'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
 
@@ -195,6 +195,11 @@ def check_versions(*summaries) -> str:
         raise ValueError(f"runs on different data versions ({', '.join(vs)}) cannot share a table or a comparison: "
                          f"retrain the older ones on the current version")
     return vs[0] if vs else ''
+
+def merge_summaries(*summaries) -> dict:
+    "One summary holding the runs of all `summaries` (captioned by the last), for comparisons across grids; same data version only."
+    check_versions(*summaries)
+    return {**summaries[-1], 'runs': [r for s in summaries for r in s['runs']]}
 
 def aggregate(summary: dict, metrics=SUMMARY_METRICS) -> dict:
     "{preset: {'n': finished seeds, 'seeds', metric: (mean, std) for each of `metrics`, 'IoU': [(mean, std) per class], 'classes'}}."

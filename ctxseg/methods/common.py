@@ -149,11 +149,9 @@ from contextlib import contextmanager
 
 @contextmanager
 def fp32_loss(*tensors: Tensor):
-    """`with fp32_loss(a, b) as (a, b):` autocast off on the tensors' device types, the floating tensors cast to
-    float32 (others unchanged); a single tensor comes back as itself, not as a tuple."""
-    kinds = sorted({t.device.type for t in tensors if isinstance(t, Tensor)}) or ['cpu']
+    """`with fp32_loss(a, b) as (a, b):` autocast off on the tensors' device, the floating tensors cast to float32
+    (others unchanged); a single tensor comes back as itself, not as a tuple."""
+    device = next((t.device.type for t in tensors if isinstance(t, Tensor)), 'cpu')
     cast = tuple(t.float() if isinstance(t, Tensor) and t.is_floating_point() else t for t in tensors)
-    with torch.autocast(kinds[0], enabled=False):
-        if len(kinds) > 1:
-            with torch.autocast(kinds[1], enabled=False): yield cast[0] if len(cast) == 1 else cast
-        else: yield cast[0] if len(cast) == 1 else cast
+    with torch.autocast(device, enabled=False):
+        yield cast[0] if len(cast) == 1 else cast

@@ -15,7 +15,7 @@ __all__ = ['GA_MODULES', 'ARRANGEMENTS', 'LD_MODULES', 'LAYOUTS', 'PRESETS', 'AB
            'local_offsets', 'local_attention_weights', 'local_attention', 'local_attention_unfold', 'PyramidPooling',
            'ASPP', 'NonLocal2d', 'CGNL2d', 'ConvThen', 'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head',
            'watched_parts', 'synthetic_gald', 'cityscapes_gald', 'smoke_gald', 'ablation_table', 'class_iou',
-           'cpu_claims', 'merge_summaries']
+           'cpu_claims']
 
 # %% ../../nbs/41_gald_module.ipynb #28879f32
 def local_offsets(kernel_size: int = 5, dilation: int = 1) -> list[tuple[int, int]]:
@@ -322,6 +322,7 @@ class GALDHead(SegHead):
             if isinstance(m, NonLocal2d): m.zero_init()
             if isinstance(m, LDv2): m.reset_attention()
             if isinstance(m, CGNL2d) and cgnl_zero_init: m.zero_init()
+        self._stat_names = [n for n, m in self.named_modules() if isinstance(m, (LDv1, CGNL2d))]   # parts that report `stats`
 
     def _ld(self, *parts, maps: dict | None = None):
         if isinstance(self.ld, LDv1):
@@ -349,7 +350,7 @@ class GALDHead(SegHead):
         rep = self.fuse(torch.cat([y, x], 1))                         # B×C×h×w
         out = {'logits': self.classify(rep), 'rep': rep}
         if self.training:
-            out['stats'] = {f'{n}.{k}': v for n, m in self.named_modules() for k, v in (getattr(m, 'stats', None) or {}).items()}
+            out['stats'] = {f'{n}.{k}': v for n in self._stat_names for k, v in self.get_submodule(n).stats.items()}
         if return_maps: out.update(maps)
         return out
 
@@ -521,6 +522,4 @@ def cpu_claims(summary: dict, claims=None) -> list[dict]:
                             **({'metric': t} if _is_metric(t) else {'cls': t})))
     return out
 
-def merge_summaries(*summaries) -> dict:
-    "One summary whose runs are those of all `summaries` (the later one's notes), for claims across grids."
-    return {**summaries[-1], 'runs': [r for s in summaries for r in s['runs']]}
+

@@ -98,15 +98,16 @@ def loss_stats(loss: Tensor, pos: Tensor | None, neg: Tensor | None, scale: floa
     """Per-step diagnostics (detached): anchors with a positive, mean positives and negatives per anchor (after
     mining; before it as `pool_*`), the raw (unweighted) loss, and `collapsed` = scale · mean ln(1 + n_neg), the
     loss when every embedding is the same vector."""
-    if pos is None or not bool(pos.any()):
+    if pos is None:
         z = loss.detach().new_zeros(())
         return {'anchors': z, 'pos': z, 'neg': z, 'pool_pos': z, 'pool_neg': z, 'raw': loss.detach(), 'collapsed': z}
-    has = pos.any(1)
-    n_neg = neg.sum(1)[has].float()
-    pools = pos if pool_pos is None else pool_pos, neg if pool_neg is None else pool_neg
-    return {'anchors': has.sum().float(), 'pos': pos.sum(1)[has].float().mean(), 'neg': n_neg.mean(),
-            'pool_pos': pools[0].sum(1)[has].float().mean(), 'pool_neg': pools[1].sum(1)[has].float().mean(),
-            'raw': loss.detach(), 'collapsed': scale * torch.log1p(n_neg).mean()}
+    has = pos.any(1).float()                                               # anchors with a positive (0 of them: all 0)
+    mean = lambda v: (v.float() * has).sum() / has.sum().clamp(min=1)      # no host sync on the training step
+    n_neg = neg.sum(1)
+    return {'anchors': has.sum(), 'pos': mean(pos.sum(1)), 'neg': mean(n_neg),
+            'pool_pos': mean((pos if pool_pos is None else pool_pos).sum(1)),
+            'pool_neg': mean((neg if pool_neg is None else pool_neg).sum(1)),
+            'raw': loss.detach(), 'collapsed': scale * mean(torch.log1p(n_neg.float()))}
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #e869dad2
 def mine(S: Tensor, mask: Tensor, k: int, mode: str = 'semi_hard', ratio: float = 0.1, hard_is_high: bool = True,
