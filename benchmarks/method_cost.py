@@ -3,7 +3,7 @@ measured in a fresh process with `ctxseg.bench.benchmark` at the preset's own im
 same baseline.
 
     python benchmarks/method_cost.py gald                      # the GALD cpu rows and their baselines, a table
-    python benchmarks/method_cost.py pixel_contrast --out book/results/cpu/pixel_contrast_cost.json
+    python benchmarks/method_cost.py pixel_contrast --warmup 40 --out book/results/cpu/pixel_contrast_cost.json
     python benchmarks/method_cost.py synthetic_aspp synthetic_gald_aspp_ldv2 --iters 20
 
 A group name (`gald`, `pixel_contrast`) stands for the presets of that training notebook's cpu grid and their
@@ -26,7 +26,9 @@ GROUPS = {
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('presets', nargs='+', help=f'preset names, or a group: {", ".join(GROUPS)}')
-    ap.add_argument('--iters', type=int, default=10, help='timed training steps per preset (after 3 warm-up steps)')
+    ap.add_argument('--iters', type=int, default=10, help='timed training steps per preset (after the warm-up steps)')
+    ap.add_argument('--warmup', type=int, default=3,
+                    help='untimed training steps first; give a memory method enough to fill its queues (pixel contrast: 40)')
     ap.add_argument('--infer-iters', type=int, default=20)
     ap.add_argument('--out', help='write the results as JSON here (default: print only)')
     a = ap.parse_args(argv)
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
         if cfg.data.dataset != 'synthetic':
             print(f'method_cost: {p} is not a cpu preset (dataset {cfg.data.dataset})', file=sys.stderr); return 2
         r = benchmark_isolated(cfg, size=(cfg.data.size, cfg.data.size), batch=cfg.data.batch_size, iters=a.iters,
-                               infer_iters=a.infer_iters, num_classes=8, device='cpu')
+                               warmup=a.warmup, infer_iters=a.infer_iters, num_classes=8, device='cpu')
         rows.append(r)
         print(f"{p}: step {r['train_step_ms']:.0f} ms, inference {r['infer_latency_ms']:.1f} ms", flush=True)
     print(format_table(rows))
@@ -48,7 +50,7 @@ def main(argv=None) -> int:
         from ctxseg.runner import machine_info, git_info
         res = {'command': ' '.join(['python', 'benchmarks/method_cost.py', *(argv if argv is not None else sys.argv[1:])]),
                'machine': machine_info(), **git_info(ROOT), 'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-               'iters': a.iters, 'infer_iters': a.infer_iters, 'rows': rows}
+               'iters': a.iters, 'warmup': a.warmup, 'infer_iters': a.infer_iters, 'rows': rows}
         out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix('.tmp'); tmp.write_text(json.dumps(res, indent=2) + '\n'); tmp.replace(out)
         print('wrote', out)

@@ -10,7 +10,7 @@ from . import configs as C
 from .models.segmentor import build_model
 
 # %% auto #0
-__all__ = ['benchmark', 'benchmark_isolated', 'format_table']
+__all__ = ['benchmark', 'benchmark_isolated', 'format_table', 'cost_table']
 
 # %% ../nbs/10_bench.ipynb #1555eebd
 def _sync(device):
@@ -74,3 +74,20 @@ def format_table(rows: list[dict]) -> str:
     w = [max(len(c[i]) for c in cells) for i in range(len(cols))]
     lines = ['  '.join(c[i].rjust(w[i]) for i in range(len(cols))) for c in cells]
     return '\n'.join([lines[0], '  '.join('-' * x for x in w), *lines[1:]])
+
+# %% ../nbs/10_bench.ipynb #f3eedb1c
+def cost_table(cost: dict, reference: str, prefix: str = 'synthetic_'):
+    "A `ctxseg.runner.Table` of `benchmarks/method_cost.py`'s JSON, with each row's differences to the `reference` preset."
+    from ctxseg.runner import Table
+    by = {r['preset']: r for r in cost['rows']}
+    if reference not in by: raise KeyError(f"no row for {reference} in the cost JSON (rows: {', '.join(by)})")
+    ref, name = by[reference], reference.removeprefix(prefix)
+    d = lambda r, k, f: f.format(r[k] - ref[k]).replace('-', '−')
+    rows = [[p.removeprefix(prefix), f"{r['infer_params_M']:.3f}", f"{r['train_step_ms']:.0f}", f"{r['peak_mem_mb']:.0f}",
+             f"{r['infer_latency_ms']:.1f}", d(r, 'infer_params_M', '{:+.3f}'), d(r, 'train_step_ms', '{:+.0f}'),
+             d(r, 'infer_latency_ms', '{:+.1f}')] for p, r in by.items()]
+    notes = {'hardware': cost['machine']['hardware'], 'command': cost['command'],
+             'git commit': cost['git_commit'][:12] + (' (with local changes)' if cost['git_dirty'] else ''),
+             'peak memory': cost['rows'][0]['peak_mem_kind'], 'timed': f"median of {cost['iters']} training steps and {cost['infer_iters']} inferences"}
+    return Table(['row', 'params (M, inference)', 'train step (ms)', 'peak mem (MB)', 'inference (ms)',
+                  f'Δ params vs {name}', f'Δ step vs {name}', f'Δ inference vs {name}'], rows, notes, title='cost at the cpu recipe')

@@ -17,9 +17,10 @@ __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'EXPECT', 'MIN_SEEDS', 'PROFILES', '
            'machine_info', 'data_fingerprint', 'same_config', 'run_state', 'read_json', 'read_log', 'train_grid',
            'load_summary', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate', 'Table', 'table_notes',
            'grid_table', 'class_iou_table', 'paired_diff', 'bimodal', 'paired_values', 'compare', 'verdict_text',
-           'claims_table', 'plot_paired', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
-           'plot_overlays', 'recipe_targets', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks',
-           'output_paths', 'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
+           'claims_table', 'expand_claims', 'per_class_table', 'log_series', 'mean_log_series', 'plot_paired',
+           'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays',
+           'recipe_targets', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks', 'output_paths',
+           'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
 
 # %% ../nbs/11_runner.ipynb #35af27d1
 def repo_root() -> Path:
@@ -354,19 +355,27 @@ def _class_index(m: dict, cls) -> int:
     if cls not in names: raise KeyError(f'no class {cls!r} in the metrics (classes: {", ".join(map(str, names))})')
     return names.index(cls)
 
+def _class_key(metric: str) -> str:
+    "The per-class list behind a mean metric: 'mIoU' -> 'IoU', 'BF@1' -> 'BF_class@1', 'bIoU@0.02' -> 'bIoU_class@0.02'."
+    if metric in ('mIoU', 'IoU'): return 'IoU'
+    name, at, tol = metric.partition('@')
+    return f'{name}_class@{tol}' if at else metric
+
 def paired_values(summary: dict, preset: str, metric: str = 'mIoU', cls=None) -> dict:
     """{seed: value} over the finished runs of `preset` in `summary`: the scalar `metrics[metric]`, or with `cls`
-    (a class name or index) that class's IoU from `metrics['IoU']` (NaN when the class was absent)."""
+    (a class name or index) that class's value: its IoU from `metrics['IoU']` for 'mIoU', or the per-class list
+    behind another mean (`BF@1` -> `metrics['BF_class@1']`); NaN when the class was absent."""
     runs = [r for r in summary['runs'] if r['preset'] == preset]
     if not runs and preset not in summary.get('presets', []):
         raise KeyError(f'no preset {preset!r} in the summary (presets: {", ".join(summary.get("presets", []))})')
     done = [r for r in runs if 'metrics' in r]
-    if cls is None and done and not any(metric in r['metrics'] for r in done):
-        raise KeyError(f'no metric {metric!r} in the runs of {preset} (have: {", ".join(sorted(done[0]["metrics"]))})')
+    key = metric if cls is None else _class_key(metric)
+    if done and not any(key in r['metrics'] for r in done):
+        raise KeyError(f'no metric {key!r} in the runs of {preset} (have: {", ".join(sorted(done[0]["metrics"]))})')
     out = {}
     for r in done:
         m = r['metrics']
-        v = m.get(metric) if cls is None else m['IoU'][_class_index(m, cls)]
+        v = m.get(key) if cls is None else (m[key][_class_index(m, cls)] if key in m else None)
         out[r['seed']] = math.nan if v is None else float(v)
     return out
 
@@ -387,7 +396,7 @@ def compare(summary: dict, baseline: str, method: str, expect: str = 'increase',
     seeds = sorted(s for s in set(b) & set(m) if not (math.isnan(b[s]) or math.isnan(m[s])))
     bv, mv = [b[s] for s in seeds], [m[s] for s in seeds]
     res = paired_diff(bv, mv, expect, confidence, power, min_seeds)
-    res.update(baseline=baseline, method=method, metric=metric if cls is None else 'IoU', cls=cls, seeds=seeds,
+    res.update(baseline=baseline, method=method, metric=metric if cls is None else _class_key(metric).replace('_class', ''), cls=cls, seeds=seeds,
                bimodal={'baseline': bimodal(bv), 'method': bimodal(mv), 'diff': bimodal(res['diffs'])})
     base_classes = set(_classes(bs, baseline))
     per_class = []
@@ -407,7 +416,7 @@ def _pts(x: float, sign: bool = True) -> str:
 _BIMODAL_WORDS = {'baseline': 'baseline', 'method': 'method', 'diff': 'difference'}
 
 def _unit(c: dict) -> str:
-    if c.get('cls') is not None: return f'{c["cls"]} IoU points'
+    if c.get('cls') is not None: return f'{c["cls"]} {c.get("metric") or "IoU"} points'
     return f'{c["metric"]} points' if c.get('metric') else 'points'
 
 def verdict_text(c: dict) -> str:
@@ -442,6 +451,61 @@ def claims_table(summary: dict, claims, base_summary: dict | None = None) -> Tab
     notes['statistic'] = 'paired difference over seeds, 95 % t interval, in points'
     if few: notes['rule'] = f'fewer than {MIN_SEEDS} paired seeds: not resolved'
     return Table(['claim', 'rows', 'n', 'Δ (95 % CI)', 'verdict', 'MDE'], rows, notes)
+
+# %% ../nbs/11_runner.ipynb #b44ada4f
+def _target(t) -> dict:
+    if t is None: return {}
+    if isinstance(t, tuple): return {'metric': t[0], 'cls': t[1]}
+    return {'metric': t} if '@' in t else {'cls': t}
+
+def expand_claims(summary: dict, spec, expect: str = 'increase', prefix: str = 'synthetic_') -> list[dict]:
+    """`claims_table` dictionaries from `spec` [(claim, baseline, method, [target, ...]), ...], a target being None
+    (mIoU), a class name, a metric ('BF@1') or (metric, class); only those `summary`'s finished runs can judge.
+    Row labels drop `prefix` from the preset names."""
+    runs = [r for r in summary['runs'] if 'metrics' in r]
+    have = {r['preset'] for r in runs}
+    out = []
+    for claim, b, m, targets in spec:
+        if b not in have or m not in have: continue
+        for t in targets:
+            tt = _target(t)
+            key = tt.get('metric') and (tt['metric'] if 'cls' not in tt else _class_key(tt['metric']))
+            if key and not all(key in r['metrics'] for r in runs if r['preset'] in (b, m)): continue
+            what = '' if t is None else f" ({t if not isinstance(t, tuple) else f'{t[0]}, {t[1]}'})"
+            out.append(dict(claim=claim + what, expect=expect, baseline=b, method=m,
+                            rows=f"{b.removeprefix(prefix)} → {m.removeprefix(prefix)}", **tt))
+    return out
+
+# %% ../nbs/11_runner.ipynb #7333c326
+def per_class_table(summary: dict, pairs, base_summary: dict | None = None, prefix: str = 'synthetic_') -> Table:
+    "comparison | one column per class: the paired IoU difference 'mean [lo, hi]' in points for each (baseline, method) of `pairs`."
+    fmt = lambda d: '–' if math.isnan(d['mean']) else f"{_pts(d['mean'])} [{_pts(d['lo'])}, {_pts(d['hi'])}]"
+    rows, classes = [], []
+    for b, m in pairs:
+        r = compare(summary, b, m, base_summary=base_summary)
+        classes = classes or [d['class'] for d in r['per_class']]
+        rows.append([f"{b.removeprefix(prefix)} → {m.removeprefix(prefix)}", *[fmt(d) for d in r['per_class']]])
+    return Table(['comparison', *classes], rows, {'statistic': 'paired IoU difference over seeds, 95 % t interval, in points'},
+                 title='per-class differences')
+
+# %% ../nbs/11_runner.ipynb #d8d84daf
+def log_series(run_dir, key: str, part: str | None = None, smooth: int = 1):
+    "(iterations, values) of `log[key]` (or `log[key][part]`) over a run's training log, running mean over `smooth`; (None, None) if absent."
+    log = [l for l in read_log(run_dir) if key in l and (part is None or part in l[key])]
+    if not log: return None, None
+    it = np.array([l['iter'] for l in log])
+    v = np.array([l[key] if part is None else l[key][part] for l in log], float)
+    if smooth > 1 and len(v) >= smooth: it, v = it[smooth - 1:], np.convolve(v, np.ones(smooth) / smooth, 'valid')
+    return it, v
+
+def mean_log_series(summary: dict, preset: str, key: str, part: str | None = None, smooth: int = 1):
+    "`log_series` averaged over the finished runs of `preset` (run folders under `summary['out_dir']`); (None, None) if none has it."
+    got = [log_series(Path(summary['out_dir']) / r['dir'], key, part, smooth)
+           for r in summary['runs'] if r['preset'] == preset and 'metrics' in r]
+    got = [g for g in got if g[0] is not None]
+    if not got: return None, None
+    n = min(len(g[0]) for g in got)
+    return got[0][0][:n], np.mean([g[1][:n] for g in got], 0)
 
 # %% ../nbs/11_runner.ipynb #e8d76919
 def plot_paired(summary: dict, baseline: str, method: str, metric: str = 'mIoU', ax=None,

@@ -494,8 +494,8 @@ def class_iou(*summaries, presets=None) -> dict:
     return out
 
 # %% ../../nbs/41_gald_module.ipynb #332aa6df
-LD_TARGETS = [None, 'wire', 'sign', 'BF@1', 'BF@2', 'bIoU@0.02']
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline preset, method preset, [None = mIoU | class | metric])
+LD_TARGETS = [None, 'wire', 'sign', 'BF@1', 'BF@2', 'bIoU@0.02', ('BF@1', 'wire')]
+CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see expand_claims)
     ('the GALD head without LD keeps what ASPP learns', 'synthetic_aspp', 'synthetic_gald_aspp_ldnone', [None, 'car', 'boat', 'sign']),
     ('+LDv2 beats the same-head control', 'synthetic_gald_aspp_ldnone', 'synthetic_gald_aspp_ldv2', LD_TARGETS),
     ('+LDv1 beats the same-head control', 'synthetic_gald_aspp_ldnone', 'synthetic_gald_aspp_ldv1', LD_TARGETS),
@@ -506,20 +506,9 @@ CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline preset, me
     ("the authors' layout (convb) beats the compact head", 'synthetic_gald_aspp_ldnone_compact', 'synthetic_gald_aspp_ldnone', [None, 'sign']),
 ]
 
-def _is_metric(t) -> bool: return t is not None and (t.startswith('BF@') or t.startswith('bIoU'))
-
 def cpu_claims(summary: dict, claims=None) -> list[dict]:
     "The claim dictionaries for `ctxseg.runner.claims_table` from `CPU_CLAIMS` (or `claims`) that `summary`'s runs can judge."
-    runs = [r for r in summary['runs'] if 'metrics' in r]
-    have = {r['preset'] for r in runs}
-    out = []
-    for c, b, m, targets in claims or CPU_CLAIMS:
-        if b not in have or m not in have: continue
-        for t in targets:
-            if _is_metric(t) and not all(t in r['metrics'] for r in runs if r['preset'] in (b, m)): continue
-            out.append(dict(claim=c + ('' if t is None else f' ({t})'), expect='increase', baseline=b, method=m,
-                            rows=f"{b.replace('synthetic_', '')} → {m.replace('synthetic_', '')}",
-                            **({'metric': t} if _is_metric(t) else {'cls': t})))
-    return out
+    from ctxseg.runner import expand_claims
+    return expand_claims(summary, claims or CPU_CLAIMS)
 
 

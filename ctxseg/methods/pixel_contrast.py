@@ -13,8 +13,8 @@ from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_g
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'CPU_MEMORY_PARAMS', 'GPU_PARAMS', 'SMOKE_PARAMS', 'PRESETS',
-           'hard_anchor_sampling', 'info_nce', 'contrastive_terms', 'contrastive_loss', 'loss_stats', 'mine',
-           'PixelContrast', 'build_method']
+           'CPU_TARGETS', 'CPU_CLAIMS', 'hard_anchor_sampling', 'info_nce', 'contrastive_terms', 'contrastive_loss',
+           'loss_stats', 'mine', 'PixelContrast', 'build_method']
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #45a7a873
 def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor, max_samples: int = 1024,
@@ -320,3 +320,15 @@ PRESETS = {
     'cityscapes_pixcon_base_hr48': lambda: _cityscapes_contrast(True, method=False),
     'cityscapes_pixcon_base_aspp_r101': lambda: _cityscapes_contrast(False, method=False),
 }
+
+# %% ../../nbs/32_pixel_contrast_module.ipynb #3e826bc8
+CPU_TARGETS = [None, 'bush', 'rock', 'sign', ('BF@1', 'wire')]
+CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.runner.expand_claims)
+    ("in-batch pixel contrast, λ 0.1 (the authors' recipe), improves the segmentation", 'synthetic_aspp',
+     'synthetic_aspp_pixcon_batch', [*CPU_TARGETS, 'BF@1']),
+    ('in-batch pixel contrast, λ 0.05, improves the segmentation', 'synthetic_aspp', 'synthetic_aspp_pixcon_batch_l05', CPU_TARGETS),
+    ('in-batch pixel contrast, λ 0.01, improves the segmentation', 'synthetic_aspp', 'synthetic_aspp_pixcon_batch_l01', CPU_TARGETS),
+    ('pixel contrast with memories and semi-hard mining improves the segmentation', 'synthetic_aspp',
+     'synthetic_aspp_pixcon', CPU_TARGETS),
+    ('the memories improve on in-batch contrast (Sec. 3.3)', 'synthetic_aspp_pixcon_batch', 'synthetic_aspp_pixcon', [None, 'bush', 'rock']),
+]
