@@ -47,13 +47,11 @@ def main(argv=None) -> int:
         print(f"{p}: step {r['train_step_ms']:.0f} ms, inference {r['infer_latency_ms']:.1f} ms", flush=True)
     print(format_table(rows))
     if a.out:
-        from ctxseg.runner import machine_info, git_info
-        res = {'command': ' '.join(['python', 'benchmarks/method_cost.py', *(argv if argv is not None else sys.argv[1:])]),
-               'machine': machine_info(), **git_info(ROOT), 'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-               'iters': a.iters, 'warmup': a.warmup, 'infer_iters': a.infer_iters, 'rows': rows}
-        out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix('.tmp'); tmp.write_text(json.dumps(res, indent=2) + '\n'); tmp.replace(out)
-        print('wrote', out)
+        from ctxseg.runner import result_header
+        from ctxseg.engine import atomic_write_json
+        atomic_write_json(a.out, {**result_header('benchmarks/method_cost.py', argv, ROOT), 'iters': a.iters, 'warmup': a.warmup,
+                                  'infer_iters': a.infer_iters, 'rows': rows})
+        print('wrote', a.out)
     return 0
 
 

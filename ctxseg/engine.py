@@ -322,7 +322,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
         model.train()
         batches = iter(loader)
         for it in range(start, tc.iters):
-            lr = poly_lr(it, tc); set_lr(opt, lr)
+            lr = poly_lr(it, tc); set_lr(opt, lr); net.lr = lr
             b = next(batches)
             x = b['image'].to(device, non_blocking=True); y = b['label'].to(device, non_blocking=True)
             if device.type == 'cuda' and tc.channels_last: x = x.contiguous(memory_format=torch.channels_last)

@@ -14,13 +14,13 @@ from . import configs as C
 
 # %% auto #0
 __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'EXPECT', 'MIN_SEEDS', 'PROFILES', 'ARTEFACTS', 'repo_root', 'git_info',
-           'machine_info', 'data_fingerprint', 'same_config', 'run_state', 'read_json', 'read_log', 'train_grid',
-           'load_summary', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate', 'Table', 'table_notes',
-           'grid_table', 'class_iou_table', 'paired_diff', 'bimodal', 'paired_values', 'compare', 'verdict_text',
-           'claims_table', 'expand_claims', 'per_class_table', 'log_series', 'mean_log_series', 'plot_paired',
-           'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays',
-           'recipe_targets', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks', 'output_paths',
-           'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
+           'machine_info', 'result_header', 'data_fingerprint', 'same_config', 'run_state', 'read_json', 'read_log',
+           'train_grid', 'load_summary', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate', 'Table',
+           'table_notes', 'grid_table', 'class_iou_table', 'paired_diff', 'bimodal', 'paired_values', 'compare',
+           'verdict_text', 'claims_table', 'expand_claims', 'per_class_table', 'log_series', 'mean_log_series',
+           'plot_paired', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
+           'plot_overlays', 'recipe_targets', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks',
+           'output_paths', 'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
 
 # %% ../nbs/11_runner.ipynb #35af27d1
 def repo_root() -> Path:
@@ -55,6 +55,15 @@ def machine_info() -> dict:
     cpu = f'{_cpu_model()}, {os.cpu_count()} cores'
     return {'hardware': gpu or f'CPU only ({cpu})', 'cpu': cpu, 'gpu': gpu, 'torch': torch.__version__,
             'torch_threads': torch.get_num_threads(), 'python': platform.python_version(), 'platform': platform.platform()}
+
+
+
+def result_header(script: str, argv=None, root=None) -> dict:
+    """What every benchmark JSON starts with: the command that wrote it (`python <script> <args>`), the machine,
+    the git commit (and whether the tree had local changes) and the time it finished."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return {'command': ' '.join(['python', script, *map(shlex.quote, args)]), 'machine': machine_info(), **git_info(root),
+            'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
 
 # %% ../nbs/11_runner.ipynb #74943f7f
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity

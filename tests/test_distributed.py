@@ -11,13 +11,7 @@ from ctxseg.models.segmentor import build_model
 HERE = Path(__file__).parent
 
 
-def torchrun(*args, timeout=600):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
-
-
-def test_two_ranks_agree_and_metrics_reduce_exactly(tmp_path):
+def test_two_ranks_agree_and_metrics_reduce_exactly(tmp_path, torchrun):
     r = torchrun(str(HERE / 'ddp_worker.py'), str(tmp_path))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads((tmp_path / 'ddp.json').read_text())
@@ -34,7 +28,7 @@ def test_two_ranks_agree_and_metrics_reduce_exactly(tmp_path):
     assert res['metrics']['world_size'] == 2
 
 
-def test_cli_under_torchrun(tmp_path):
+def test_cli_under_torchrun(tmp_path, torchrun):
     r = torchrun('-m', 'ctxseg.cli', 'train', 'smoke', '--out', str(tmp_path / 'r'), '--no-progress',
                  '--set', 'train.iters=2')
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -274,11 +274,8 @@ def test_gpu_presets_build():
 
 
 # ----------------------------------------------------------------------------------------- two gloo ranks
-def test_two_ranks_hold_identical_queues_filled_from_both(tmp_path):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-           str(HERE / 'ddp_pixcon_worker.py'), str(tmp_path)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+def test_two_ranks_hold_identical_queues_filled_from_both(tmp_path, torchrun):
+    r = torchrun(HERE / 'ddp_pixcon_worker.py', tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads((tmp_path / 'pixcon_ddp.json').read_text())
     assert res['world'] == 2

@@ -41,6 +41,7 @@ class Segmentor(nn.Module):
         self.loss = loss if loss is not None else SegLoss('ce')
         self.aux_loss = aux_loss if aux_loss is not None else SegLoss('ce', ignore_index=self.loss.ignore_index)
         self.aux_weight, self.num_classes = aux_weight, num_classes
+        self.lr: float | None = None          # this step's learning rate, set by the engine; a head may read it (MCIBI)
 
     def forward(self, images: Tensor, targets: Tensor | None = None) -> SegOutput:
         feats = self.backbone(images)                                   # list of B×C_l×h_l×w_l
@@ -58,6 +59,8 @@ class Segmentor(nn.Module):
             if self.method is not None:
                 res.losses.update(self.method(features, out['logits'], targets))
                 res.stats.update({f'method.{k}': v for k, v in (getattr(self.method, 'stats', None) or {}).items()})
+            if hasattr(self.head, 'training_losses'):              # a head method's training-only terms (MCIBI)
+                res.losses.update(self.head.training_losses(out, targets, self.aux_loss, lr=self.lr))
             res.stats.update({f'head.{k}': v for k, v in out.get('stats', {}).items()})
         return res
 
