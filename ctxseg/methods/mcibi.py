@@ -8,12 +8,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from ..models.heads import ConvBNReLU, SegHead, Classifier
+from ..models.heads import ConvBNReLU, SegHead, Classifier, resize
 
 # %% auto #0
-__all__ = ['read_memory', 'class_sums', 'apply_update', 'update_memory', 'memory_momentum', 'lowres_sums', 'update_memory_lowres',
-           'distribution_noise', 'sample_distribution_memory', 'apply_distribution_update',
-           'update_distribution_memory', 'all_reduce_mean', 'SelfAttentionBlock', 'MCIBIHead', 'build_head']
+__all__ = ['PRESETS', 'read_memory', 'class_sums', 'apply_update', 'update_memory', 'memory_momentum', 'lowres_sums',
+           'update_memory_lowres', 'distribution_noise', 'sample_distribution_memory', 'apply_distribution_update',
+           'update_distribution_memory', 'all_reduce_mean', 'SelfAttentionBlock', 'MCIBIHead', 'build_head',
+           'MCIBIPlusPlusHead', 'gpu_mcibi', 'synthetic_mcibi', 'smoke_mcibi']
 
 # %% ../../nbs/51_mcibi_module.ipynb #60c33a64
 def read_memory(logits: Tensor, memory: Tensor, hard: bool = False) -> Tensor:
@@ -253,3 +254,139 @@ def build_head(in_channels, num_classes: int, variant: str = 'mcibi', **kw) -> S
     heads = {'mcibi': MCIBIHead}
     if variant not in heads: raise ValueError(f"unknown MCIBI variant {variant!r}; choose from {sorted(heads)}")
     return heads[variant](in_channels, num_classes, **kw)
+
+# %% ../../nbs/51_mcibi_module.ipynb #a5dbbf95
+class MCIBIPlusPlusHead(SegHead):
+    "MCIBI++'s head: distribution memory read-out, context within the image (ASPP or PPM), optional FPN (see above)."
+    def __init__(self, in_channels, num_classes, channels: int = 512, transform_channels: int = 256, context: str | None = 'aspp',
+                 dilations=(1, 12, 24, 36), pool_scales=(1, 2, 3, 6), context_self_attention: bool = True,
+                 fpn_in_channels: list[int] | None = None, fpn_channels: int = 1024, force_use_preds_pr: bool = False,
+                 hard_aggregate: bool = False, pr_weight: float = 0.4, cwi_weight: float = 1.0, momentum: float = 0.1,
+                 update_rows: int = 64, **kw):
+        super().__init__(in_channels, num_classes, channels, **kw)
+        from ctxseg.methods.gald import ASPP, PyramidPooling
+        if context not in (None, 'aspp', 'ppm'): raise ValueError(f"context must be None, 'aspp' or 'ppm', got {context!r}")
+        if fpn_in_channels and context is None: raise ValueError('the FPN variant needs a context module (its top level is [Y; F_cwi])')
+        cin, C, norm, ac = self.in_channels, channels, self.norm_layer, self.align_corners
+        p = self.dropout.p if isinstance(self.dropout, nn.Dropout2d) else 0.0
+        decoder = lambda: nn.Sequential(ConvBNReLU(C, C, 1, 1, norm), nn.Dropout2d(p), Classifier(C, num_classes))
+        self.hard_aggregate, self.force_use_preds_pr = hard_aggregate, force_use_preds_pr
+        self.pr_weight, self.cwi_weight, self.momentum_value, self.update_rows = pr_weight, cwi_weight, momentum, update_rows
+        self.context = (None if context is None else ASPP(cin, C, dilations, norm, ac) if context == 'aspp'
+                        else PyramidPooling(cin, C, pool_scales, norm, ac))
+        self.decoder_cwi = decoder() if context else None
+        self.memory_input = ConvBNReLU(cin, C, 3, 1, norm)
+        self.decoder_pr = decoder()
+        self.self_attention = SelfAttentionBlock(C, C, transform_channels, C, norm)
+        self.memory_bottleneck = ConvBNReLU(2 * C, C, 3, 1, norm)
+        self.context_attention = SelfAttentionBlock(C, C, C // 2, C, norm) if context and context_self_attention else None
+        self.fpn_in_channels = list(fpn_in_channels or [])
+        self.lateral_convs = nn.ModuleList([ConvBNReLU(c, fpn_channels, 1, 1, norm) for c in self.fpn_in_channels])
+        self.fpn_convs = nn.ModuleList([ConvBNReLU(fpn_channels, C, 3, 1, norm) for _ in self.fpn_in_channels])
+        if self.fpn_in_channels and fpn_channels != 2 * C:
+            raise ValueError(f'fpn_channels must equal 2·channels ({2 * C}): the top level [Y; F_cwi] joins the top-down sum')
+        cls_in = (len(self.fpn_in_channels) * C + 2 * C) if self.fpn_in_channels else (2 * C if context else C)
+        self.decoder_cls = ConvBNReLU(cls_in, C, 3 if context else 1, 1, norm)     # then dropout + classifier (SegHead)
+        self.register_buffer('stats', torch.stack([torch.zeros(num_classes), torch.ones(num_classes)], 1))   # (μ, σ)
+        self.register_buffer('noise', distribution_noise(num_classes, C), persistent=False)
+        self.init_weights()
+
+    def _fpn(self, feats, top: Tensor) -> Tensor:
+        n = len(self.fpn_in_channels)
+        lower = list(feats[-1 - n:-1])
+        if [f.shape[1] for f in lower] != self.fpn_in_channels:
+            raise ValueError(f'fpn_in_channels {self.fpn_in_channels} do not match the backbone levels {[f.shape[1] for f in lower]}')
+        lat = [conv(f) for conv, f in zip(self.lateral_convs, lower)] + [top]
+        for i in range(n, 0, -1):
+            lat[i - 1] = lat[i - 1] + resize(lat[i], lat[i - 1].shape[-2:], self.align_corners)
+        outs = [conv(l) for conv, l in zip(self.fpn_convs, lat[:-1])] + [lat[-1]]
+        return torch.cat([resize(o, outs[0].shape[-2:], self.align_corners) for o in outs], 1)
+
+    def forward(self, feats) -> dict[str, Tensor]:
+        x = self.pick(feats)                                                    # B×Cin×h×w
+        f_cwi = self.context(x) if self.context is not None else None           # F_cwi: B×C×h×w
+        p_cwi = self.decoder_cwi(f_cwi) if f_cwi is not None else None
+        r = self.memory_input(x)                                                # R
+        p_pr = self.decoder_pr(r)
+        gather = p_pr if (p_cwi is None or self.force_use_preds_pr) else p_cwi
+        memory = sample_distribution_memory(self.stats, r.shape[1], self.noise)  # Eq. (mcibipp-sample)
+        d = read_memory(gather, memory, self.hard_aggregate)                    # Eq. (mcibi-read)
+        z = self.memory_bottleneck(torch.cat([r, self.self_attention(r, d)], 1))
+        if f_cwi is not None:
+            if self.context_attention is not None: z = self.context_attention(f_cwi, z)
+            z = torch.cat([z, f_cwi], 1)
+            if self.fpn_in_channels: z = self._fpn(feats, z)
+        rep = self.decoder_cls(z)
+        out = {'logits': self.classify(rep), 'rep': rep, 'stage1_logits': p_pr, 'memory_input': r}
+        if p_cwi is not None: out['cwi_logits'] = p_cwi
+        return out
+
+    def training_losses(self, out: dict, targets: Tensor, loss_fn, lr: float | None = None) -> dict[str, Tensor]:
+        "The two extra classifiers' CE (weighted), then Eq. (mcibipp-update) from this batch, averaged over ranks."
+        losses = {'stage1': self.pr_weight * loss_fn(out['stage1_logits'], targets)}
+        if 'cwi_logits' in out: losses['cwi'] = self.cwi_weight * loss_fn(out['cwi_logits'], targets)
+        with torch.no_grad():
+            sums = lowres_sums(out['memory_input'].float(), targets, self.stats.shape[0], loss_fn.ignore_index, rows=self.update_rows)
+            self.stats.copy_(all_reduce_mean(apply_distribution_update(self.stats, sums, self.momentum_value)))
+            out.setdefault('stats', {}).update(memory_mu=self.stats[:, 0].mean(), memory_sigma=self.stats[:, 1].mean())
+        return losses
+
+def build_head(in_channels, num_classes: int, variant: str = 'mcibi', **kw) -> SegHead:
+    "The head method of `model.head='mcibi'`: `variant` 'mcibi' (`MCIBIHead`) or 'mcibi++' (`MCIBIPlusPlusHead`)."
+    heads = {'mcibi': MCIBIHead, 'mcibi++': MCIBIPlusPlusHead}
+    if variant not in heads: raise ValueError(f"unknown MCIBI variant {variant!r}; choose from {sorted(heads)}")
+    return heads[variant](in_channels, num_classes, **kw)
+
+# %% ../../nbs/51_mcibi_module.ipynb #99d139f8
+from .. import configs as _C
+
+_MOMENTUM_BASE_LR = {'ade20k': 1.0, 'lip': 1.0, 'cityscapes': 0.9, 'coco_stuff10k': 0.9}   # × the recipe's lr
+_TRAIN_SET = {'cityscapes': 'cityscapes_trainval'}
+
+def gpu_mcibi(dataset: str, depth: int = 101, variant: str = 'mcibi', gpus: int = 8) -> _C.Config:
+    "gpu profile: the authors' `dataset` recipe with the MCIBI (or MCIBI++) head on ResNet-`depth`-D8 (see above)."
+    d, t, e = _C.recipe(dataset, 'mcibi', gpus=gpus)
+    per_epoch = _C.epochs_to_iters(1, _C.TRAIN_SIZES[_TRAIN_SET.get(dataset, dataset)], d.batch_size * gpus)
+    if variant == 'mcibi':
+        kw = {'variant': 'mcibi', 'dilations': [1, 12, 24, 36], 'transform_channels': 256, 'base_momentum': 0.9,
+              'momentum_base_lr': _MOMENTUM_BASE_LR[dataset] * t.lr,
+              'consistency_weight': 1.0 if dataset == 'ade20k' else 0.0, 'consistency_from_iter': per_epoch}
+    else:
+        kw = {'variant': 'mcibi++', 'dilations': [1, 12, 24, 36], 'transform_channels': 256, 'momentum': 0.1}
+        if dataset == 'ade20k':
+            kw.update(context_self_attention=False, fpn_in_channels=[256, 512, 1024], fpn_channels=1024)
+    m = _C.ModelConfig(backbone=f'resnet{depth}', stem='deep', base_width=64, pretrained=f'resnet{depth}_deep', head='mcibi',
+                       head_channels=512, head_kwargs=kw, aux=True, aux_channels=512, aux_weight=0.4, dropout=0.1)
+    name = f"{dataset}_{'mcibi' if variant == 'mcibi' else 'mcibipp'}_r{depth}"
+    return _C.Config(name=name, profile='gpu', model=m, data=d, train=t, eval=e)
+
+def synthetic_mcibi(name: str = 'synthetic_mcibi', **head_kw) -> _C.Config:
+    "cpu profile: `synthetic_aspp`'s trunk and recipe with the MCIBI head (its ASPP with the baseline's dilations)."
+    cfg = _C.synthetic_aspp()
+    cfg.name, cfg.model.head = name, 'mcibi'
+    kw = {'dilations': list(cfg.model.head_kwargs['dilations']), 'transform_channels': cfg.model.head_channels // 2}
+    if head_kw.get('variant') == 'mcibi++': kw.update(momentum=0.1)
+    else: kw.update(variant='mcibi', base_momentum=0.9, momentum_base_lr=0.9 * cfg.train.lr)
+    cfg.model.head_kwargs = {**kw, **head_kw}
+    return cfg
+
+def smoke_mcibi(variant: str = 'mcibi') -> _C.Config:
+    "smoke profile: the `smoke` trunk with a small MCIBI (or MCIBI++) head (seconds on CPU; tests and CI)."
+    cfg = _C.smoke()
+    cfg.name, cfg.model.head = f"smoke_{'mcibi' if variant == 'mcibi' else 'mcibipp'}", 'mcibi'
+    cfg.model.head_kwargs = {'variant': variant, 'dilations': [1, 2], 'transform_channels': 8,
+                             **({'momentum_base_lr': 0.9 * cfg.train.lr} if variant == 'mcibi' else {})}
+    return cfg
+
+PRESETS = {
+    'smoke_mcibi': smoke_mcibi, 'smoke_mcibipp': lambda: smoke_mcibi('mcibi++'),
+    'synthetic_mcibi': synthetic_mcibi,
+    'synthetic_mcibi_hard': lambda: synthetic_mcibi('synthetic_mcibi_hard', hard_aggregate=True),
+    'synthetic_mcibi_consistency': lambda: synthetic_mcibi('synthetic_mcibi_consistency', consistency_weight=1.0,
+                                                           consistency_from_iter=125),
+    'synthetic_mcibipp': lambda: synthetic_mcibi('synthetic_mcibipp', variant='mcibi++'),
+    **{f'{ds}_mcibi_r{dep}': (lambda ds=ds, dep=dep: gpu_mcibi(ds, dep)) for ds in ('ade20k', 'cityscapes', 'coco_stuff10k', 'lip')
+       for dep in (50, 101)},
+    'cityscapes_mcibipp_r101': lambda: gpu_mcibi('cityscapes', 101, 'mcibi++'),
+    'ade20k_mcibipp_r101': lambda: gpu_mcibi('ade20k', 101, 'mcibi++'),
+}
