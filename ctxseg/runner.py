@@ -14,13 +14,14 @@ from . import configs as C
 
 # %% auto #0
 __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'EXPECT', 'MIN_SEEDS', 'PROFILES', 'ARTEFACTS', 'repo_root', 'git_info',
-           'machine_info', 'result_header', 'data_fingerprint', 'same_config', 'run_state', 'read_json', 'read_log',
-           'train_grid', 'load_summary', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate', 'Table',
-           'table_notes', 'grid_table', 'class_iou_table', 'paired_diff', 'bimodal', 'paired_values', 'compare',
-           'verdict_text', 'claims_table', 'expand_claims', 'per_class_table', 'log_series', 'mean_log_series',
-           'plot_paired', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
-           'plot_overlays', 'recipe_targets', 'NotebookRunError', 'kernel_env', 'run_notebook', 'train_notebooks',
-           'output_paths', 'copy_artefacts', 'run_notebooks', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
+           'machine_info', 'check_gpu_profile', 'result_header', 'data_fingerprint', 'same_config', 'run_state',
+           'read_json', 'read_log', 'train_grid', 'load_summary', 'run_data_version', 'check_versions',
+           'merge_summaries', 'aggregate', 'load_reference', 'Table', 'table_notes', 'grid_table', 'class_iou_table',
+           'paired_diff', 'bimodal', 'paired_values', 'compare', 'verdict_text', 'claims_table', 'expand_claims',
+           'per_class_table', 'log_series', 'mean_log_series', 'plot_paired', 'loss_trend', 'plot_losses',
+           'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays', 'recipe_targets', 'NotebookRunError',
+           'kernel_env', 'run_notebook', 'train_notebooks', 'output_paths', 'copy_artefacts', 'run_notebooks',
+           'add_run_notebooks_parser', 'cmd_run_notebooks', 'main']
 
 # %% ../nbs/11_runner.ipynb #35af27d1
 def repo_root() -> Path:
@@ -57,6 +58,15 @@ def machine_info() -> dict:
             'torch_threads': torch.get_num_threads(), 'python': platform.python_version(), 'platform': platform.platform()}
 
 
+
+def check_gpu_profile(cfgs) -> None:
+    "Raise a clear error unless a CUDA device is present and every config's `data.root` is a prepared dataset folder."
+    import torch
+    missing = sorted({c.data.root for c in cfgs if not (repo_root() / c.data.root).is_dir()})
+    if not torch.cuda.is_available() or missing:
+        raise RuntimeError('the gpu profile needs a CUDA device and the prepared datasets '
+                           f'(CUDA available: {torch.cuda.is_available()}; missing data folders: {missing or "none"}); '
+                           'prepare them with the scripts in data_scripts/ and run on a GPU machine')
 
 def result_header(script: str, argv=None, root=None) -> dict:
     """What every benchmark JSON starts with: the command that wrote it (`python <script> <args>`), the machine,
@@ -224,6 +234,30 @@ def aggregate(summary: dict, metrics=SUMMARY_METRICS) -> dict:
         a['IoU'] = [_mean_std(iou[:, c]) for c in range(iou.shape[1])] if ms else []
         out[preset] = a
     return out
+
+def load_reference(ref_dir, overrides=(), preset: str | None = None, base: str = 'synthetic_aspp',
+                   may_differ=('model.head', 'model.head_kwargs', 'train.grad_norms')) -> dict | None:
+    """The committed grid in `ref_dir` (a chapter's baseline rows), if it can stand for rows of another grid: every
+    run in it `done` for its preset today (`run_state`: the same config, the data still hashing to its fingerprint)
+    and no `overrides`; None when it is missing or overrides are given. With `preset`, also check that it differs
+    from `base` only in `may_differ` (so the two grids' rows differ in what the chapter compares)."""
+    ref_dir = Path(ref_dir)
+    if overrides or not (ref_dir / 'summary.json').is_file():
+        print(f'no reference grid: {"overrides given" if overrides else f"{ref_dir} has no summary.json"}'); return None
+    reference = load_summary(ref_dir)
+    fps, bad = {}, []
+    for r in reference['runs']:
+        want = C.get(r['preset'], [f'train.seed={r["seed"]}'])
+        if r['preset'] not in fps: fps[r['preset']] = data_fingerprint(want)     # the seed does not change the data
+        if run_state(want, ref_dir / r['dir'], fps[r['preset']]) != 'done': bad.append(f"{r['preset']}/seed{r['seed']}")
+    if bad: raise ValueError(f'reference runs in {ref_dir} that are not the presets\' runs today: {bad}')
+    print(f"reference grid {ref_dir.name}: {len(reference['runs'])} runs, all the presets' own")
+    if preset is not None:
+        a, b = C.to_dict(C.get(base)), C.to_dict(C.get(preset))
+        diff = sorted(f'{s}.{k}' for s in a if isinstance(a[s], dict) for k in a[s] if a[s][k] != b[s][k])
+        print(f'{preset} differs from {base} in: {diff}')
+        if not set(diff) <= set(may_differ): raise ValueError(f'{preset} differs from {base} beyond {list(may_differ)}: {diff}')
+    return reference
 
 # %% ../nbs/11_runner.ipynb #53284a5f
 @dataclass

@@ -11,10 +11,10 @@ from torch import Tensor
 from ..models.heads import ConvBNReLU, SegHead, Classifier, resize
 
 # %% auto #0
-__all__ = ['PRESETS', 'read_memory', 'class_sums', 'apply_update', 'update_memory', 'memory_momentum', 'lowres_sums',
-           'update_memory_lowres', 'distribution_noise', 'sample_distribution_memory', 'apply_distribution_update',
-           'update_distribution_memory', 'all_reduce_mean', 'SelfAttentionBlock', 'MCIBIHead', 'build_head',
-           'MCIBIPlusPlusHead', 'gpu_mcibi', 'synthetic_mcibi', 'smoke_mcibi']
+__all__ = ['PRESETS', 'CPU_CLAIMS', 'read_memory', 'class_sums', 'apply_update', 'update_memory', 'memory_momentum',
+           'lowres_sums', 'update_memory_lowres', 'distribution_noise', 'sample_distribution_memory',
+           'apply_distribution_update', 'update_distribution_memory', 'all_reduce_mean', 'SelfAttentionBlock',
+           'MCIBIHead', 'build_head', 'MCIBIPlusPlusHead', 'gpu_mcibi', 'synthetic_mcibi', 'smoke_mcibi']
 
 # %% ../../nbs/51_mcibi_module.ipynb #60c33a64
 def read_memory(logits: Tensor, memory: Tensor, hard: bool = False) -> Tensor:
@@ -390,3 +390,12 @@ PRESETS = {
     'cityscapes_mcibipp_r101': lambda: gpu_mcibi('cityscapes', 101, 'mcibi++'),
     'ade20k_mcibipp_r101': lambda: gpu_mcibi('ade20k', 101, 'mcibi++'),
 }
+
+# %% ../../nbs/51_mcibi_module.ipynb #c4c9a5a3
+CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.runner.expand_claims)
+    ('MCIBI improves DeepLabV3', 'synthetic_aspp', 'synthetic_mcibi', [None, 'car', 'boat', 'bush', 'rock', 'sign']),
+    ('MCIBI++ improves DeepLabV3', 'synthetic_aspp', 'synthetic_mcibipp', [None, 'car', 'boat', 'bush', 'rock', 'sign']),
+    ('MCIBI++ improves on MCIBI', 'synthetic_mcibi', 'synthetic_mcibipp', [None]),
+    ('the consistency loss improves MCIBI', 'synthetic_mcibi', 'synthetic_mcibi_consistency', [None]),
+    ('soft aggregation beats hard aggregation', 'synthetic_mcibi_hard', 'synthetic_mcibi', [None]),
+]
