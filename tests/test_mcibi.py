@@ -56,3 +56,21 @@ def test_eval_mode_updates_nothing_and_reads_the_stored_memory():
         net.head.memory.normal_()
         b = net(x, y)
     assert (a.logits - b.logits).abs().max() > 1e-4
+
+
+def test_every_baseline_backbone_through_the_config():
+    "ResNet-50-D8 and HRNet (at 1/8 through downsample_input) build and train a step with both heads, by config alone."
+    x, y = torch.randn(2, 3, 64, 64), torch.randint(0, 5, (2, 64, 64))
+    for bb, extra in (('resnet50', {}), ('hrnet_w18', {'downsample_input': True})):
+        for variant in ('mcibi', 'mcibi++'):
+            kw = {'variant': variant, 'dilations': [1, 2], 'transform_channels': 16, **extra}
+            cfg = C.get('smoke', [f'model.backbone={bb}', 'model.base_width=16' if bb.startswith('resnet') else 'model.base_width=64',
+                                  'model.head=mcibi', 'model.head_channels=32', 'model.head_kwargs=' + json.dumps(kw)])
+            torch.manual_seed(0)
+            net = build_model(cfg, 5).train(); net.lr = cfg.train.lr
+            res = net(x, y)
+            res.loss.backward()
+            assert 'stage1' in res.losses and torch.isfinite(res.loss)
+            if bb.startswith('hrnet'):
+                r = net.head.memory_input(net.head.downsample(net.backbone(x)[-1]))
+                assert r.shape[-1] == 64 // 8

@@ -169,14 +169,19 @@ class SelfAttentionBlock(nn.Module):
         return self.out_project(ctx.transpose(1, 2).reshape(B, -1, h, w))
 
 # %% ../../nbs/51_mcibi_module.ipynb #2a4e3bf5
+def _downsample(cin: int, norm_layer) -> nn.Module:
+    "3×3 stride-2 conv-BN-ReLU, channels kept: the authors' `downsample_backbone` of their HRNet configs (1/4 → 1/8)."
+    return nn.Sequential(nn.Conv2d(cin, cin, 3, 2, 1, bias=False), norm_layer(cin), nn.ReLU(inplace=True))
+
 class MCIBIHead(SegHead):
     "MCIBI's head: ASPP context, memory read-out with self-attention, fusion, two decoder stages (see above)."
     def __init__(self, in_channels, num_classes, channels: int = 512, transform_channels: int = 256,
                  dilations=(1, 12, 24, 36), context_within_image: bool = True, hard_aggregate: bool = False,
                  stage1_weight: float = 0.4, base_momentum: float = 0.9, momentum_base_lr: float | None = None,
                  consistency_weight: float = 0.0, consistency_from_iter: int = 0, consistency_bn: str = 'train',
-                 update_rows: int = 64, **kw):
+                 update_rows: int = 64, downsample_input: bool = False, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
+        self.downsample = _downsample(self.in_channels, self.norm_layer) if downsample_input else None
         if consistency_bn not in ('train', 'eval'): raise ValueError(f"consistency_bn must be 'train' or 'eval', got {consistency_bn!r}")
         self.stage1_weight, self.base_momentum, self.momentum_base_lr = stage1_weight, base_momentum, momentum_base_lr
         self.consistency_weight, self.consistency_from_iter, self.consistency_bn = consistency_weight, consistency_from_iter, consistency_bn
@@ -204,6 +209,7 @@ class MCIBIHead(SegHead):
 
     def forward(self, feats) -> dict[str, Tensor]:
         x = self.pick(feats)                                                   # B×Cin×h×w
+        if self.downsample is not None: x = self.downsample(x)                 # HRNet: 1/4 → 1/8
         r = self.memory_input(x)                                               # R: B×C×h×w
         p1 = self.decoder_stage1(r)                                            # P1: B×K×h×w
         d = read_memory(p1, self.memory.clone(), self.hard_aggregate)          # Eq. (mcibi-read): B×C×h×w (a copy: see below)
@@ -262,9 +268,10 @@ class MCIBIPlusPlusHead(SegHead):
                  dilations=(1, 12, 24, 36), pool_scales=(1, 2, 3, 6), context_self_attention: bool = True,
                  fpn_in_channels: list[int] | None = None, fpn_channels: int = 1024, force_use_preds_pr: bool = False,
                  hard_aggregate: bool = False, pr_weight: float = 0.4, cwi_weight: float = 1.0, momentum: float = 0.1,
-                 update_rows: int = 64, **kw):
+                 update_rows: int = 64, downsample_input: bool = False, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
         from ctxseg.methods.gald import ASPP, PyramidPooling
+        self.downsample = _downsample(self.in_channels, self.norm_layer) if downsample_input else None
         if context not in (None, 'aspp', 'ppm'): raise ValueError(f"context must be None, 'aspp' or 'ppm', got {context!r}")
         if fpn_in_channels and context is None: raise ValueError('the FPN variant needs a context module (its top level is [Y; F_cwi])')
         cin, C, norm, ac = self.in_channels, channels, self.norm_layer, self.align_corners
@@ -304,6 +311,7 @@ class MCIBIPlusPlusHead(SegHead):
 
     def forward(self, feats) -> dict[str, Tensor]:
         x = self.pick(feats)                                                    # B×Cin×h×w
+        if self.downsample is not None: x = self.downsample(x)                  # HRNet: 1/4 → 1/8
         f_cwi = self.context(x) if self.context is not None else None           # F_cwi: B×C×h×w
         p_cwi = self.decoder_cwi(f_cwi) if f_cwi is not None else None
         r = self.memory_input(x)                                                # R
