@@ -26,26 +26,30 @@ def read_memory(logits: Tensor, memory: Tensor, hard: bool = False) -> Tensor:
     return torch.einsum('bkhw,kc->bchw', w, memory.to(w.dtype))
 
 # %% ../../nbs/51_mcibi_module.ipynb #9394de96
-def _flat(features: Tensor, labels: Tensor, ignore_index: int, num_classes: int):
+def _check_labels(labels: Tensor, ignore_index: int, num_classes: int) -> None:
+    "Refuse labels outside 0..K-1 that are not `ignore_index` (one check per batch: it reads the labels' range back)."
+    y = labels[labels != ignore_index]
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f'labels outside 0..{num_classes - 1} that are not ignore_index={ignore_index}: '
+                         f'{sorted(set(y.unique().tolist()) - set(range(num_classes)))[:5]}')
+
+def _flat(features: Tensor, labels: Tensor, ignore_index: int):
     "Valid pixels as (N×C features, N labels)."
     if features.dim() != 4 or labels.shape != (features.shape[0], *features.shape[2:]):
         raise ValueError(f'features must be B×C×H×W and labels B×H×W at the same resolution, got {tuple(features.shape)} and {tuple(labels.shape)}')
     f = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
     y = labels.reshape(-1).long()
     keep = y != ignore_index
-    f, y = f[keep], y[keep]
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f'labels outside 0..{num_classes - 1} that are not ignore_index={ignore_index}: '
-                         f'{sorted(set(y.unique().tolist()) - set(range(num_classes)))[:5]}')
-    return f, y
+    return f[keep], y[keep]
 
 def class_sums(features: Tensor, labels: Tensor, num_classes: int, ignore_index: int = 255,
-               memory: Tensor | None = None) -> dict[str, Tensor]:
+               memory: Tensor | None = None, check: bool = True) -> dict[str, Tensor]:
     """The per-class sums of one batch: 'count' (K) and 'sum' (K×C, Σ f); with `memory` (K×C) also the sums behind
     Eq. (mcibi-update), 'wsum' (K×C, Σ (1 − cos(f, M_c)) f) and 'wden' (K, Σ (1 − cos)). Sums over several chunks
     of pixels add up to the sums over all of them."""
     K, C = num_classes, features.shape[1]
-    f, y = _flat(features, labels, ignore_index, K)
+    if check: _check_labels(labels, ignore_index, K)
+    f, y = _flat(features, labels, ignore_index)
     dt = features.dtype if memory is None else memory.dtype
     f = f.to(dt)
     z = lambda *s: f.new_zeros(*s)
@@ -90,6 +94,7 @@ def lowres_sums(features: Tensor, labels: Tensor, num_classes: int, ignore_index
     """`class_sums` of `features` (B×C×h×w) bilinearly upsampled to the resolution of `labels` (B×H×W), without
     building the B×C×H×W tensor: the width is upsampled first, then `rows` output rows at a time (Eq. mcibi-rows)."""
     h, (H, W) = features.shape[2], labels.shape[-2:]
+    _check_labels(labels, ignore_index, num_classes)                       # once, not per block
     with torch.no_grad():
         fw = F.interpolate(features.detach(), size=(h, W), mode='bilinear', align_corners=False)
         i0, i1, lam = _row_weights(h, H, features.device)
@@ -98,7 +103,7 @@ def lowres_sums(features: Tensor, labels: Tensor, num_classes: int, ignore_index
             sl = slice(r, min(r + rows, H))
             l = lam[sl].to(fw.dtype).view(1, 1, -1, 1)
             block = fw[:, :, i0[sl]] * (1 - l) + fw[:, :, i1[sl]] * l
-            s = class_sums(block, labels[:, sl], num_classes, ignore_index, memory)
+            s = class_sums(block, labels[:, sl], num_classes, ignore_index, memory, check=False)
             total = s if total is None else {k: total[k] + s[k] for k in s}
         return total
 
