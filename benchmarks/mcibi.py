@@ -2,7 +2,7 @@
 process's peak RSS over its inputs), on identical inputs:
 
 * `update`: the memory update at full label resolution, in the authors' order (upsample R to the crop, then
-  update) against `ctxseg.methods.mcibi.update_memory_lowres` (width first, then blocks of rows); also the largest
+  update) against `ctxseg.methods.mcibi.update_memory_lowres` (the weights moved to low resolution); also the largest
   difference between the two updated memories;
 * `attention`: the self-attention block at inference, `scaled_dot_product_attention` against the plain
   softmax(QKᵀ/√C_t)V form, at the positions of 1/8 of a crop; also their largest difference.
@@ -33,7 +33,7 @@ def _update_case(a, size, variant):
     memory = torch.randn(a.classes, a.channels, generator=g)
     if variant == 'full':
         return lambda: update_memory(memory, F.interpolate(feats, size=(H, W), mode='bilinear', align_corners=False), labels, 0.9)
-    return lambda: update_memory_lowres(memory, feats, labels, 0.9, rows=a.rows)
+    return lambda: update_memory_lowres(memory, feats, labels, 0.9)
 
 
 def _attention_case(a, size, variant):
@@ -73,7 +73,6 @@ def main(argv=None) -> int:
                     help='crop (label) resolution; repeat for several (default 256 512)')
     ap.add_argument('--stride', type=int, default=8, help='output stride of the features')
     ap.add_argument('--classes', type=int, default=19)
-    ap.add_argument('--rows', type=int, default=64, help='rows per block of update_memory_lowres')
     ap.add_argument('--iters', type=int, default=5)
     ap.add_argument('--threads', type=int, default=torch.get_num_threads())
     ap.add_argument('--out')
@@ -98,7 +97,7 @@ def main(argv=None) -> int:
         from ctxseg.runner import result_header
         from ctxseg.engine import atomic_write_json
         atomic_write_json(a.out, {**result_header('benchmarks/mcibi.py', argv, ROOT),
-                                  'inputs': {k: getattr(a, k) for k in ('what', 'batch', 'channels', 'stride', 'classes', 'rows', 'iters', 'threads')},
+                                  'inputs': {k: getattr(a, k) for k in ('what', 'batch', 'channels', 'stride', 'classes', 'iters', 'threads')},
                                   'rows': rows, 'memory_measure': 'growth of the worker process peak RSS over its inputs (first call)'})
         print('wrote', a.out)
     return 0

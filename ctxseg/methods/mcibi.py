@@ -84,34 +84,57 @@ def memory_momentum(lr: float, base_momentum: float = 0.9, base_lr: float | None
 
 # %% ../../nbs/51_mcibi_module.ipynb #f9bf76c6
 def _row_weights(h: int, H: int, device) -> tuple[Tensor, Tensor, Tensor]:
-    "Eq. (mcibi-rows): source rows i_y, i_y + 1 (clamped) and weights λ_y of bilinear upsampling h → H, align_corners=False."
+    "Eq. (mcibi-rows): source rows i_y, i_y + 1 (clamped) and weights λ_y (float64) of bilinear upsampling h → H, align_corners=False."
     s = ((torch.arange(H, device=device, dtype=torch.float64) + 0.5) * (h / H) - 0.5).clamp_min(0)
     i0 = s.floor().long().clamp_max(h - 1)
-    return i0, (i0 + 1).clamp_max(h - 1), (s - i0).float()
+    return i0, (i0 + 1).clamp_max(h - 1), s - i0
+
+def _interp_matrix(h: int, H: int, device, dtype) -> Tensor:
+    "U (H×h) of Eq. (mcibi-rows): bilinear upsampling h → H along one axis is U @ x."
+    i0, i1, lam = _row_weights(h, H, device)
+    U = torch.zeros(H, h, device=device, dtype=dtype)
+    rows = torch.arange(H, device=device)
+    U.index_put_((rows, i0), (1 - lam).to(dtype), accumulate=True)
+    return U.index_put_((rows, i1), lam.to(dtype), accumulate=True)
+
+def _upsampled_sq_norm(features: Tensor, H: int, W: int) -> Tensor:
+    "Eq. (mcibi-norm): B×H×W, the squared norm over channels of `features` (B×C×h×w) bilinearly upsampled to H×W."
+    h = features.shape[2]
+    fw = F.interpolate(features, size=(h, W), mode='bilinear', align_corners=False)      # R^W: B×C×h×W
+    q0 = fw.square().sum(1)                                                              # ||R^W_p||²
+    q1 = torch.cat([(fw[:, :, :-1] * fw[:, :, 1:]).sum(1), q0[:, -1:]], 1)               # R^W_p · R^W_{p+1} (last: itself)
+    i0, i1, lam = _row_weights(h, H, features.device)
+    l = lam.to(fw.dtype).view(1, -1, 1)
+    return ((1 - l) ** 2 * q0[:, i0] + l ** 2 * q0[:, i1] + 2 * l * (1 - l) * q1[:, i0]).clamp_min(0)
 
 def lowres_sums(features: Tensor, labels: Tensor, num_classes: int, ignore_index: int = 255,
-                memory: Tensor | None = None, rows: int = 64) -> dict[str, Tensor]:
+                memory: Tensor | None = None) -> dict[str, Tensor]:
     """`class_sums` of `features` (B×C×h×w) bilinearly upsampled to the resolution of `labels` (B×H×W), without
-    building the B×C×H×W tensor: the width is upsampled first, then `rows` output rows at a time (Eq. mcibi-rows)."""
-    h, (H, W) = features.shape[2], labels.shape[-2:]
-    _check_labels(labels, ignore_index, num_classes)                       # once, not per block
+    building the B×C×H×W tensor: the weights are moved to low resolution (Eqs. mcibi-rows, mcibi-norm)."""
+    K, (B, C, h, w), (H, W) = num_classes, features.shape, labels.shape[-2:]
+    _check_labels(labels, ignore_index, K)
     with torch.no_grad():
-        fw = F.interpolate(features.detach(), size=(h, W), mode='bilinear', align_corners=False)
-        i0, i1, lam = _row_weights(h, H, features.device)
-        total = None
-        for r in range(0, H, rows):
-            sl = slice(r, min(r + rows, H))
-            l = lam[sl].to(fw.dtype).view(1, 1, -1, 1)
-            block = fw[:, :, i0[sl]] * (1 - l) + fw[:, :, i1[sl]] * l
-            s = class_sums(block, labels[:, sl], num_classes, ignore_index, memory, check=False)
-            total = s if total is None else {k: total[k] + s[k] for k in s}
-        return total
+        g = features.detach().to(features.dtype if memory is None else memory.dtype)
+        valid = labels != ignore_index
+        y = torch.where(valid, labels, 0).long()[:, None]                              # B×1×H×W
+        a = g.new_zeros(B, K, H, W).scatter_(1, y, valid[:, None].to(g.dtype))        # one-hot of the valid pixels
+        if memory is not None:
+            dots = F.interpolate(torch.einsum('kc,bchw->bkhw', memory, g), size=(H, W), mode='bilinear',
+                                 align_corners=False).gather(1, y)[:, 0]                # R̃_yx · M_{label}
+            norm = _upsampled_sq_norm(g, H, W).sqrt().clamp_min(1e-8)
+            cos = dots / (norm * memory.norm(dim=1).clamp_min(1e-8)[y[:, 0]])
+            a = torch.cat([a, g.new_zeros(B, K, H, W).scatter_(1, y, ((1 - cos) * valid)[:, None])], 1)
+        low = _interp_matrix(h, H, g.device, g.dtype).T @ a @ _interp_matrix(w, W, g.device, g.dtype)   # U_hᵀ a U_w
+        s = torch.einsum('bjpq,bcpq->jc', low, g)
+        out = {'count': a[:, :K].sum((0, 2, 3)), 'sum': s[:K]}
+        if memory is not None: out.update(wsum=s[K:], wden=a[:, K:].sum((0, 2, 3)))
+        return out
 
-def update_memory_lowres(memory: Tensor, features: Tensor, labels: Tensor, momentum: float, ignore_index: int = 255,
-                         rows: int = 64) -> Tensor:
-    "`update_memory` on `features` (B×C×h×w) upsampled to the labels' resolution chunk by chunk (`lowres_sums`)."
+def update_memory_lowres(memory: Tensor, features: Tensor, labels: Tensor, momentum: float,
+                         ignore_index: int = 255) -> Tensor:
+    "`update_memory` on `features` (B×C×h×w) upsampled to the labels' resolution, without the upsampled tensor (`lowres_sums`)."
     with torch.no_grad():
-        return apply_update(memory, lowres_sums(features, labels, memory.shape[0], ignore_index, memory, rows), momentum)
+        return apply_update(memory, lowres_sums(features, labels, memory.shape[0], ignore_index, memory), momentum)
 
 # %% ../../nbs/51_mcibi_module.ipynb #f3fee53b
 def distribution_noise(num_classes: int, channels: int, device=None) -> Tensor:
@@ -184,13 +207,12 @@ class MCIBIHead(SegHead):
                  dilations=(1, 12, 24, 36), context_within_image: bool = True, hard_aggregate: bool = False,
                  stage1_weight: float = 0.4, base_momentum: float = 0.9, momentum_base_lr: float | None = None,
                  consistency_weight: float = 0.0, consistency_from_iter: int = 0, consistency_bn: str = 'train',
-                 update_rows: int = 64, downsample_input: bool = False, **kw):
+                 downsample_input: bool = False, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
         self.downsample = _downsample(self.in_channels, self.norm_layer) if downsample_input else None
         if consistency_bn not in ('train', 'eval'): raise ValueError(f"consistency_bn must be 'train' or 'eval', got {consistency_bn!r}")
         self.stage1_weight, self.base_momentum, self.momentum_base_lr = stage1_weight, base_momentum, momentum_base_lr
         self.consistency_weight, self.consistency_from_iter, self.consistency_bn = consistency_weight, consistency_from_iter, consistency_bn
-        self.update_rows = update_rows
         from ctxseg.methods.gald import ASPP
         cin, C, norm = self.in_channels, channels, self.norm_layer
         self.hard_aggregate, self.context_within_image = hard_aggregate, context_within_image
@@ -249,7 +271,7 @@ class MCIBIHead(SegHead):
         m = self.momentum(lr)
         losses = {'stage1': self.stage1_weight * loss_fn(out['stage1_logits'], targets)}
         with torch.no_grad():
-            new = update_memory_lowres(self.memory, out['memory_input'].float(), targets, m, loss_fn.ignore_index, self.update_rows)
+            new = update_memory_lowres(self.memory, out['memory_input'].float(), targets, m, loss_fn.ignore_index)
             self.memory.copy_(all_reduce_mean(new))
             self.step += 1
             u = F.normalize(self.memory, dim=1); cos = u @ u.T
@@ -273,7 +295,7 @@ class MCIBIPlusPlusHead(SegHead):
                  dilations=(1, 12, 24, 36), pool_scales=(1, 2, 3, 6), context_self_attention: bool = True,
                  fpn_in_channels: list[int] | None = None, fpn_channels: int = 1024, force_use_preds_pr: bool = False,
                  hard_aggregate: bool = False, pr_weight: float = 0.4, cwi_weight: float = 1.0, momentum: float = 0.1,
-                 update_rows: int = 64, downsample_input: bool = False, **kw):
+                 downsample_input: bool = False, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
         from ctxseg.methods.gald import ASPP, PyramidPooling
         self.downsample = _downsample(self.in_channels, self.norm_layer) if downsample_input else None
@@ -283,7 +305,7 @@ class MCIBIPlusPlusHead(SegHead):
         p = self.dropout.p if isinstance(self.dropout, nn.Dropout2d) else 0.0
         decoder = lambda: nn.Sequential(ConvBNReLU(C, C, 1, 1, norm), nn.Dropout2d(p), Classifier(C, num_classes))
         self.hard_aggregate, self.force_use_preds_pr = hard_aggregate, force_use_preds_pr
-        self.pr_weight, self.cwi_weight, self.momentum_value, self.update_rows = pr_weight, cwi_weight, momentum, update_rows
+        self.pr_weight, self.cwi_weight, self.momentum_value = pr_weight, cwi_weight, momentum
         self.context = (None if context is None else ASPP(cin, C, dilations, norm, ac) if context == 'aspp'
                         else PyramidPooling(cin, C, pool_scales, norm, ac))
         self.decoder_cwi = decoder() if context else None
@@ -339,7 +361,7 @@ class MCIBIPlusPlusHead(SegHead):
         losses = {'stage1': self.pr_weight * loss_fn(out['stage1_logits'], targets)}
         if 'cwi_logits' in out: losses['cwi'] = self.cwi_weight * loss_fn(out['cwi_logits'], targets)
         with torch.no_grad():
-            sums = lowres_sums(out['memory_input'].float(), targets, self.stats.shape[0], loss_fn.ignore_index, rows=self.update_rows)
+            sums = lowres_sums(out['memory_input'].float(), targets, self.stats.shape[0], loss_fn.ignore_index)
             self.stats.copy_(all_reduce_mean(apply_distribution_update(self.stats, sums, self.momentum_value)))
             out.setdefault('stats', {}).update(memory_mu=self.stats[:, 0].mean(), memory_sigma=self.stats[:, 1].mean())
         return losses
