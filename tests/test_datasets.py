@@ -164,21 +164,21 @@ def _tree(root):
     return out
 
 
-def test_specs_are_the_standard_ones():
+def test_dataset_info_is_the_standard_one():
     assert sorted(D.DATASETS) == sorted(FIXTURES) == sorted(D.LISTERS)
     exp = {'cityscapes': (19, {'train': 2975, 'val': 500}), 'ade20k': (150, {'train': 20210, 'val': 2000}),
            'coco_stuff10k': (171, {'train': 9000, 'val': 1000}), 'pascal_context': (59, {'train': 4998, 'val': 5105}),
            'camvid': (11, {'train': 367, 'val': 101, 'test': 233}), 'lip': (20, {'train': 30462, 'val': 10000})}
     for k, (nc, splits) in exp.items():
-        sp = D.SPECS[k]
+        sp = D.DATASET_INFO[k]
         assert (sp.num_classes, sp.splits, sp.ignore_index) == (nc, splits, 255), k
         assert len(sp.palette) == nc and all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in sp.palette), k
         assert len(set(sp.classes)) == nc, k
     from cityscapesscripts.helpers.labels import trainId2label
-    assert D.SPECS['cityscapes'].classes[11] == 'person' == trainId2label[11].name
-    assert D.SPECS['cityscapes'].palette[0] == (128, 64, 128)
-    assert D.SPECS['ade20k'].classes[:3] == ('wall', 'building', 'sky') and D.SPECS['lip'].classes[2] == 'hair'
-    assert D.SPECS['coco_stuff10k'].classes[-1] == 'wood' and D.SPECS['pascal_context'].classes[-1] == 'wood'
+    assert D.DATASET_INFO['cityscapes'].classes[11] == 'person' == trainId2label[11].name
+    assert D.DATASET_INFO['cityscapes'].palette[0] == (128, 64, 128)
+    assert D.DATASET_INFO['ade20k'].classes[:3] == ('wall', 'building', 'sky') and D.DATASET_INFO['lip'].classes[2] == 'hair'
+    assert D.DATASET_INFO['coco_stuff10k'].classes[-1] == 'wood' and D.DATASET_INFO['pascal_context'].classes[-1] == 'wood'
 
 
 @pytest.mark.parametrize('name', NAMES)
@@ -186,7 +186,7 @@ def test_prepare_load_batch_and_idempotence(name, tmp_path):
     g = np.random.default_rng(NAMES.index(name))
     src, dst = tmp_path / 'raw', tmp_path / 'prepared'
     expected = FIXTURES[name](src, g)
-    spec = D.SPECS[name]
+    info = D.DATASET_INFO[name]
     # a full download is expected unless --subset says otherwise
     assert main(['prepare', name, '--src', str(src), '--dst', str(dst)]) == 2 and not dst.exists()
     assert main(['prepare', name, '--src', str(src), '--dst', str(dst), '--subset', '--workers', '2']) == 0
@@ -198,24 +198,24 @@ def test_prepare_load_batch_and_idempotence(name, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['prepared', 'raw']          # no temporary left behind
     for split, ex in expected.items():
         hist = np.bincount(np.concatenate([v.ravel() for v in ex.values()]), minlength=256)
-        assert m['label_histogram'][split]['classes'] == hist[:spec.num_classes].tolist()
+        assert m['label_histogram'][split]['classes'] == hist[:info.num_classes].tolist()
         assert m['label_histogram'][split]['ignore'] == hist[255] and m['label_histogram'][split]['other'] == 0
         assert sorted(m['names'][split]) == sorted(ex)
         ds = D.DATASETS[name](dst, split)                      # prepared with --subset: no standard-size check
-        assert len(ds) == len(ex) and ds.num_classes == spec.num_classes and ds.ignore_index == 255
+        assert len(ds) == len(ex) and ds.num_classes == info.num_classes and ds.ignore_index == 255
         got = {}
         for i in range(len(ds)):
             s = ds[i]
             assert s['image'].dtype == torch.float32 and s['image'].shape == (3, H, W) and s['label'].dtype == torch.int64
             got[s['name']] = s['label'].numpy()
-            assert sorted(p.name for p in (dst / 'images' / split).iterdir())[0].endswith(spec.image_ext)
+            assert sorted(p.name for p in (dst / 'images' / split).iterdir())[0].endswith(info.image_ext)
         assert set(got) == set(ex)
         for k in ex: np.testing.assert_array_equal(got[k], ex[k], err_msg=f'{name}/{split}/{k}')
         assert set(np.unique(np.stack(list(got.values()))).tolist()) == set(np.unique(np.stack(list(ex.values()))).tolist())
         # the loader delivers a checked batch
         b = next(iter(build_loader(ds, 2, train=True, seed=0)))
         assert b['image'].shape == (2, 3, H, W) and b['label'].shape == (2, H, W) and len(b['name']) == 2
-        with pytest.raises(D.PrepareError, match=f"expected {spec.splits[split]} samples, found {len(ex)}"):
+        with pytest.raises(D.PrepareError, match=f"expected {info.splits[split]} samples, found {len(ex)}"):
             D.DATASETS[name](dst, split, check_sizes=True)
     # a second prepare with the same inputs changes nothing
     before = _tree(dst)
