@@ -43,12 +43,12 @@ def _flat(features: Tensor, labels: Tensor, ignore_index: int):
     return f[keep], y[keep]
 
 def class_sums(features: Tensor, labels: Tensor, num_classes: int, ignore_index: int = 255,
-               memory: Tensor | None = None, check: bool = True) -> dict[str, Tensor]:
+               memory: Tensor | None = None) -> dict[str, Tensor]:
     """The per-class sums of one batch: 'count' (K) and 'sum' (K×C, Σ f); with `memory` (K×C) also the sums behind
     Eq. (mcibi-update), 'wsum' (K×C, Σ (1 − cos(f, M_c)) f) and 'wden' (K, Σ (1 − cos)). Sums over several chunks
     of pixels add up to the sums over all of them."""
     K, C = num_classes, features.shape[1]
-    if check: _check_labels(labels, ignore_index, K)
+    _check_labels(labels, ignore_index, K)
     f, y = _flat(features, labels, ignore_index)
     dt = features.dtype if memory is None else memory.dtype
     f = f.to(dt)
