@@ -6,7 +6,7 @@ same baseline.
     python benchmarks/method_cost.py pixel_contrast --warmup 40 --out book/results/cpu/pixel_contrast_cost.json
     python benchmarks/method_cost.py synthetic_aspp synthetic_gald_aspp_ldv2 --iters 20
 
-A group name (`gald`, `pixel_contrast`, `mcibi`) stands for the presets of that training notebook's cpu grid and their
+A group name (`gald`, `pixel_contrast`, `mcibi`, `region_contrast`) stands for the presets of that training notebook's cpu grid and their
 baseline. Run it alone: on two cores a second heavy process makes every time meaningless.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ GROUPS = {
              'synthetic_gald_aspp_ldv2', 'synthetic_gald_cgnl', 'synthetic_gald_cgnl_zi', 'synthetic_gald_aspp_ldnone_compact'],
     'pixel_contrast': ['synthetic_aspp', 'synthetic_aspp_pixcon_batch', 'synthetic_aspp_pixcon'],
     'mcibi': ['synthetic_aspp', 'synthetic_mcibi', 'synthetic_mcibipp'],
+    'region_contrast': ['synthetic_aspp', 'synthetic_aspp_regcon', 'synthetic_aspp_regcon_authors'],
 }
 
 

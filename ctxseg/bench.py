@@ -10,11 +10,24 @@ from . import configs as C
 from .models.segmentor import build_model
 
 # %% auto #0
-__all__ = ['benchmark', 'benchmark_isolated', 'format_table', 'cost_table']
+__all__ = ['inference_flops', 'benchmark', 'benchmark_isolated', 'format_table', 'cost_table']
 
 # %% ../nbs/10_bench.ipynb #1555eebd
 def _sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
+
+def inference_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one `model(x)` in eval mode and without gradients (a multiply-add counts 2), counted by
+    `torch.utils.flop_counter.FlopCounterMode`. Attention runs on the math backend for the count, because the
+    counter does not see the fused CPU kernel."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as fc: model(x)
+    finally: model.train(was)
+    return int(fc.get_total_flops())
 
 def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, warmup: int = 3,
               device: str = 'auto', num_classes: int = 19, infer_iters: int = 10) -> dict:
@@ -47,13 +60,15 @@ def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, w
         for _ in range(warmup): model(x1)
         for _ in range(infer_iters):
             _sync(dev); t = time.perf_counter(); model(x1); _sync(dev); lat.append(time.perf_counter() - t)
+    gflops = inference_flops(model, x1) / 1e9                  # counted in float32, without autocast
     params = sum(p.numel() for p in model.parameters())
     infer_params = params - sum(p.numel() for p in model.aux_head.parameters()) if model.aux_head is not None else params
     return {'preset': cfg.name, 'backbone': cfg.model.backbone, 'head': cfg.model.head, 'size': [H, W],
             'batch': batch, 'device': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)',
             'amp_bf16': amp, 'train_step_ms': dt * 1e3, 'train_images_per_s': batch / dt,
             'peak_mem_mb': peak, 'peak_mem_kind': 'cuda max allocated' if dev.type == 'cuda' else 'process max RSS growth',
-            'infer_latency_ms': statistics.median(lat) * 1e3, 'params_M': params / 1e6, 'infer_params_M': infer_params / 1e6}
+            'infer_latency_ms': statistics.median(lat) * 1e3, 'params_M': params / 1e6, 'infer_params_M': infer_params / 1e6,
+            'infer_gflops': gflops}
 
 def _bench_worker(args):
     cfg_dict, kw = args
@@ -86,8 +101,12 @@ def cost_table(cost: dict, reference: str, prefix: str = 'synthetic_'):
     rows = [[p.removeprefix(prefix), f"{r['infer_params_M']:.3f}", f"{r['train_step_ms']:.0f}", f"{r['peak_mem_mb']:.0f}",
              f"{r['infer_latency_ms']:.1f}", d(r, 'infer_params_M', '{:+.3f}'), d(r, 'train_step_ms', '{:+.0f}'),
              d(r, 'infer_latency_ms', '{:+.1f}')] for p, r in by.items()]
+    flops = all(r.get('infer_gflops') is not None for r in by.values())
+    if flops:                                   # written by benchmarks after the FLOP count was added
+        for row, r in zip(rows, by.values()): row += [f"{r['infer_gflops']:.2f}", d(r, 'infer_gflops', '{:+.3f}')]
     notes = {'hardware': cost['machine']['hardware'], 'command': cost['command'],
              'git commit': cost['git_commit'][:12] + (' (with local changes)' if cost['git_dirty'] else ''),
              'peak memory': cost['rows'][0]['peak_mem_kind'], 'timed': f"median of {cost['iters']} training steps and {cost['infer_iters']} inferences"}
     return Table(['row', 'params (M, inference)', 'train step (ms)', 'peak mem (MB)', 'inference (ms)',
-                  f'Δ params vs {name}', f'Δ step vs {name}', f'Δ inference vs {name}'], rows, notes, title='cost at the cpu recipe')
+                  f'Δ params vs {name}', f'Δ step vs {name}', f'Δ inference vs {name}',
+                  *([f'GFLOPs (inference)', f'Δ GFLOPs vs {name}'] if flops else [])], rows, notes, title='cost at the cpu recipe')
