@@ -2,9 +2,10 @@
 written here from the spec, in float64 (the centres, the paper's InfoNCE, the released code's channel-wise loss with
 its loop over class pairs); the memory (wrap-around, detached entries, nothing written in eval mode); two gloo ranks
 holding identical queues filled from both; exact resume; inference equal to the baseline's, FLOP for FLOP; class
-counts of 150 and 171; every baseline head; and the draft training notebook in its smoke profile.
+counts of 150 and 171; and every baseline head. The training notebook runs in its smoke profile with the others
+(tests/test_notebooks.py).
 
-Time: about a minute (short smoke trainings, one 2-process torchrun, one notebook)."""
+Time: under a minute (short smoke trainings, one 2-process torchrun)."""
 from __future__ import annotations
 import json, math
 from pathlib import Path
@@ -185,12 +186,3 @@ def test_plugs_into_every_baseline_head(head):
     out.loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.backbone.parameters())
 
-
-def test_the_draft_training_notebook_runs_in_the_smoke_profile(tmp_path):
-    "nbs/train/_region_contrast.ipynb is a draft (no cpu grid yet, so `ctxseg run-notebooks` leaves it out): run it here."
-    from ctxseg.runner import run_notebook, read_json
-    nb = ROOT / 'nbs' / 'train' / '_region_contrast.ipynb'
-    out = run_notebook(nb, 'smoke', tmp_path / 'region_contrast.ipynb', {'out_dir': str(tmp_path / 'runs')}, cwd=nb.parent, timeout=600)
-    s = read_json(tmp_path / 'runs' / 'summary.json')
-    assert s['status'] == 'complete' and all('metrics' in r for r in s['runs'])
-    assert (tmp_path / 'runs' / 'features.json').is_file() and out.is_file()
