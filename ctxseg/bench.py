@@ -10,28 +10,75 @@ from . import configs as C
 from .models.segmentor import build_model
 
 # %% auto #0
-__all__ = ['inference_flops', 'benchmark', 'benchmark_isolated', 'format_table', 'cost_table']
+__all__ = ['PEAK_TFLOPS', 'peak_tflops', 'inference_flops', 'train_step_flops', 'conv_flops_from_shapes', 'benchmark',
+           'benchmark_isolated', 'format_table', 'cost_table']
 
 # %% ../nbs/10_bench.ipynb #1555eebd
+PEAK_TFLOPS = {        # dense peak TFLOP/s: (bf16/fp16 tensor cores, fp32 without TF32), from the vendors' datasheets
+    'H200': (989.0, 67.0), 'H100 PCIe': (756.0, 51.0), 'H100': (989.0, 67.0), 'A100': (312.0, 19.5),
+    'V100': (125.0, 15.7), 'L40S': (362.0, 91.6), 'L4': (121.0, 30.3), 'A10': (125.0, 31.2),
+}
+
+def peak_tflops(device_name: str, low_precision: bool) -> float | None:
+    "The dense peak of the first `PEAK_TFLOPS` entry named in `device_name` (longest names first), or None."
+    for k in sorted(PEAK_TFLOPS, key=len, reverse=True):
+        if k.lower() in device_name.lower(): return PEAK_TFLOPS[k][0 if low_precision else 1]
+    return None
+
+# %% ../nbs/10_bench.ipynb #9d6cb5cf
 def _sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
+
+def _count(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    with sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as fc: fn()
+    return int(fc.get_total_flops())
 
 def inference_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     """FLOPs of one `model(x)` in eval mode and without gradients (a multiply-add counts 2), counted by
     `torch.utils.flop_counter.FlopCounterMode`. Attention runs on the math backend for the count, because the
     counter does not see the fused CPU kernel."""
-    from torch.utils.flop_counter import FlopCounterMode
-    from torch.nn.attention import sdpa_kernel, SDPBackend
     was = model.training
     model.eval()
     try:
-        with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as fc: model(x)
+        with torch.no_grad(): return _count(lambda: model(x))
     finally: model.train(was)
-    return int(fc.get_total_flops())
+
+def train_step_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOPs of the forward and backward passes of one training step `model(x, y).loss.backward()` (the optimiser's
+    update is not counted); the gradients it leaves are cleared."""
+    def step(): model(x, y).loss.backward()
+    n = _count(step)
+    model.zero_grad(set_to_none=True)
+    return n
+
+def conv_flops_from_shapes(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """The analytic count of `inference_flops` for a network of convolutions and linear layers: 2·C_out·(C_in/g)·k_h·k_w
+    per output position of every `Conv2d`, 2·in·out per row of every `Linear`, read from the layer shapes in one
+    forward pass (hooks; on the `meta` device it computes nothing)."""
+    total, hooks = [0], []
+    def conv(m, inp, out): total[0] += 2 * out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+    def lin(m, inp, out): total[0] += 2 * out.numel() * m.in_features
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d): hooks.append(m.register_forward_hook(conv))
+        elif isinstance(m, torch.nn.Linear): hooks.append(m.register_forward_hook(lin))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(): model(x)
+    finally:
+        model.train(was)
+        for h in hooks: h.remove()
+    return total[0]
 
 def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, warmup: int = 3,
-              device: str = 'auto', num_classes: int = 19, infer_iters: int = 10) -> dict:
-    "Time training steps and single-image inference of the model described by `cfg`."
+              device: str = 'auto', num_classes: int = 19, infer_iters: int = 10, peak: float | None = None,
+              compile: bool = False) -> dict:
+    """Time training steps (the median of `iters`, after `warmup`) and single-image inference of the model of `cfg`;
+    count their FLOPs, and give the achieved TFLOP/s and the MFU against `peak` TFLOP/s (default: `peak_tflops`
+    of the device; None on CPU). With `compile`, the training steps run through `torch.compile` (the FLOPs are
+    counted on the plain module)."""
     dev = torch.device('cuda' if (device == 'auto' and torch.cuda.is_available()) else ('cpu' if device == 'auto' else device))
     torch.manual_seed(0)
     model = build_model(cfg, num_classes).to(dev).train()
@@ -39,6 +86,7 @@ def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, w
     if use_cl: model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     amp = dev.type == 'cuda' and cfg.train.amp
+    fwd = torch.compile(model) if compile else model
     H, W = size
     x = torch.randn(batch, 3, H, W, device=dev)
     if use_cl: x = x.contiguous(memory_format=torch.channels_last)
@@ -47,14 +95,16 @@ def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, w
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     def step():
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss = model(x, y).loss
+            loss = fwd(x, y).loss
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     for _ in range(warmup): step()
-    _sync(dev); t0 = time.perf_counter()
-    for _ in range(iters): step()
-    _sync(dev); dt = (time.perf_counter() - t0) / iters
-    peak = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == 'cuda'
-            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
+    times = []
+    for _ in range(iters):
+        _sync(dev); t0 = time.perf_counter(); step(); _sync(dev); times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)
+    peak_mem = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == 'cuda'
+                else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
+    train_gflops = train_step_flops(model, x, y) / 1e9         # counted after the timing: the counter slows the step
     model.eval(); x1 = x[:1]; lat = []
     with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
         for _ in range(warmup): model(x1)
@@ -63,10 +113,16 @@ def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, w
     gflops = inference_flops(model, x1) / 1e9                  # counted in float32, without autocast
     params = sum(p.numel() for p in model.parameters())
     infer_params = params - sum(p.numel() for p in model.aux_head.parameters()) if model.aux_head is not None else params
+    name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
+    peak = peak if peak is not None else (peak_tflops(name, amp) if dev.type == 'cuda' else None)
+    achieved = train_gflops / dt / 1e3                          # TFLOP/s
     return {'preset': cfg.name, 'backbone': cfg.model.backbone, 'head': cfg.model.head, 'size': [H, W],
-            'batch': batch, 'device': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)',
-            'amp_bf16': amp, 'train_step_ms': dt * 1e3, 'train_images_per_s': batch / dt,
-            'peak_mem_mb': peak, 'peak_mem_kind': 'cuda max allocated' if dev.type == 'cuda' else 'process max RSS growth',
+            'batch': batch, 'device': name, 'amp_bf16': amp, 'channels_last': use_cl, 'compiled': compile,
+            'cudnn_benchmark': bool(torch.backends.cudnn.benchmark) if dev.type == 'cuda' else None,
+            'train_step_ms': dt * 1e3, 'train_step_ms_min': min(times) * 1e3, 'train_images_per_s': batch / dt,
+            'train_gflops': train_gflops, 'achieved_tflops': achieved, 'peak_tflops': peak,
+            'mfu': achieved / peak if peak else None,
+            'peak_mem_mb': peak_mem, 'peak_mem_kind': 'cuda max allocated' if dev.type == 'cuda' else 'process max RSS growth',
             'infer_latency_ms': statistics.median(lat) * 1e3, 'params_M': params / 1e6, 'infer_params_M': infer_params / 1e6,
             'infer_gflops': gflops}
 
@@ -81,11 +137,14 @@ def benchmark_isolated(cfg: C.Config, **kw) -> dict:
         return pool.apply(_bench_worker, ((C.to_dict(cfg), kw),))
 
 def format_table(rows: list[dict]) -> str:
-    "A fixed-width text table of `benchmark` results."
-    cols = [('preset', 'preset', '{}'), ('head', 'head', '{}'), ('size', 'size', '{}'), ('batch', 'batch', '{}'),
-            ('train_step_ms', 'step ms', '{:.1f}'), ('train_images_per_s', 'img/s', '{:.2f}'),
-            ('peak_mem_mb', 'peak MB', '{:.0f}'), ('infer_latency_ms', 'infer ms', '{:.1f}'), ('infer_params_M', 'params M', '{:.2f}')]
-    cells = [[h for _, h, _ in cols]] + [[f.format('x'.join(map(str, r[k])) if k == 'size' else r[k]) for k, _, f in cols] for r in rows]
+    "A fixed-width text table of `benchmark` results (MFU 'n/a' where no peak is known, as on CPU)."
+    pct = lambda v: 'n/a' if v is None else f'{100 * v:.1f}%'
+    cols = [('preset', 'preset', str), ('head', 'head', str), ('size', 'size', lambda v: 'x'.join(map(str, v))),
+            ('batch', 'batch', str), ('train_step_ms', 'step ms', '{:.1f}'.format), ('train_images_per_s', 'img/s', '{:.2f}'.format),
+            ('train_gflops', 'step GFLOP', '{:.1f}'.format), ('achieved_tflops', 'TFLOP/s', '{:.3f}'.format), ('mfu', 'MFU', pct),
+            ('peak_mem_mb', 'peak MB', '{:.0f}'.format), ('infer_latency_ms', 'infer ms', '{:.1f}'.format),
+            ('infer_gflops', 'infer GFLOP', '{:.1f}'.format), ('infer_params_M', 'params M', '{:.2f}'.format)]
+    cells = [[h for _, h, _ in cols]] + [[f(r.get(k)) if r.get(k) is not None or k == 'mfu' else '–' for k, _, f in cols] for r in rows]
     w = [max(len(c[i]) for c in cells) for i in range(len(cols))]
     lines = ['  '.join(c[i].rjust(w[i]) for i in range(len(cols))) for c in cells]
     return '\n'.join([lines[0], '  '.join('-' * x for x in w), *lines[1:]])

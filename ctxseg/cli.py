@@ -92,8 +92,12 @@ def cmd_bench(args) -> int:
     from ctxseg.bench import benchmark_isolated, format_table
     presets = args.presets or ['synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr']
     rows = [benchmark_isolated(C.get(p, args.set or []), size=tuple(args.size), batch=args.batch, iters=args.iters,
-                               device=args.device) for p in presets]
-    print(format_table(rows)); print(f"device: {rows[0]['device']}")
+                               warmup=args.warmup, device=args.device, peak=args.peak_tflops) for p in presets]
+    r0 = rows[0]
+    print(format_table(rows))
+    print(f"device: {r0['device']}; training step: median of {args.iters} after {args.warmup} warm-up steps; "
+          f"bf16 autocast {r0['amp_bf16']}, channels-last {r0['channels_last']}, cudnn.benchmark {r0['cudnn_benchmark']}; "
+          f"MFU against {'a peak of ' + str(r0['peak_tflops']) + ' TFLOP/s' if r0['peak_tflops'] else 'no known peak (n/a; give --peak-tflops)'}")
     if args.json: Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
 
@@ -168,7 +172,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument('--out', required=True); pr.set_defaults(fn=cmd_predict)
     b = sub.add_parser('bench', help='training/inference speed and memory of presets'); b.add_argument('presets', nargs='*')
     b.add_argument('--size', nargs=2, type=int, default=[512, 512]); b.add_argument('--batch', type=int, default=2)
-    b.add_argument('--iters', type=int, default=10); b.add_argument('--device', default='auto'); b.add_argument('--json')
+    b.add_argument('--iters', type=int, default=10); b.add_argument('--warmup', type=int, default=3)
+    b.add_argument('--device', default='auto'); b.add_argument('--json', help='also write the rows as JSON here')
+    b.add_argument('--peak-tflops', type=float, default=None, help='peak TFLOP/s for the MFU (default: the table in ctxseg.bench)')
     common(b); b.set_defaults(fn=cmd_bench)
     d = sub.add_parser('demo', help='train and compare the baselines on the synthetic benchmark (CPU, about 4 minutes a preset on 2 cores)')
     d.add_argument('--out', default='runs/demo'); d.add_argument('--iters', type=int); d.add_argument('--presets', nargs='*')

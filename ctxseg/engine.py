@@ -218,9 +218,9 @@ def data_version(dcfg) -> str:
 
 def _provenance(cfg=None) -> dict:
     "Where a run came from: commit and local changes (as `ctxseg.runner.git_info` sees them), machine, numerics."
-    from ctxseg.runner import git_info
+    from ctxseg.runner import git_info, machine_info
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
-    return {**git_info(), 'torch': torch.__version__, 'python': platform.python_version(), 'host': platform.node(),
+    return {**git_info(), 'hardware': machine_info()['hardware'], 'torch': torch.__version__, 'python': platform.python_version(), 'host': platform.node(),
             'device': dev, 'cpu_count': os.cpu_count(), 'command': ' '.join(sys.argv), **numerics(),
             **({'data_version': data_version(cfg.data)} if cfg is not None else {})}
 

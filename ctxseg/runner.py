@@ -5,6 +5,7 @@
 # %% ../nbs/11_runner.ipynb #8b9de0b3
 from __future__ import annotations
 import argparse, dataclasses, html, json, math, os, platform, shlex, shutil, subprocess, sys, time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,10 +188,17 @@ def train_grid(presets, seeds, overrides=(), out_dir='runs/grid', time_budget: f
     return summary
 
 def load_summary(out_dir) -> dict:
-    "`out_dir/summary.json`, with `out_dir` set to where it was found (run folders are relative to it)."
+    """`out_dir/summary.json`, with `out_dir` set to where it was found (run folders are relative to it), and each
+    run's `git_commit` and `hardware` from its `provenance.json` (the commit it was trained at, the machine; for
+    runs that predate the `hardware` field, the machine of the grid that holds them), so that a table merged from
+    several grids can say where each of its rows came from."""
     s = read_json(Path(out_dir) / 'summary.json')
     if s is None: raise FileNotFoundError(f'no summary.json in {out_dir}: train the grid first')
     s['out_dir'] = str(out_dir)
+    for r in s['runs']:
+        prov = read_json(Path(out_dir) / r['dir'] / 'provenance.json') or {}
+        if prov.get('git_commit'): r.setdefault('git_commit', prov['git_commit'])
+        r.setdefault('hardware', prov.get('hardware') or s.get('hardware'))   # older runs: the grid's
     return s
 
 # %% ../nbs/11_runner.ipynb #9ce1d428
@@ -219,7 +227,7 @@ def check_versions(*summaries) -> str:
 def merge_summaries(*summaries) -> dict:
     "One summary holding the runs of all `summaries` (captioned by the last), for comparisons across grids; same data version only."
     check_versions(*summaries)
-    return {**summaries[-1], 'runs': [r for s in summaries for r in s['runs']]}
+    return {**summaries[-1], 'runs': [{**r, 'hardware': r.get('hardware') or s.get('hardware')} for s in summaries for r in s['runs']]}
 
 def aggregate(summary: dict, metrics=SUMMARY_METRICS) -> dict:
     "{preset: {'n': finished seeds, 'seeds', metric: (mean, std) for each of `metrics`, 'IoU': [(mean, std) per class], 'classes'}}."
@@ -305,10 +313,15 @@ def table_notes(summary: dict) -> dict:
     "The caption of every table made from `summary`: what produced the numbers."
     ms = [r['metrics'] for r in summary['runs'] if 'metrics' in r]
     datasets = sorted({m.get('dataset', '?') for m in ms}) or ['?']
+    done = [r for r in summary['runs'] if 'metrics' in r]
+    hardware = sorted({r.get('hardware') or summary.get('hardware') or '?' for r in done}) or [summary.get('hardware', '?')]
     notes = {'profile': summary.get('profile', '?'), 'dataset': ', '.join(datasets) + ' (validation split)',
-             'hardware': summary.get('hardware', '?'), 'command': summary.get('command') or 'not recorded'}
+             'hardware': ', '.join(hardware), 'command': summary.get('command') or 'not recorded'}
     if any(m.get('data_version') for m in ms): notes['data version'] = ', '.join(sorted({run_data_version(m) for m in ms}))
     if summary.get('git_commit'): notes['git commit'] = summary['git_commit'][:12] + (' (with local changes)' if summary.get('git_dirty') else '')
+    trained = Counter(r['git_commit'][:12] for r in done if r.get('git_commit'))
+    if trained and set(trained) != {summary.get('git_commit', '')[:12]}:      # rows trained at other commits: say which
+        notes['runs trained at'] = ', '.join(f'{c} ({n} run{"s" * (n > 1)})' for c, n in sorted(trained.items()))
     notes['statistic'] = 'mean ± sample std over seeds, in %'
     return notes
 

@@ -171,6 +171,16 @@ def test_toc_lists_every_notebook_and_only_existing_pages():
     assert core_files == sorted(core_files), 'the Core part must list nbs/NN_* in order'
 
 
+def test_results_pages_fold_the_code_that_builds_their_tables():
+    "A results page opens with its conclusions: its code cells carry `hide-input`, so the reader sees outputs first."
+    import nbformat
+    pages = sorted((ROOT / 'nbs').glob('*_results.ipynb')) + sorted((ROOT / 'nbs').glob('*_comparison.ipynb'))
+    assert pages
+    unfolded = [f'{p.name} cell {i}' for p in pages for i, c in enumerate(nbformat.read(p, as_version=4).cells)
+                if c.cell_type == 'code' and 'hide-input' not in c.metadata.get('tags', [])]
+    assert not unfolded, f'code cells without the hide-input tag: {unfolded[:10]}'
+
+
 def test_reader_translates_nbdev_directives():
     m = _reader()
     nb = nbformat.v4.new_notebook(cells=[

@@ -31,7 +31,7 @@ def test_two_ranks_hold_the_mean_of_their_updates(tmp_path, torchrun):
 
 
 def test_resume_restores_the_memory_exactly(tmp_path):
-    base = _cfg(['train.iters=5', 'train.deterministic=true', 'train.ckpt_interval=100'])
+    base = _cfg(['train.iters=6', 'train.deterministic=true', 'train.ckpt_interval=100'])
     train(base, tmp_path / 'straight', progress=False)
     train(C.apply_overrides(base, ['train.stop_after=3']), tmp_path / 'split', progress=False)
     mid = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
@@ -41,7 +41,7 @@ def test_resume_restores_the_memory_exactly(tmp_path):
     a = load_checkpoint(tmp_path / 'straight' / 'checkpoint.pt')['model']
     b = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
-    assert int(a['head.step']) == 5
+    assert int(a['head.step']) == 6
     log = [json.loads(l) for l in (tmp_path / 'straight' / 'log.jsonl').read_text().splitlines() if l.strip()]
     train_log = [l for l in log if not l.get('eval')]
     assert 'stage1' in train_log[0] and 'consistency' not in train_log[0] and 'consistency' in train_log[-1]
