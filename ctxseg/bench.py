@@ -82,6 +82,7 @@ def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, w
     dev = torch.device('cuda' if (device == 'auto' and torch.cuda.is_available()) else ('cpu' if device == 'auto' else device))
     torch.manual_seed(0)
     model = build_model(cfg, num_classes).to(dev).train()
+    model.lr = cfg.train.lr          # as the engine sets it: a memory whose momentum follows the learning rate reads it
     use_cl = dev.type == 'cuda' and cfg.train.channels_last
     if use_cl: model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)

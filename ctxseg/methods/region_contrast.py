@@ -72,15 +72,40 @@ def paper_region_loss(centres: Tensor, classes: Tensor, queues: Tensor, valid: T
     return info_nce(S, same & ok[None], ~same & ok[None])
 
 # %% ../../nbs/61_region_contrast_module.ipynb #03f957ec
+class _ChannelwiseLoss(torch.autograd.Function):
+    "Eq. (rc-code) and its gradient Eq. (rc-code-grad), one centre at a time (see above); no gradient to the queues."
+    @staticmethod
+    def forward(ctx, centres: Tensor, classes: Tensor, Q: Tensor, tau: float) -> Tensor:
+        x = centres / tau
+        N, D = x.shape
+        S = Q.sum(0)                                                          # D×L: all classes' queues summed
+        dot = lambda u, v: torch.bmm(u[:, None, :], v[:, :, None])[:, 0, 0]   # row-wise dot products, no temporary
+        losses, grad = x.new_empty(N), torch.empty_like(x)
+        for i in range(N):                                                    # centres: at most K blocks of D×L
+            own = Q[classes[i]]                                               # D×L
+            a = own * x[i, :, None]                                           # r_d Q_{k,dj} / τ
+            a0 = a[:, 0].clone()
+            b = S * x[i, :, None]; b -= a                                     # r_d (S − Q_k)_{dj} / τ
+            m = torch.maximum(a.amax(1), b.amax(1))[:, None]
+            a.sub_(m).exp_(); b.sub_(m).exp_()                                # unnormalised p⁺, p⁻
+            Z = a.sum(1) + b.sum(1)
+            losses[i] = (m[:, 0] + Z.log() - a0).mean()
+            grad[i] = ((dot(a, own) + dot(b, S) - dot(b, own)) / Z - own[:, 0]) / (D * tau)
+        ctx.save_for_backward(grad)
+        return losses.sum()
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        (grad,) = ctx.saved_tensors
+        return g * grad, None, None, None
+
 def authors_region_loss(centres: Tensor, classes: Tensor, queues: Tensor, temperature: float = 0.2) -> Tensor:
     """Eq. (rc-code): the released code's channel-wise loss of `centres` (N×D) of `classes` (N,) against `queues`
-    (K×D×L), summed over the centres (hzhupku/RegionContrast `_compute_contrast_loss`)."""
+    (K×D×L), summed over the centres (hzhupku/RegionContrast `_compute_contrast_loss`); its gradient to the centres
+    is Eq. (rc-code-grad)."""
     if centres.shape[0] == 0: return centres.sum() * 0.0
-    Q = queues.to(centres.dtype)
-    own = Q[classes.long()]                                                   # N×D×L
-    r = centres[:, :, None]
-    logits = torch.cat([r * own, r * (Q.sum(0) - own)], 2) / temperature      # N×D×2L
-    return (torch.logsumexp(logits, 2) - logits[..., 0]).mean(1).sum()
+    return _ChannelwiseLoss.apply(centres, classes.long(), queues.detach().to(centres.dtype), temperature)
+
 
 # %% ../../nbs/61_region_contrast_module.ipynb #690679a0
 DEFAULTS = dict(
