@@ -113,7 +113,8 @@ def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, w
             _sync(dev); t = time.perf_counter(); model(x1); _sync(dev); lat.append(time.perf_counter() - t)
     gflops = inference_flops(model, x1) / 1e9                  # counted in float32, without autocast
     params = sum(p.numel() for p in model.parameters())
-    infer_params = params - sum(p.numel() for p in model.aux_head.parameters()) if model.aux_head is not None else params
+    dropped = [m for m in (model.aux_head, model.method) if m is not None]    # training only: gone at inference
+    infer_params = params - sum(p.numel() for m in dropped for p in m.parameters())
     name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
     peak = peak if peak is not None else (peak_tflops(name, amp) if dev.type == 'cuda' else None)
     achieved = train_gflops / dt / 1e3                          # TFLOP/s
