@@ -46,10 +46,10 @@ def _cfg(name, overrides, a, amp=True):
     return C.get(name, ov)
 
 
-def _bench(cfg, a, size, batch=2, **kw):
+def _bench(cfg, a, size, batch=2, iters=None, warmup=None, **kw):
     if a.device == 'cuda': torch.cuda.empty_cache()
-    r = benchmark(cfg, size=size, batch=batch, iters=a.iters, warmup=a.warmup, device=a.device,
-                  infer_iters=a.infer_iters, peak=a.peak_tflops, **kw)
+    r = benchmark(cfg, size=size, batch=batch, iters=iters or a.iters, warmup=a.warmup if warmup is None else warmup,
+                  device=a.device, infer_iters=a.infer_iters, peak=a.peak_tflops, **kw)
     print(format_table([r]).splitlines()[-1], flush=True)
     return r
 
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     print(f"   {out['pixel_contrast_host_syncs']}", flush=True)
 
     print(f'4. R-50-D8 inference at {full[0]}×{full[1]}', flush=True)
-    r = _bench(_cfg(*R50, a), a, full, batch=1)
+    r = _bench(_cfg(*R50, a), a, full, iters=1, warmup=1)     # inference is timed on one image; training: one step
     out['inference_full'] = {**r, 'images_per_s': 1e3 / r['infer_latency_ms']}
 
     out['wall_time_s'] = time.time() - t0
