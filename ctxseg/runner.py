@@ -311,9 +311,9 @@ def _fmt(ms) -> str:
 
 def table_notes(summary: dict) -> dict:
     "The caption of every table made from `summary`: what produced the numbers."
-    ms = [r['metrics'] for r in summary['runs'] if 'metrics' in r]
-    datasets = sorted({m.get('dataset', '?') for m in ms}) or ['?']
     done = [r for r in summary['runs'] if 'metrics' in r]
+    ms = [r['metrics'] for r in done]
+    datasets = sorted({m.get('dataset', '?') for m in ms}) or ['?']
     hardware = sorted({r.get('hardware') or summary.get('hardware') or '?' for r in done}) or [summary.get('hardware', '?')]
     notes = {'profile': summary.get('profile', '?'), 'dataset': ', '.join(datasets) + ' (validation split)',
              'hardware': ', '.join(hardware), 'command': summary.get('command') or 'not recorded'}
