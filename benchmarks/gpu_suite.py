@@ -36,7 +36,8 @@ R101 = ('cityscapes_aspp_r101', [])
 METHODS = [('cityscapes_pixcon_aspp_r101', 'cityscapes_pixcon_base_aspp_r101'),
            ('cityscapes_regcon_r50', 'cityscapes_regcon_base_r50'),
            ('cityscapes_mcibi_r101', 'cityscapes_aspp_r101'),
-           ('cityscapes_gald_aspp_ldv2_r101', 'cityscapes_aspp_r101')]
+           ('cityscapes_gald_aspp_ldv2_r101', 'cityscapes_aspp_r101'),
+           ('contextrast_cityscapes_aspp_r101', 'contextrast_cityscapes_aspp_r101_baseline')]
 TINY = ['model.base_width=8', 'model.head_channels=32', 'model.aux_channels=16', 'model.pretrained=']
 
 

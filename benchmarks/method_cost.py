@@ -6,7 +6,7 @@ same baseline.
     python benchmarks/method_cost.py pixel_contrast --warmup 40 --out book/results/cpu/pixel_contrast_cost.json
     python benchmarks/method_cost.py synthetic_aspp synthetic_gald_aspp_ldv2 --iters 20
 
-A group name (`gald`, `pixel_contrast`, `mcibi`, `region_contrast`) stands for the presets of that training notebook's cpu grid and their
+A group name (`gald`, `pixel_contrast`, `mcibi`, `region_contrast`, `contextrast`) stands for the presets of that training notebook's cpu grid and their
 baseline; `comparison` for the rows of the Comparison chapter:
 
     python benchmarks/method_cost.py comparison --warmup 40 --out book/results/cpu/comparison_cost.json
@@ -26,10 +26,12 @@ GROUPS = {
     'pixel_contrast': ['synthetic_aspp', 'synthetic_aspp_pixcon_batch', 'synthetic_aspp_pixcon'],
     'mcibi': ['synthetic_aspp', 'synthetic_mcibi', 'synthetic_mcibipp'],
     'region_contrast': ['synthetic_aspp', 'synthetic_aspp_regcon', 'synthetic_aspp_regcon_authors'],
+    'contextrast': ['synthetic_aspp', 'synthetic_aspp_ccl', 'synthetic_aspp_ccl_semihard', 'synthetic_aspp_contextrast'],
     # the rows of the Comparison chapter (nbs/90_comparison), measured in one session on one machine
     'comparison': ['synthetic_fcn', 'synthetic_aspp', 'synthetic_psp', 'synthetic_ocr', 'synthetic_gald_aspp_ldv2',
                    'synthetic_gald_cgnl', 'synthetic_mcibi', 'synthetic_mcibipp', 'synthetic_aspp_pixcon_batch',
-                   'synthetic_aspp_pixcon', 'synthetic_aspp_regcon', 'synthetic_aspp_regcon_authors'],
+                   'synthetic_aspp_pixcon', 'synthetic_aspp_regcon', 'synthetic_aspp_regcon_authors', 'synthetic_aspp_ccl',
+                   'synthetic_aspp_contextrast'],
 }
 
 

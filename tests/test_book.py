@@ -405,3 +405,33 @@ def test_outside_loads_are_detected(tmp_path, chromium):
         'https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js', '//example.org/x.css']
     _, requested = _open(chromium, page)
     assert 'https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js' in requested, requested
+
+
+def test_the_status_matrix_is_generated_from_the_repository(tmp_path):
+    "A part shows as planned until its file exists; a complete grid shows its runs; the landing page includes the matrix."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('status_matrix', ROOT / 'tools' / 'status_matrix.py')
+    sm = importlib.util.module_from_spec(spec); spec.loader.exec_module(sm)
+    (tmp_path / 'nbs').mkdir(); (tmp_path / 'nbs' / '60_region_contrast_theory.ipynb').write_text('{}')
+    rows = {r['paper']: r for r in sm.rows(tmp_path)}
+    assert rows['RegionContrast']['theory'] and not rows['RegionContrast']['module'] and rows['RegionContrast']['cpu'] is None
+    assert not rows['GALD']['theory']
+    md = sm.markdown(tmp_path)
+    assert md.count('planned') >= 4 * 5 - 1 and 'yes </nbs/60_region_contrast_theory>' in md
+    grid = tmp_path / 'book' / 'results' / 'cpu' / 'gald'; grid.mkdir(parents=True)
+    (grid / 'summary.json').write_text(json.dumps({'status': 'paused', 'runs': [{'preset': 'x', 'seed': 0, 'metrics': {}}]}))
+    assert 'paused, 1 runs' in sm.markdown(tmp_path)
+    real = {r['paper']: r for r in sm.rows(ROOT)}
+    for paper, mod, th, *_ in sm.PAPERS:
+        assert real[[r for r in real if r == paper][0]]['theory'] == (ROOT / 'nbs' / f'{th}.ipynb').is_file()
+    assert 'Where each paper stands' in (ROOT / 'book' / 'intro.md').read_text()
+    assert '_generated/status.md' in (ROOT / 'book' / 'intro.md').read_text()
+
+
+def test_the_landing_page_shows_the_status_matrix(book):
+    html = (book / 'book' / 'intro.html').read_text()
+    text = re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', '', html))
+    assert 'Where each paper stands' in text and 'verdicts on mIoU' in text
+    for paper in ('MCIBI / MCIBI++', 'RegionContrast', 'Pixel contrast', 'GALD', 'Contextrast'):
+        assert paper in text, paper
+    assert '53_mcibi_results.html' in html                       # the verdict cells link to the results pages

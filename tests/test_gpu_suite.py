@@ -20,10 +20,10 @@ def test_the_gpu_suite_runs_in_its_cpu_mode(tmp_path):
     assert {(b['model'], b['precision']) for b in s['baselines']} >= {('R-50-D8', 'fp32'), ('R-101-D8', 'fp32')}
     for b in s['baselines']:
         assert b['train_gflops'] > 0 and b['train_step_ms'] > 0 and b['mfu'] is None     # no peak on CPU: n/a
-    assert len(s['overheads']) == 4
+    assert len(s["overheads"]) == 5                                    # pixel contrast, RegionContrast, MCIBI, GALD, Contextrast
     for o in s['overheads']:
         assert o['method_row']['size'] == o['baseline_row']['size'] and o['method_row']['batch'] == o['baseline_row']['batch']
-    loss_methods = [o for o in s['overheads'] if 'pixcon' in o['method'] or 'regcon' in o['method']]
+    loss_methods = [o for o in s['overheads'] if any(k in o['method'] for k in ('pixcon', 'regcon', 'contextrast'))]
     assert loss_methods and all(o['extra_infer_gflops'] == 0 for o in loss_methods)      # nothing at inference
     assert s['pixel_contrast_host_syncs'] is None                                       # counted on CUDA only
     assert s['inference_full']['images_per_s'] > 0

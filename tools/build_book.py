@@ -1,5 +1,6 @@
 """Build the ctxseg book (Jupyter Book 1) offline: `make book`, or `.venv/bin/python tools/build_book.py`.
 
+0. Writes the landing page's status matrix (tools/status_matrix.py) to book/_generated/status.md.
 1. Copies MathJax 3 (pip package `django-static-mathjax`, import name `mathjax`) to book/_mathjax/mathjax/
    (git-ignored), which book/_config.yml serves as the site's own static files: no CDN.
 2. Runs, from the repository root,
@@ -55,6 +56,14 @@ def prepare_mathjax(root: Path = ROOT) -> Path:
     return dst
 
 
+def write_status(root: Path) -> Path:
+    "The landing page's status matrix (tools/status_matrix.py), regenerated from the repository before every build."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('status_matrix', Path(__file__).with_name('status_matrix.py'))
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod.write(root)
+
+
 def build(root: Path = ROOT, clean: bool = False, nitpicky: bool = True, quiet: bool = False) -> int:
     """Build the book of the repository at `root` into root/book/_build/html/; return the exit status
     (0 = built without a warning and every notebook executed)."""
@@ -62,6 +71,7 @@ def build(root: Path = ROOT, clean: bool = False, nitpicky: bool = True, quiet: 
     html = root / 'book' / '_build' / 'html'
     if clean: shutil.rmtree(root / 'book' / '_build', ignore_errors=True)
     prepare_mathjax(root)
+    write_status(root)
     jb = Path(sys.executable).parent / 'jupyter-book'
     cmd = [str(jb) if jb.exists() else 'jupyter-book', 'build', '.', '--config', 'book/_config.yml',
            '--toc', 'book/_toc.yml', '--path-output', 'book', '--all', '-W', '--keep-going']

@@ -17,7 +17,8 @@ from .pixel_contrast import info_nce
 __all__ = ['DEFAULTS', 'SAMPLINGS', 'CPU_PARAMS', 'SMOKE_PARAMS', 'GPU_PARAMS', 'GPU_NETS', 'GPU_DATASETS', 'SAMPLING_NAMES',
            'SWEEPS', 'PRESETS', 'CPU_TARGETS', 'CPU_CLAIMS', 'error_maps', 'edt', 'error_distance', 'bane_select',
            'representative_anchors', 'sync_anchor_sums', 'fuse_anchors', 'random_rank', 'sample_masks',
-           'pixel_anchor_loss', 'default_features', 'Contextrast', 'build_method', 'gpu_contextrast']
+           'semi_hard_negatives', 'pixel_anchor_loss', 'default_features', 'Contextrast', 'build_method', 'tsc_metrics',
+           'gpu_contextrast']
 
 # %% ../../nbs/71_contextrast_module.ipynb #b6333c7e
 def error_maps(pred: Tensor, label: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
@@ -133,6 +134,21 @@ def sample_masks(labels: Tensor, num_classes: int, num_positives: int, num_negat
     neg = torch.zeros_like(first).scatter_(1, order[None].expand_as(first), first)
     return pos, neg
 
+def semi_hard_negatives(S: Tensor, candidates: Tensor, k: Tensor, ratio: float = 0.1, generator=None) -> Tensor:
+    """ContrastiveSeg's semi-hard mining (Wang et al. 2021, Sec. 3.4) per anchor: K×N bool, `k[n]` of row n's
+    `candidates` drawn at random from the ceil(`ratio` · m) of its m candidates with the highest score `S`."""
+    Kn, N = S.shape
+    score = S.detach().masked_fill(~candidates, float('-inf'))
+    ar = torch.arange(N, device=S.device).expand(Kn, N)
+    order = torch.sort(score, dim=1, descending=True, stable=True).indices
+    rank = torch.empty_like(order).scatter_(1, order, ar)
+    pool = (rank < torch.ceil(ratio * candidates.sum(1, keepdim=True))) & candidates
+    rnd = torch.rand(S.shape, generator=generator, device=S.device if generator is None else generator.device).to(S.device)
+    order2 = rnd.masked_fill(~pool, 2.0).argsort(1)
+    rank2 = torch.empty_like(order2).scatter_(1, order2, ar)
+    return pool & (rank2 < k.to(S.device)[:, None])
+
+
 # %% ../../nbs/71_contextrast_module.ipynb #3717ad89
 def pixel_anchor_loss(z: Tensor, anchors: Tensor, pos: Tensor, neg: Tensor, temperature: float = 0.1) -> Tensor:
     """Eqs. (ctr-infonce)-(ctr-pa) for one layer: the mean over anchors with a positive of
@@ -149,11 +165,12 @@ DEFAULTS = dict(
     w_low=0.7,                    # Eq. 2: Â_i = w_low·A_i + (1 − w_low)·A_I
     temperature=0.1, loss_weight=0.1, warmup_iters=0,
     num_positives=100, num_negatives=1024,
-    sampling='bane',              # 'random' (CCL alone) | 'semi_hard' | 'bane'
-    ratio=0.5,                    # BANE (and semi-hard): the fraction of each error region added as negatives
+    sampling='bane',              # 'random' (CCL alone) | 'semi_hard' (ContrastiveSeg's) | 'error_random' | 'bane'
+    ratio=0.5,                    # BANE: the fraction of each error region added as negatives (the others add as many)
+    semi_hard_ratio=0.1,          # semi-hard: drawn from this fraction of the most similar negatives (ContrastiveSeg)
     normalize_anchors=True, detach_anchors=False, sync_anchors=True,
 )
-SAMPLINGS = ('random', 'semi_hard', 'bane')
+SAMPLINGS = ('random', 'semi_hard', 'error_random', 'bane')
 
 def default_features(channels: dict) -> list[str]:
     "The four backbone levels of a ResNet (`layer1`-`layer4`) or an HRNet (`branch1`-`branch4`)."
@@ -183,23 +200,27 @@ class Contextrast(nn.Module):
         self.counter = StepCounter()
         self.stats: dict[str, Tensor] = {}
 
-    def extra_negatives(self, logits: Tensor, targets: Tensor, grid) -> Tensor | None:
-        "K×N: the error pixels added as negatives on `grid` (BANE: nearest the edge; semi-hard: the same number at random)."
+    def extra_negatives(self, logits: Tensor, targets: Tensor, grid) -> tuple[Tensor | None, Tensor | None]:
+        """`(mask, counts)` on `grid`: BANE's error pixels nearest the edge (K×N), or as many error pixels at random
+        (`error_random`); for `semi_hard`, only the number BANE would add per anchor (K,), drawn later by similarity."""
         p = self.p
-        if p['sampling'] == 'random' or p['ratio'] == 0: return None
+        if p['sampling'] == 'random' or p['ratio'] == 0: return None, None
         lab = labels_to_grid(targets, grid)
         lg = logits if logits.shape[-2:] == grid else F.interpolate(logits, size=tuple(grid), mode='bilinear', align_corners=False)
         E = error_maps(lg.argmax(1), lab, self.num_classes, self.ignore_index)
+        if p['sampling'] == 'semi_hard':
+            k = torch.ceil(p['ratio'] * E.flatten(2).sum(-1).double() - 1e-9).long()        # B×K: BANE's counts
+            return None, k.sum(0)
         key = edt(E) if p['sampling'] == 'bane' else torch.where(E, 1.0 + torch.rand(E.shape, device=E.device), torch.zeros(E.shape, device=E.device))
         sel = bane_select(key, p['ratio'])                                       # B×K×h×w
-        return sel.transpose(0, 1).reshape(self.num_classes, -1)
+        return sel.transpose(0, 1).reshape(self.num_classes, -1), None
 
     def forward(self, features: dict, logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
         p, K = self.p, self.num_classes
         w = warmup_weight(self.counter.step(), p['warmup_iters'], p['loss_weight'])
         embs = [self.proj[f](pick_feature(features, f)) for f in p['features']]    # B×D×h_i×w_i unit vectors
         with fp32_loss(*embs, logits.detach()) as cast:
-            *z32, lg = cast if len(embs) else (lg,)
+            *z32, lg = cast
             labs = [labels_to_grid(targets, z.shape[-2:]) for z in z32]
             A, counts = [], []
             for z, y in zip(z32, labs):
@@ -213,11 +234,16 @@ class Contextrast(nn.Module):
                 grid = tuple(z.shape[-2:])
                 if grid not in extra_cache: extra_cache[grid] = self.extra_negatives(lg, targets, grid)
                 pos, neg = sample_masks(y, K, p['num_positives'], p['num_negatives'], self.ignore_index)
-                extra = extra_cache[grid]
-                if extra is not None: neg = neg | extra
                 if p['normalize_anchors']: a = F.normalize(a, dim=1)
                 zf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-                li = pixel_anchor_loss(zf, a, pos, neg, p['temperature'])
+                S = a @ zf.T / p['temperature']                                      # K×N: the scores of Eq. 3
+                extra, k = extra_cache[grid]
+                if k is not None:                                                    # semi-hard: by similarity
+                    yf = y.reshape(-1).long()
+                    other = (yf[None] != torch.arange(K, device=yf.device)[:, None]) & (yf != self.ignore_index)[None] & (yf < K)[None]
+                    extra = semi_hard_negatives(S, other, k, p['semi_hard_ratio'])
+                if extra is not None: neg = neg | extra
+                li = info_nce(S - S.max(1, keepdim=True).values.detach(), pos, neg, 1.0)   # Eqs. 3-4 for this layer
                 loss = loss + lam * li
                 stats[f'layer{i + 1}'] = li.detach()
                 if i == len(z32) - 1:
@@ -232,6 +258,24 @@ def build_method(params: dict, channels: dict[str, int], num_classes: int, ignor
     "The `method.name='contextrast'` plug-in for any baseline: projects the encoder layers `params['features']`."
     return Contextrast(channels, num_classes, ignore_index, **params)
 
+# %% ../../nbs/71_contextrast_module.ipynb #bbdda34a
+def tsc_metrics(f: Tensor, y: Tensor, ks=(3, 5)) -> dict:
+    """Alignment `A`, uniformity `U` and neighbourhood uniformity `U{k}` (Li et al. 2022) of features `f` (N×D,
+    L2-normalised here) of classes `y` (N,): mean intra-class pair distance, mean distance between class centroids,
+    and mean distance from each centroid to its k nearest others."""
+    f = F.normalize(f.double(), dim=1); y = y.long()
+    classes = torch.unique(y)
+    A = torch.stack([torch.cdist(f[y == c], f[y == c]).mean() for c in classes]).mean()
+    mu = F.normalize(torch.stack([f[y == c].mean(0) for c in classes]), dim=1)
+    d = torch.cdist(mu, mu)
+    C_ = len(classes)
+    off = ~torch.eye(C_, dtype=torch.bool, device=f.device)
+    out = {'A': float(A), 'U': float(d[off].mean()) if C_ > 1 else float('nan')}
+    for k in ks:
+        if C_ > k: out[f'U{k}'] = float(d.masked_fill(~off, float('inf')).topk(k, dim=1, largest=False).values.mean())
+        else: out[f'U{k}'] = float('nan')
+    return out
+
 # %% ../../nbs/71_contextrast_module.ipynb #d5d92a79
 # ---- presets
 CPU_PARAMS = dict(temperature=0.1, loss_weight=0.1, num_positives=100, num_negatives=1024, proj_dim=256)
@@ -245,7 +289,7 @@ SWEEPS = {**{f'r{int(r * 100):02d}': dict(ratio=r) for r in (0.1, 0.3, 0.7, 1.0)
           **{f'w{int(w * 10):02d}': dict(w_low=w) for w in (0.0, 0.3, 1.0)},
           't007': dict(temperature=0.07), 't02': dict(temperature=0.2),
           'p25': dict(num_positives=25), 'p400': dict(num_positives=400),
-          'literal': dict(layer_weights=(1.0, 0.7, 0.4, 0.1))}
+          'literal': dict(layer_weights=(1.0, 0.7, 0.4, 0.1)), 'errorrandom': dict(sampling='error_random')}
 
 def _with_method(base, name: str, params: dict):
     from ctxseg import configs as C
