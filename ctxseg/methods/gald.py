@@ -39,15 +39,22 @@ def _check_qkv(query, key, value):
     if value.dim() != 4 or value.shape[0] != query.shape[0] or value.shape[-2:] != query.shape[-2:]:
         raise ValueError(f"value must be B×Cv×H×W with B, H, W of the query {tuple(query.shape)}, got {tuple(value.shape)}")
 
+def _channel_chunks(C: int, H: int, W: int, budget: int = 1 << 17):
+    "Channel slices of about `budget` floats per map (512 KB): a chunk's maps stay in cache across the k² offsets."
+    step = max(1, min(C, budget // max(1, H * W)))
+    return [slice(c, min(C, c + step)) for c in range(0, C, step)]
+
 def _local_logits(q, k, offsets, scale: float):
-    "B×K×H×W logits s·q_p·κ_{p+Δn} (0 where p+Δn is outside the map)."
-    B, _, H, W = q.shape
+    "B×K×H×W logits s·q_p·κ_{p+Δn} (0 where p+Δn is outside the map), summed over channel chunks that stay in cache."
+    B, C, H, W = q.shape
     logits = q.new_zeros(B, len(offsets), H, W)                      # B×K×H×W
-    for n, (dy, dx) in enumerate(offsets):
-        ov = _overlap(dy, dx, H, W)
-        if ov is None: continue
-        (ys, xs), (ys2, xs2) = ov
-        logits[:, n, ys, xs] = torch.einsum('bchw,bchw->bhw', q[:, :, ys, xs], k[:, :, ys2, xs2])
+    for cs in _channel_chunks(C, H, W):
+        qc, kc = q[:, cs], k[:, cs]
+        for n, (dy, dx) in enumerate(offsets):
+            ov = _overlap(dy, dx, H, W)
+            if ov is None: continue
+            (ys, xs), (ys2, xs2) = ov
+            logits[:, n, ys, xs] += (qc[:, :, ys, xs] * kc[:, :, ys2, xs2]).sum(1)
     return logits.mul_(scale) if scale != 1 else logits
 
 def local_attention_weights(query, key, kernel_size: int = 5, dilation: int = 3, scale: float = 1.0):
@@ -63,11 +70,13 @@ class _LocalAttention(torch.autograd.Function):
         B, _, H, W = q.shape
         attn = _local_logits(q, k, offsets, scale).softmax(1)          # B×K×H×W
         out = v.new_zeros(B, v.shape[1], H, W)                         # B×Cv×H×W
-        for n, (dy, dx) in enumerate(offsets):
-            ov = _overlap(dy, dx, H, W)
-            if ov is None: continue
-            (ys, xs), (ys2, xs2) = ov
-            out[:, :, ys, xs].addcmul_(attn[:, n:n + 1, ys, xs], v[:, :, ys2, xs2])   # o_p += a_pn v_{p+Δn}
+        for cs in _channel_chunks(v.shape[1], H, W):                   # all k² offsets on one chunk, then the next
+            oc, vc = out[:, cs], v[:, cs]
+            for n, (dy, dx) in enumerate(offsets):
+                ov = _overlap(dy, dx, H, W)
+                if ov is None: continue
+                (ys, xs), (ys2, xs2) = ov
+                oc[:, :, ys, xs].addcmul_(attn[:, n:n + 1, ys, xs], vc[:, :, ys2, xs2])   # o_p += a_pn v_{p+Δn}
         ctx.save_for_backward(q, k, v, attn)
         ctx.offsets, ctx.scale = offsets, scale
         return out
@@ -80,23 +89,30 @@ class _LocalAttention(torch.autograd.Function):
         g = g.contiguous()
         dattn = torch.zeros_like(attn)                                 # ∂L/∂a_pn = g_p·v_{p+Δn}
         dv = torch.zeros_like(v) if ctx.needs_input_grad[2] else None
-        for n, (dy, dx) in enumerate(offsets):
-            ov = _overlap(dy, dx, H, W)
-            if ov is None: continue
-            (ys, xs), (ys2, xs2) = ov
-            dattn[:, n, ys, xs] = torch.einsum('bchw,bchw->bhw', g[:, :, ys, xs], v[:, :, ys2, xs2])
-            if dv is not None: dv[:, :, ys2, xs2].addcmul_(attn[:, n:n + 1, ys, xs], g[:, :, ys, xs])
+        for cs in _channel_chunks(v.shape[1], H, W):
+            gc, vc = g[:, cs], v[:, cs]
+            dvc = dv[:, cs] if dv is not None else None
+            for n, (dy, dx) in enumerate(offsets):
+                ov = _overlap(dy, dx, H, W)
+                if ov is None: continue
+                (ys, xs), (ys2, xs2) = ov
+                dattn[:, n, ys, xs] += (gc[:, :, ys, xs] * vc[:, :, ys2, xs2]).sum(1)
+                if dvc is not None: dvc[:, :, ys2, xs2].addcmul_(attn[:, n:n + 1, ys, xs], gc[:, :, ys, xs])
         dl = attn * (dattn - (attn * dattn).sum(1, keepdim=True))      # softmax backward: ∂L/∂ℓ_pn
         if scale != 1: dl.mul_(scale)
         dq = torch.zeros_like(q) if ctx.needs_input_grad[0] else None
         dk = torch.zeros_like(k) if ctx.needs_input_grad[1] else None
-        for n, (dy, dx) in enumerate(offsets):
-            ov = _overlap(dy, dx, H, W)
-            if ov is None: continue
-            (ys, xs), (ys2, xs2) = ov
-            w = dl[:, n:n + 1, ys, xs]
-            if dq is not None: dq[:, :, ys, xs].addcmul_(w, k[:, :, ys2, xs2])
-            if dk is not None: dk[:, :, ys2, xs2].addcmul_(w, q[:, :, ys, xs])
+        for cs in _channel_chunks(q.shape[1], H, W):
+            qc, kc = q[:, cs], k[:, cs]
+            dqc = dq[:, cs] if dq is not None else None
+            dkc = dk[:, cs] if dk is not None else None
+            for n, (dy, dx) in enumerate(offsets):
+                ov = _overlap(dy, dx, H, W)
+                if ov is None: continue
+                (ys, xs), (ys2, xs2) = ov
+                w = dl[:, n:n + 1, ys, xs]
+                if dqc is not None: dqc[:, :, ys, xs].addcmul_(w, kc[:, :, ys2, xs2])
+                if dkc is not None: dkc[:, :, ys2, xs2].addcmul_(w, qc[:, :, ys, xs])
         return dq, dk, dv, None, None, None
 
 def local_attention(query, key, value, kernel_size: int = 5, dilation: int = 3, scale: float = 1.0):
