@@ -289,7 +289,8 @@ SWEEPS = {**{f'r{int(r * 100):02d}': dict(ratio=r) for r in (0.1, 0.3, 0.7, 1.0)
           **{f'w{int(w * 10):02d}': dict(w_low=w) for w in (0.0, 0.3, 1.0)},
           't007': dict(temperature=0.07), 't02': dict(temperature=0.2),
           'p25': dict(num_positives=25), 'p400': dict(num_positives=400),
-          'literal': dict(layer_weights=(1.0, 0.7, 0.4, 0.1)), 'errorrandom': dict(sampling='error_random')}
+          'literal': dict(layer_weights=(1.0, 0.7, 0.4, 0.1)), 'errorrandom': dict(sampling='error_random'),
+          'last': dict(features=['layer4'], layer_weights=(1.0,))}   # one layer: is it the shallow layers?
 
 def _with_method(base, name: str, params: dict):
     from ctxseg import configs as C
