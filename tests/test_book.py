@@ -161,7 +161,8 @@ def test_toc_lists_every_notebook_and_only_existing_pages():
     assert len(set(files)) == len(files), 'book/_toc.yml lists a page twice'
     listed = {str(Path(f).with_suffix('')) for f in files}
     nbs = sorted(p.relative_to(ROOT).with_suffix('').as_posix() for p in (ROOT / 'nbs').rglob('*.ipynb')
-                 if '.ipynb_checkpoints' not in p.parts and '_build' not in p.parts)
+                 if '.ipynb_checkpoints' not in p.parts and '_build' not in p.parts
+                 and not (p.parent.name == 'train' and p.name.startswith('_')))      # drafts: skipped by run-notebooks too
     import fnmatch
     absent = [n for n in nbs if n not in listed and not any(fnmatch.fnmatch(n, g) for g in globs)]
     assert not absent, (f'notebooks missing from the book: add `- file: <name>` lines to book/_toc.yml '
