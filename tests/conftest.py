@@ -23,3 +23,44 @@ def ctxseg_cmd():
     "The installed console script (falls back to `python -m ctxseg.cli`)."
     exe = BIN / 'ctxseg'
     return [str(exe)] if exe.exists() else [sys.executable, '-m', 'ctxseg.cli']
+
+
+def _resume_pair(cfg, tmp_path):
+    """Train `cfg` straight through, and again stopped after 3 iterations and resumed: `(straight, split, mid)`, the
+    final model state of each and the split run's state at the stop (read before it resumes)."""
+    import torch
+    from ctxseg import configs as C
+    from ctxseg.engine import train, load_checkpoint
+    train(cfg, tmp_path / 'straight', progress=False)
+    train(C.apply_overrides(cfg, ['train.stop_after=3']), tmp_path / 'split', progress=False)
+    mid = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
+    train(cfg, tmp_path / 'split', resume=True, progress=False)
+    torch.use_deterministic_algorithms(False)
+    a = load_checkpoint(tmp_path / 'straight' / 'checkpoint.pt')['model']
+    b = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
+    return a, b, mid
+
+@pytest.fixture
+def resume_pair():
+    "`resume_pair(cfg, tmp_path)` → (straight, split, mid) model states: for the exact-resume tests of every method."
+    return _resume_pair
+
+def _baseline_inference(preset: str, base: str = 'smoke', num_classes: int = 5):
+    """A loss method's preset and its baseline with the same trunk and head weights, in eval mode, on one batch:
+    `(flops, base_flops, logits, base_logits)`."""
+    import torch
+    from ctxseg import configs as C
+    from ctxseg.bench import inference_flops
+    from ctxseg.models.segmentor import build_model
+    torch.manual_seed(0)
+    ours = build_model(C.get(preset), num_classes=num_classes).eval()
+    ref = build_model(C.get(base), num_classes=num_classes).eval()
+    ref.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith('method.')}, strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(): lo, lb = ours(x).logits, ref(x).logits
+    return inference_flops(ours, x), inference_flops(ref, x), lo, lb
+
+@pytest.fixture
+def baseline_inference():
+    "`baseline_inference(preset)` → (flops, baseline flops, logits, baseline logits): a loss method must change none."
+    return _baseline_inference

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 import torch
 from ctxseg import configs as C
-from ctxseg.engine import train, load_checkpoint
 from ctxseg.models.segmentor import build_model
 
 HERE = Path(__file__).parent
@@ -30,16 +29,10 @@ def test_two_ranks_hold_the_mean_of_their_updates(tmp_path, torchrun):
     assert res['train_memories_equal']
 
 
-def test_resume_restores_the_memory_exactly(tmp_path):
+def test_resume_restores_the_memory_exactly(tmp_path, resume_pair):
     base = _cfg(['train.iters=6', 'train.deterministic=true', 'train.ckpt_interval=100'])
-    train(base, tmp_path / 'straight', progress=False)
-    train(C.apply_overrides(base, ['train.stop_after=3']), tmp_path / 'split', progress=False)
-    mid = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
+    a, b, mid = resume_pair(base, tmp_path)
     assert int(mid['head.step']) == 3 and mid['head.memory'].abs().sum() > 0
-    train(base, tmp_path / 'split', resume=True, progress=False)
-    torch.use_deterministic_algorithms(False)
-    a = load_checkpoint(tmp_path / 'straight' / 'checkpoint.pt')['model']
-    b = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     assert int(a['head.step']) == 6
     log = [json.loads(l) for l in (tmp_path / 'straight' / 'log.jsonl').read_text().splitlines() if l.strip()]

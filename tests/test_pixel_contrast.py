@@ -218,17 +218,10 @@ def test_method_warms_up_then_contributes_and_has_no_nan_on_empty_batches():
     assert m.method.proj.proj[0].weight.grad is not None
 
 
-def test_resume_restores_queues_pointers_and_counter_exactly(tmp_path):
-    from ctxseg.engine import train, load_checkpoint
+def test_resume_restores_queues_pointers_and_counter_exactly(tmp_path, resume_pair):
     base = _cfg(['train.iters=5', 'train.deterministic=true', 'train.ckpt_interval=100'])
-    train(base, tmp_path / 'straight', progress=False)
-    train(C.apply_overrides(base, ['train.stop_after=3']), tmp_path / 'split', progress=False)
-    mid = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
+    a, b, mid = resume_pair(base, tmp_path)
     assert int(mid['method.counter.steps']) == 3 and int(mid['method.pixel_queue.filled'].sum()) > 0
-    train(base, tmp_path / 'split', resume=True, progress=False)
-    torch.use_deterministic_algorithms(False)
-    a = load_checkpoint(tmp_path / 'straight' / 'checkpoint.pt')['model']
-    b = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
     keys = [k for k in a if k.startswith('method.')]
     assert {'method.pixel_queue.queue', 'method.pixel_queue.ptr', 'method.segment_queue.ptr', 'method.counter.steps'} <= set(keys)
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]

@@ -13,7 +13,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ctxseg import configs as C
-from ctxseg.engine import train, load_checkpoint
 from ctxseg.models.segmentor import build_model
 from ctxseg.methods.region_contrast import (region_centres, authors_region_loss, paper_region_loss, enqueue_regions,
                                             RegionContrast)
@@ -136,30 +135,19 @@ def _smoke(extra=()):
     return C.get('smoke_regcon', ['data.num_val=4', *extra])
 
 
-def test_resume_restores_the_queues_exactly(tmp_path):
+def test_resume_restores_the_queues_exactly(tmp_path, resume_pair):
     base = _smoke(['train.iters=6', 'train.deterministic=true', 'train.ckpt_interval=100'])
-    train(base, tmp_path / 'straight', progress=False)
-    train(C.apply_overrides(base, ['train.stop_after=3']), tmp_path / 'split', progress=False)
-    mid = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
+    a, b, mid = resume_pair(base, tmp_path)
     assert int(mid['method.filled'].sum()) > 0
-    train(base, tmp_path / 'split', resume=True, progress=False)
-    torch.use_deterministic_algorithms(False)
-    a = load_checkpoint(tmp_path / 'straight' / 'checkpoint.pt')['model']
-    b = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')['model']
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     assert int(a['method.counter.steps']) == 6
 
 
 @pytest.mark.parametrize('preset', ['smoke_regcon', 'smoke_regcon_authors'])
-def test_inference_is_the_baseline_flop_for_flop(preset):
-    from ctxseg.bench import inference_flops
-    torch.manual_seed(0)
-    ours = build_model(C.get(preset), num_classes=5).eval()
-    base = build_model(C.get('smoke'), num_classes=5).eval()
-    base.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith('method.')}, strict=True)
-    x = torch.randn(2, 3, 32, 32)
-    assert inference_flops(ours, x) == inference_flops(base, x) > 0
-    with torch.no_grad(): assert torch.equal(ours(x).logits, base(x).logits)
+def test_inference_is_the_baseline_flop_for_flop(preset, baseline_inference):
+    flops, base_flops, logits, base_logits = baseline_inference(preset)
+    assert flops == base_flops > 0
+    assert torch.equal(logits, base_logits)
 
 
 @pytest.mark.parametrize('K', [150, 171])
