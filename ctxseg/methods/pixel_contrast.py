@@ -321,8 +321,7 @@ GPU_PARAMS = dict(proj_dim=256, temperature=0.1, base_temperature=0.07, loss_wei
 
 def _with_method(base: str, name: str, params: dict, overrides=()):
     from ctxseg import configs as C
-    cfg = (C.PRESETS[base] if base in C.PRESETS else C.all_presets()[base])()   # a paper module's preset too
-    cfg = C.apply_overrides(cfg, list(overrides))
+    cfg = C.get(base, list(overrides))                                     # a core preset or a paper module's
     cfg.name = name
     cfg.method = C.MethodConfig('pixel_contrast', dict(params))
     return cfg
