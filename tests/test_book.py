@@ -349,7 +349,9 @@ def test_directives_render_as_in_nbdev_docs(tmp_path):
              nbformat.v4.new_code_cell("#| eval: false\nraise RuntimeError('would' + 'fail the build')"),
              nbformat.v4.new_code_cell("#| notest\nraise RuntimeError('slow' + 'cell ran')"),
              nbformat.v4.new_code_cell("print('answer', inc(41))"),
-             nbformat.v4.new_code_cell('import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.show()')]
+             nbformat.v4.new_code_cell('#| label: fig-demo\n#| fig-cap: "A falling line: the demo\'s figure."\n'
+                                       'import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.show()'),
+             nbformat.v4.new_markdown_cell('As {numref}`fig-demo` shows.')]
     repo = _mini_repo(tmp_path, '# Mini\n\nA page.\n', cells)
     before = _digest(repo / 'nbs')
     r = _build(repo, '-q', timeout=600)
@@ -362,6 +364,10 @@ def test_directives_render_as_in_nbdev_docs(tmp_path):
     assert 'tag_nbdev-export' in html and '<code class="docutils literal notranslate"><span class="pre">ctxseg.demo</span></code>' in html
     assert '#|' not in html and '#| ' not in html                   # directive lines stripped
     assert '<img' in html                                           # figure from plt.show()
+    cap = re.search(r'<figcaption>(.*?)</figcaption>', html, re.S)          # Quarto's figure directives
+    assert cap and 'Fig. 1' in cap.group(1) and "A falling line: the demo’s figure." in cap.group(1), html[-3000:]
+    assert re.search(r'<img[^>]*alt="A falling line: the demo', html) and 'fig-cap' not in html
+    assert re.search(r'<a class="reference internal" href="#fig-demo"[^>]*>.*?Fig. 1', html, re.S)   # {numref} links
 
 
 @pytest.fixture(scope='module')
