@@ -181,6 +181,30 @@ def read_nbdev_notebook(text: str) -> nbformat.NotebookNode:
     return nb
 
 
+def _register_authoryear_style() -> None:
+    """A pybtex style `authoryear` whose bibliography labels read as the citations do ("Sung et al., 2024"), so a
+    reader who follows "(Sung et al., 2024)" finds the same words in the list, not an alpha label like [SKA+24]."""
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.unsrt import Style as Unsrt
+    from pybtex.style.labels import BaseLabelStyle
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            for e in sorted_entries:
+                people = e.persons.get('author') or e.persons.get('editor') or []
+                last = lambda p: ' '.join(p.prelast_names + p.last_names).replace('{', '').replace('}', '')
+                who = (last(people[0]) + (' et al.' if len(people) > 2 else f' and {last(people[1])}' if len(people) == 2 else '')
+                       if people else e.key)
+                yield f"{who}, {e.fields.get('year', 'n.d.')}"
+
+    class AuthorYear(Unsrt):
+        default_label_style = AuthorYearLabels
+        default_sorting_style = 'author_year_title'
+
+    register_plugin('pybtex.style.formatting', 'authoryear', AuthorYear, force=True)
+
+
 def setup(app):
-    "A Sphinx extension only so that `local_extensions` puts this folder on sys.path for the reader."
+    "A Sphinx extension: `local_extensions` puts this folder on sys.path for the reader; it also registers the bibliography style."
+    _register_authoryear_style()
     return {'version': '1', 'parallel_read_safe': True, 'parallel_write_safe': True}
