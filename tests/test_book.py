@@ -256,6 +256,26 @@ def test_book_has_every_part(book):
             assert 'not written yet' in text(f'{page}.html'), page
 
 
+def test_citations_go_to_the_references_page_under_the_same_words(book):
+    "A citation links into book/references.html, and the entry there is labelled as the citation reads."
+    import html as _html
+    refs = (book / 'book' / 'references.html').read_text()
+    labels = {m.group(1): re.sub(r'<[^>]+>', '', m.group(2)).strip() for m in re.finditer(
+        r'<div class="citation" id="([^"]+)"[^>]*>\s*<span class="label"><span class="fn-bracket">\[</span>(.*?)'
+        r'<span class="fn-bracket">\]</span>', refs, re.S)}
+    assert len(labels) >= 20, 'the References page lost its entries'
+    assert not [l for l in labels.values() if re.fullmatch(r'[A-Z][A-Za-z+]*\d\d', l)], 'alpha labels like [JGY+21]'
+    page = (book / 'nbs' / '70_contextrast_theory.html').read_text()
+    cites = re.findall(r'<a class="reference internal" href="([^"#]*)#([^"]+)" title="[^"]*">(.*?)</a>', page, re.S)
+    cites = [(u, i, _html.unescape(re.sub(r'<[^>]+>', '', t))) for u, i, t in cites if i in labels]
+    assert cites, 'no citation on the Contextrast theory page links into the references'
+    for url, ident, text in cites:
+        assert url.endswith('book/references.html'), url
+        who = text.split(',')[0].split(' (')[0].strip()
+        assert labels[ident].startswith(who.split()[0]), (text, labels[ident])
+    assert '{bibliography}' not in (ROOT / 'book' / 'intro.md').read_text(), 'one bibliography, on its own page'
+
+
 def test_no_page_loads_anything_from_outside_the_site(book):
     bad, fake_links, broken = [], [], []
     for page in _pages(book):
