@@ -495,6 +495,7 @@ def _page_defects(page: Path) -> list[str]:
            if re.search(pat, o)]
     text = re.sub(r'<[^>]+>', ' ', html)
     out += [f'the internal spec: {m.group(0)!r}' for m in re.finditer(r'(methods|design)\.md|\bspec §\s*[\d.]*', text)]
+    out += [f'a source no reader can check: {m.group(0)!r}' for m in re.finditer(r'as we recall|(quoted|cited|recalled) from memory', text)]
     out += [f'a link into the internal spec: {u}' for u in _refs(page).links if re.search(r'(methods|design)\.md', u)]
     out += [f'the section "{t}" shows no result' for t, body in _sections(html, {'Results', 'Qualitative results'})
             if not re.search(r'class="cell_output|<img|<table', body)]
@@ -507,12 +508,35 @@ def test_pages_show_no_noise_no_internal_spec_and_no_empty_results(book):
     assert not found, _report(found, book)
 
 
+PAPERS = [('mcibi', '50_mcibi_theory', '51_mcibi_module', '53_mcibi_results'),
+          ('region-contrast', '60_region_contrast_theory', '61_region_contrast_module', '63_region_contrast_results'),
+          ('pixel-contrast', '31_pixel_contrast_theory', '32_pixel_contrast_module', '34_pixel_contrast_results'),
+          ('gald', '40_gald_theory', '41_gald_module', '43_gald_results'),
+          ('contextrast', '70_contextrast_theory', '71_contextrast_module', '73_contextrast_results')]
+
+
+@pytest.mark.parametrize('short,theory,module,results', PAPERS, ids=[p[0] for p in PAPERS])
+def test_each_paper_links_equations_and_code_both_ways_and_has_its_diagram(book, short, theory, module, results):
+    th, mo = (book / 'nbs' / f'{theory}.html').read_text(), (book / 'nbs' / f'{module}.html').read_text()
+    numbered = re.findall(r'<span class="eqno">\((\d+)\)', th)
+    assert len(numbered) >= 2, f'{theory}: its equations carry no labels (write `$$ ... $$ (label)`)'
+    assert f'href="{module}.html' in th, f'{theory}: no equation says which code of {module} implements it'
+    back = set(re.findall(rf'href="{theory}\.html#(equation-[^"]+)"', mo))
+    assert back, f'{module}: no code cites its equation on {theory} ({{eq}}`label`)'
+    anchors = set(re.findall(r'id="(equation-[^"]+)"', th))
+    assert back <= anchors, f'{module} links to equations {theory} does not have: {back - anchors}'
+    assert re.search(rf'id="fig-{short}-theory-diagram"', th), f'{theory}: no diagram labelled fig-{short}-theory-diagram'
+    res = (book / 'nbs' / f'{results}.html').read_text()
+    first = re.search(r'<h2>(.*?)</h2>', res, re.S)
+    assert first and 'The bottom line' in first.group(1), f'{results}: a results page opens with its bottom line'
+
+
 def test_the_defect_checks_can_fail(tmp_path, chromium):
     "Each check above catches its defect on a page made to have it."
     page = tmp_path / 'bad.html'
     page.write_text(
         '<html><body><article class="bd-article" style="width:600px"><section><h2>Results</h2><p>Only words; '
-        'the constraint $x_1$ and max\\_samples, see methods.md §3.</p></section>'
+        'the constraint $x_1$ and max\\_samples, see methods.md §3; Eq. (4), as we recall.</p></section>'
         '<section><h2>Other</h2><table><tr><td style="white-space:nowrap">' + 'wide ' * 200 + '</td></tr></table>'
         '<div class="cell docutils container"><div class="cell_output docutils container"><pre>/x.py:3: UserWarning: '
         'careful\n&lt;torch._C.Generator at 0x7f00aa&gt;</pre></div></div>'
@@ -525,6 +549,7 @@ def test_the_defect_checks_can_fail(tmp_path, chromium):
     d = _page_defects(page)
     assert any('a warning' in x for x in d) and any('object repr' in x for x in d), d
     assert any('internal spec' in x for x in d) and any('"Results" shows no result' in x for x in d), d
+    assert any('no reader can check' in x for x in d), d
 
 
 def _tiny_png() -> bytes:
