@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test export clean-nbs check-nbs nbtest pytest bench book ddp
+.PHONY: venv demo test export clean-nbs check-nbs nbtest pytest bench book ddp pairs pages
 
 $(STAMP): requirements-dev.txt setup.py settings.ini
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,12 @@ export: $(STAMP)                     ## regenerate ctxseg/ from nbs/
 
 clean-nbs: $(STAMP)                  ## strip outputs and metadata from nbs/ (keeps cell tags)
 	$(BIN)/nbdev_clean
+
+pairs: $(STAMP)                      ## the training notebooks' text twins nbs/train/*.py (jupytext), in sync both ways
+	$(BIN)/jupytext --sync nbs/train/[a-z]*.ipynb
+
+pages: $(STAMP)                      ## carry the training notebooks' prose into the executed copies the book shows
+	$(BIN)/python tools/refresh_pages.py
 
 nbtest: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --timing

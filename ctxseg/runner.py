@@ -599,7 +599,8 @@ def loss_trend(run_dir, tail: float = 0.2) -> dict:
     if len(log) < 4: return {'start': math.nan, 'end': math.nan, 'level': math.nan, 'change': math.nan}
     it, loss = np.array([l['iter'] for l in log], float), np.array([l['loss'] for l in log], float)
     keep = it >= it[-1] - tail * it[-1]
-    slope, icpt = np.polyfit(it[keep], loss[keep], 1)
+    if keep.sum() < 3: return {'start': math.nan, 'end': math.nan, 'level': math.nan, 'change': math.nan}
+    slope, icpt = np.polyfit(it[keep] - it[keep][0], loss[keep], 1)           # centred: well conditioned
     level = float(loss[keep].mean())
     return {'start': float(it[keep][0]), 'end': float(it[-1]), 'level': level,
             'change': float(slope * (it[keep][-1] - it[keep][0]) / level)}
@@ -805,7 +806,7 @@ def run_notebook(path, profile: str, out_nb, parameters: dict | None = None, cwd
     with kernel_env():
         try:
             pm.execute_notebook(str(path), str(out_nb), parameters=params, kernel_name='python3', language='python',
-                                progress_bar=False,
+                                progress_bar=False, extra_arguments=['--IPKernelApp.log_level=CRITICAL'],   # no kernel log lines on the page
                                 cwd=str(cwd or path.parent), request_save_on_cell_execute=True, execution_timeout=timeout,
                                 log_output=False)
         except pm.PapermillExecutionError as e:

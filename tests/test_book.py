@@ -160,6 +160,12 @@ def test_toc_lists_every_notebook_and_only_existing_pages():
     assert not missing, f'book/_toc.yml lists pages that do not exist: {missing}'
     assert len(set(files)) == len(files), 'book/_toc.yml lists a page twice'
     listed = {str(Path(f).with_suffix('')) for f in files}
+    # a training notebook is in the book through its executed copy (the sidebar never shows its empty sections)
+    shown_clean = sorted(f for f in listed if f.startswith('nbs/train/'))
+    assert not shown_clean, (f'book/_toc.yml lists clean training notebooks, whose result sections are empty: '
+                             f'list their executed copies book/results/cpu/<name> instead: {shown_clean}')
+    listed |= {f"nbs/train/{Path(f).name}" for f in listed if f.startswith('book/results/cpu/')
+               and (ROOT / 'nbs' / 'train' / f'{Path(f).name}.ipynb').is_file()}
     nbs = sorted(p.relative_to(ROOT).with_suffix('').as_posix() for p in (ROOT / 'nbs').rglob('*.ipynb')
                  if '.ipynb_checkpoints' not in p.parts and '_build' not in p.parts
                  and not (p.parent.name == 'train' and p.name.startswith('_')))      # drafts: skipped by run-notebooks too
@@ -238,7 +244,7 @@ def test_book_has_every_part(book):
     for f in files:
         assert (book / f).with_suffix('.html').is_file(), f'{f} was not rendered'
     captions = [p['caption'] for p in toc['parts']]
-    assert captions[0] == 'Core' and captions[-1] == 'Comparison'
+    assert captions[0] == 'Core' and captions[-2:] == ['Comparison', 'References']
     for paper in ('MCIBI', 'RegionContrast', 'Pixel contrast', 'GALD', 'Contextrast'):
         assert paper in captions, f'no part for {paper}'
     def text(page): return re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', '', (book / page).read_text()))
@@ -248,6 +254,26 @@ def test_book_has_every_part(book):
     for page in [f for f in files if f.startswith('book/papers/')] + ['book/comparison']:
         if 'Skeleton' in (ROOT / f'{page}.md').read_text():           # placeholders say so, visibly
             assert 'not written yet' in text(f'{page}.html'), page
+
+
+def test_citations_go_to_the_references_page_under_the_same_words(book):
+    "A citation links into book/references.html, and the entry there is labelled as the citation reads."
+    import html as _html
+    refs = (book / 'book' / 'references.html').read_text()
+    labels = {m.group(1): re.sub(r'<[^>]+>', '', m.group(2)).strip() for m in re.finditer(
+        r'<div class="citation" id="([^"]+)"[^>]*>\s*<span class="label"><span class="fn-bracket">\[</span>(.*?)'
+        r'<span class="fn-bracket">\]</span>', refs, re.S)}
+    assert len(labels) >= 20, 'the References page lost its entries'
+    assert not [l for l in labels.values() if re.fullmatch(r'[A-Z][A-Za-z+]*\d\d', l)], 'alpha labels like [JGY+21]'
+    page = (book / 'nbs' / '70_contextrast_theory.html').read_text()
+    cites = re.findall(r'<a class="reference internal" href="([^"#]*)#([^"]+)" title="[^"]*">(.*?)</a>', page, re.S)
+    cites = [(u, i, _html.unescape(re.sub(r'<[^>]+>', '', t))) for u, i, t in cites if i in labels]
+    assert cites, 'no citation on the Contextrast theory page links into the references'
+    for url, ident, text in cites:
+        assert url.endswith('book/references.html'), url
+        who = text.split(',')[0].split(' (')[0].strip()
+        assert labels[ident].startswith(who.split()[0]), (text, labels[ident])
+    assert '{bibliography}' not in (ROOT / 'book' / 'intro.md').read_text(), 'one bibliography, on its own page'
 
 
 def test_no_page_loads_anything_from_outside_the_site(book):
@@ -327,6 +353,210 @@ def test_figures_are_shown(book, browsed):
         assert not requested, f'{page.relative_to(book)} requested {requested}'
 
 
+# ------------------------------------------------------ what a reader must never see (issue 16's defects)
+READER_WIDTH = 1400          # the narrower of the two widths a reader tried (1400 and 1920 px)
+
+# Injected into a copy of a page; once the page and MathJax are done, it measures the layout and writes what is
+# wrong into a JSON element that `--dump-dom` returns.
+_PROBE = r"""
+<script>
+(function () {
+  function text(el) { return ((el.innerText || el.alt || el.textContent || '') + '').replace(/\s+/g, ' ').trim().slice(0, 70); }
+  function where(el) {
+    var s = el.closest('section'); var h = s && s.querySelector('h1, h2, h3');
+    return el.tagName.toLowerCase() + ' in "' + (h ? text(h).replace(/#$/, '') : '?') + '": ' + text(el);
+  }
+  function run() {
+    var art = document.querySelector('article.bd-article') || document.body, col = art.getBoundingClientRect();
+    var out = {width: window.innerWidth, column: Math.round(col.width), overflow: [], raw_tex: [], uncaptioned: [],
+               bad_alt: [], squeezed: []};
+    art.querySelectorAll('table, pre, img, .cell_output, .output, figure, mjx-container[display="true"]').forEach(function (el) {
+      if (el.closest('.cell_input') || (el.tagName === 'PRE' && !el.closest('.cell_output'))) return;   // code listings scroll
+      var r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) return;                                                    // folded away
+      var cut = el.scrollWidth - el.clientWidth, past = r.right - col.right;
+      if ((el.tagName !== 'IMG' && cut > 2) || past > 2)
+        out.overflow.push(where(el) + ' (' + Math.max(cut, Math.round(past)) + ' px cut off)');
+    });
+    art.querySelectorAll('img').forEach(function (img) {
+      var fig = img.closest('figure'), cap = fig && fig.querySelector('figcaption');
+      if (!cap || !text(cap)) out.uncaptioned.push(where(img.closest('.cell_output') || img));
+      if (!img.alt || /^[0-9a-f]{12,}(\.png|\.svg)?$/i.test(img.alt) || /\.(png|svg|jpe?g)$/i.test(img.alt))
+        out.bad_alt.push((img.alt || '(none)') + ' ' + img.getAttribute('src'));
+      var w = img.getBoundingClientRect().width;
+      if (w > 0 && img.naturalWidth / w > SQUEEZE) out.squeezed.push(img.getAttribute('src') + ' (' + img.naturalWidth + ' px shown at ' + Math.round(w) + ')');
+    });
+    var walker = document.createTreeWalker(art, NodeFilter.SHOW_TEXT), node;
+    var tex = /\$[^$\s][^$]*\$|\\(frac|mathbf|mathrm|text|sum|tau|lambda|alpha|beta|cdot|left|right|_)(?![a-z])/;
+    while ((node = walker.nextNode())) {
+      var p = node.parentElement;
+      if (p.closest('pre, code, script, style, mjx-container, .cell_output, .highlight, .math')) continue;
+      if (tex.test(node.nodeValue)) out.raw_tex.push(where(p) + ' | ' + node.nodeValue.trim().slice(0, 60));
+    }
+    var el = document.createElement('script'); el.type = 'application/json'; el.id = 'ctxseg-probe';
+    el.textContent = JSON.stringify(out); document.body.appendChild(el);
+  }
+  window.addEventListener('load', function () {
+    var p = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+    (p || Promise.resolve()).then(function () { setTimeout(run, 50); });
+  });
+})();
+</script>
+"""
+SQUEEZE = 2.0    # a figure drawn more than twice as wide as it is shown: its labels shrink below half size
+
+
+def _probe(exe: str, page: Path, width: int = READER_WIDTH) -> dict:
+    "What the layout probe finds on `page` at `width` px (a copy of the page beside it, deleted afterwards)."
+    copy = page.with_name(page.stem + '.__probe__.html')
+    html = page.read_text(encoding='utf-8')
+    copy.write_text(html.replace('</body>', _PROBE.replace('SQUEEZE', str(SQUEEZE)) + '</body>', 1), encoding='utf-8')
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run([exe, *CHROMIUM_FLAGS, f'--window-size={width},2600', f'--user-data-dir={tmp}/profile',
+                                '--dump-dom', copy.as_uri()], capture_output=True, text=True, timeout=120,
+                               stdin=subprocess.DEVNULL)
+    finally:
+        copy.unlink(missing_ok=True)
+    m = re.search(r'<script type="application/json" id="ctxseg-probe">(.*?)</script>', r.stdout, re.S)
+    assert m, f'the layout probe did not run on {page}: {r.stderr[-1500:]}'
+    import html as _html
+    return json.loads(_html.unescape(m.group(1)))
+
+
+def _toc_pages(book: Path) -> list[Path]:
+    files, _ = _toc_entries(yaml.safe_load((ROOT / 'book' / '_toc.yml').read_text()))
+    return [(book / f).with_suffix('.html') for f in files]
+
+
+@pytest.fixture(scope='module')
+def probed(book, chromium) -> dict:
+    "{page: probe result} for every page of the table of contents, at the reader's width (two pages at a time)."
+    from concurrent.futures import ThreadPoolExecutor
+    pages = _toc_pages(book)
+    with ThreadPoolExecutor(2) as ex:
+        return dict(zip(pages, ex.map(lambda p: _probe(chromium, p), pages)))
+
+
+def _report(found: dict, book: Path) -> str:
+    return '\n'.join(f'{p.relative_to(book)}: {x}' for p, xs in found.items() for x in xs[:6])
+
+
+def test_nothing_is_wider_than_its_column(book, probed):
+    "Tables, outputs, figures and displayed formulas fit the text column: nothing is cut off at the right edge."
+    found = {p: r['overflow'] for p, r in probed.items() if r['overflow']}
+    assert not found, f'cut off at {READER_WIDTH} px (make the table narrow or let it wrap):\n' + _report(found, book)
+
+
+def test_every_figure_has_a_number_and_a_caption(book, probed):
+    "Each figure is numbered and captioned (`#| fig-cap:` in a notebook), its alt text is words, and none is squeezed."
+    found = {p: r['uncaptioned'] for p, r in probed.items() if r['uncaptioned']}
+    assert not found, 'figures without a caption (add `#| label:` and `#| fig-cap:` to the cell):\n' + _report(found, book)
+    found = {p: r['bad_alt'] for p, r in probed.items() if r['bad_alt']}
+    assert not found, 'figures whose alt text is a file name:\n' + _report(found, book)
+    found = {p: r['squeezed'] for p, r in probed.items() if r['squeezed']}
+    assert not found, (f'figures shrunk more than {SQUEEZE}x to fit the column (stack the panels):\n'
+                       + _report(found, book))
+
+
+def test_no_raw_tex_in_the_prose(book, probed):
+    "Math markup outside a formula (a `$x$` MyST did not parse, an escaped `max\\_samples`) shows as raw TeX."
+    found = {p: r['raw_tex'] for p, r in probed.items() if r['raw_tex']}
+    assert not found, 'raw TeX in the text:\n' + _report(found, book)
+
+
+_NOISE = [(r'Traceback \(most recent call last\)', 'a traceback'), (r'\b[A-Z]\w*Warning\b', 'a warning'),
+          (r'without encryption', "the kernel's TCP warning"), (r'<[\w.]+(?: object)? at 0x[0-9a-fA-F]+>', 'an object repr')]
+
+
+def _outputs(html: str) -> list[str]:
+    "The text of each cell's outputs on a rendered page."
+    import html as _html
+    chunks = html.split('<div class="cell ')[1:]
+    outs = [c.split('class="cell_output', 1)[1] for c in chunks if 'class="cell_output' in c]
+    return [_html.unescape(re.sub(r'<[^>]+>', ' ', o)) for o in outs]
+
+
+def _sections(html: str, titles: set) -> list[tuple[str, str]]:
+    "(title, content up to the next heading of the same or a higher level) of each h2 section titled one of `titles`."
+    found = []
+    for m in re.finditer(r'<h2>(.*?)</h2>', html, re.S):
+        t = re.sub(r'<[^>]+>', '', m.group(1)).replace('#', '').strip()
+        if t in titles:
+            rest = html[m.end():]; nxt = re.search(r'<h[12][ >]', rest)
+            found.append((t, rest[:nxt.start()] if nxt else rest))
+    return found
+
+
+def _page_defects(page: Path) -> list[str]:
+    "What a page shows that it must not: noise in outputs, the internal spec, empty result sections."
+    html = page.read_text(encoding='utf-8')
+    out = [f'{what} in an output: {o.strip()[:90]!r}' for o in _outputs(html) for pat, what in _NOISE
+           if re.search(pat, o)]
+    text = re.sub(r'<[^>]+>', ' ', html)
+    out += [f'the internal spec: {m.group(0)!r}' for m in re.finditer(r'(methods|design)\.md|\bspec §\s*[\d.]*', text)]
+    out += [f'a source no reader can check: {m.group(0)!r}' for m in re.finditer(r'as we recall|(quoted|cited|recalled) from memory', text)]
+    out += [f'a link into the internal spec: {u}' for u in _refs(page).links if re.search(r'(methods|design)\.md', u)]
+    out += [f'the section "{t}" shows no result' for t, body in _sections(html, {'Results', 'Qualitative results'})
+            if not re.search(r'class="cell_output|<img|<table', body)]
+    return out
+
+
+def test_pages_show_no_noise_no_internal_spec_and_no_empty_results(book):
+    found = {p: _page_defects(p) for p in _toc_pages(book)}
+    found = {p: d for p, d in found.items() if d}
+    assert not found, _report(found, book)
+
+
+PAPERS = [('mcibi', '50_mcibi_theory', '51_mcibi_module', '53_mcibi_results'),
+          ('region-contrast', '60_region_contrast_theory', '61_region_contrast_module', '63_region_contrast_results'),
+          ('pixel-contrast', '31_pixel_contrast_theory', '32_pixel_contrast_module', '34_pixel_contrast_results'),
+          ('gald', '40_gald_theory', '41_gald_module', '43_gald_results'),
+          ('contextrast', '70_contextrast_theory', '71_contextrast_module', '73_contextrast_results')]
+
+
+@pytest.mark.parametrize('short,theory,module,results', PAPERS, ids=[p[0] for p in PAPERS])
+def test_each_paper_links_equations_and_code_both_ways_and_has_its_diagram(book, short, theory, module, results):
+    th, mo = (book / 'nbs' / f'{theory}.html').read_text(), (book / 'nbs' / f'{module}.html').read_text()
+    numbered = re.findall(r'<span class="eqno">\((\d+)\)', th)
+    assert len(numbered) >= 2, f'{theory}: its equations carry no labels (write `$$ ... $$ (label)`)'
+    assert f'href="{module}.html' in th, f'{theory}: no equation says which code of {module} implements it'
+    back = set(re.findall(rf'href="{theory}\.html#(equation-[^"]+)"', mo))
+    assert back, f'{module}: no code cites its equation on {theory} ({{eq}}`label`)'
+    anchors = set(re.findall(r'id="(equation-[^"]+)"', th))
+    assert back <= anchors, f'{module} links to equations {theory} does not have: {back - anchors}'
+    assert re.search(rf'id="fig-{short}-theory-diagram"', th), f'{theory}: no diagram labelled fig-{short}-theory-diagram'
+    res = (book / 'nbs' / f'{results}.html').read_text()
+    first = re.search(r'<h2>(.*?)</h2>', res, re.S)
+    assert first and 'The bottom line' in first.group(1), f'{results}: a results page opens with its bottom line'
+
+
+def test_the_defect_checks_can_fail(tmp_path, chromium):
+    "Each check above catches its defect on a page made to have it."
+    page = tmp_path / 'bad.html'
+    page.write_text(
+        '<html><body><article class="bd-article" style="width:600px"><section><h2>Results</h2><p>Only words; '
+        'the constraint $x_1$ and max\\_samples, see methods.md §3; Eq. (4), as we recall.</p></section>'
+        '<section><h2>Other</h2><table><tr><td style="white-space:nowrap">' + 'wide ' * 200 + '</td></tr></table>'
+        '<div class="cell docutils container"><div class="cell_output docutils container"><pre>/x.py:3: UserWarning: '
+        'careful\n&lt;torch._C.Generator at 0x7f00aa&gt;</pre></div></div>'
+        '<img src="a.png" alt="0123456789abcdef0123.png" width="50"></section></article></body></html>')
+    (tmp_path / 'a.png').write_bytes(_tiny_png())
+    r = _probe(chromium, page)
+    assert r['overflow'] and any('wide' in x for x in r['overflow']), r
+    assert r['uncaptioned'] and r['bad_alt'], r
+    assert any('$x_1$' in x for x in r['raw_tex']) and any('max\\_samples' in x for x in r['raw_tex']), r
+    d = _page_defects(page)
+    assert any('a warning' in x for x in d) and any('object repr' in x for x in d), d
+    assert any('internal spec' in x for x in d) and any('"Results" shows no result' in x for x in d), d
+    assert any('no reader can check' in x for x in d), d
+
+
+def _tiny_png() -> bytes:
+    import base64
+    return base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')
+
+
 # ------------------------------------------------------------- the machinery, on a tiny throwaway book
 def _mini_repo(tmp: Path, intro: str, cells: list) -> Path:
     "A repository with this book's configuration, extension and styles, one page and one notebook."
@@ -349,7 +579,9 @@ def test_directives_render_as_in_nbdev_docs(tmp_path):
              nbformat.v4.new_code_cell("#| eval: false\nraise RuntimeError('would' + 'fail the build')"),
              nbformat.v4.new_code_cell("#| notest\nraise RuntimeError('slow' + 'cell ran')"),
              nbformat.v4.new_code_cell("print('answer', inc(41))"),
-             nbformat.v4.new_code_cell('import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.show()')]
+             nbformat.v4.new_code_cell('#| label: fig-demo\n#| fig-cap: "A falling line: the demo\'s figure."\n'
+                                       'import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.show()'),
+             nbformat.v4.new_markdown_cell('As {numref}`fig-demo` shows.')]
     repo = _mini_repo(tmp_path, '# Mini\n\nA page.\n', cells)
     before = _digest(repo / 'nbs')
     r = _build(repo, '-q', timeout=600)
@@ -362,6 +594,10 @@ def test_directives_render_as_in_nbdev_docs(tmp_path):
     assert 'tag_nbdev-export' in html and '<code class="docutils literal notranslate"><span class="pre">ctxseg.demo</span></code>' in html
     assert '#|' not in html and '#| ' not in html                   # directive lines stripped
     assert '<img' in html                                           # figure from plt.show()
+    cap = re.search(r'<figcaption>(.*?)</figcaption>', html, re.S)          # Quarto's figure directives
+    assert cap and 'Fig. 1' in cap.group(1) and "A falling line: the demo’s figure." in cap.group(1), html[-3000:]
+    assert re.search(r'<img[^>]*alt="A falling line: the demo', html) and 'fig-cap' not in html
+    assert re.search(r'<a class="reference internal" href="#fig-demo"[^>]*>.*?Fig. 1', html, re.S)   # {numref} links
 
 
 @pytest.fixture(scope='module')

@@ -92,9 +92,70 @@ def test_book_renders_the_executed_copies_and_never_executes_them():
         for f in (src, res):    # myst-nb matches these patterns against the absolute source path
             assert any(PurePosixPath(ROOT.as_posix() + f'/{f}.ipynb').match(p) for p in patterns), \
                 f'the book would execute {f}.ipynb: add it to execute.exclude_patterns in book/_config.yml'
-        chapter = next((c for c in core if c['file'] == src), None) or next((c for c in everywhere if c['file'] == src), None)
-        assert chapter, f'book/_toc.yml: {src} is not listed (a chapter of the Core part, or a section of its paper)'
-        assert res in [s['file'] for s in chapter.get('sections', [])], f'book/_toc.yml: {res} is not listed under {src}'
+        listed = [c['file'] for c in everywhere]
+        assert res in listed, f'book/_toc.yml: {res} is not listed (in the Core part, or a section of its paper)'
+        assert src not in listed, f'book/_toc.yml lists {src}, whose result sections are empty: list {res} only'
+
+
+def test_training_notebooks_have_text_twins_in_sync():
+    "jupytext's job: each training notebook has a py:percent twin (nbs/train/jupytext.toml), identical in content."
+    import jupytext
+    from jupytext.config import load_jupytext_configuration_file
+    cfg = load_jupytext_configuration_file(str(TRAIN / 'jupytext.toml'))
+    assert cfg.formats in ('ipynb,py:percent', ['ipynb,py:percent']), cfg.formats
+    stale = []
+    for nb_path in NOTEBOOKS:
+        twin = nb_path.with_suffix('.py')
+        assert twin.is_file(), f'{twin.relative_to(ROOT)} is missing: run `make pairs`'
+        text = jupytext.writes(nbformat.read(nb_path, as_version=4), fmt='py:percent', config=cfg)
+        if text != twin.read_text(): stale.append(twin.name)
+        back = jupytext.reads(twin.read_text(), fmt='py:percent')          # and the twin reads back to the same cells
+        assert [(c.cell_type, c.source) for c in back.cells] == [(c.cell_type, c.source) for c in
+                                                                 nbformat.read(nb_path, as_version=4).cells], twin.name
+    assert not stale, f'text twins out of date: {stale}; run `make pairs` (jupytext --sync nbs/train/*.ipynb)'
+    orphans = sorted(p.name for p in TRAIN.glob('*.py') if not p.with_suffix('.ipynb').is_file())
+    assert not orphans, f'text twins without a notebook: {orphans}'
+
+
+def test_a_text_twin_runs_as_a_script(tmp_path):
+    "A cluster job runs a chapter without Jupyter: `CTXSEG_PROFILE=smoke ipython nbs/train/<name>.py`."
+    twin = TRAIN / 'combination.py'
+    out = ROOT / 'runs' / 'smoke' / 'combination'
+    shutil.rmtree(out, ignore_errors=True)
+    r = subprocess.run([str(ROOT / '.venv' / 'bin' / 'ipython'), '--no-banner', str(twin)], cwd=TRAIN,
+                       env={**_env(), 'CTXSEG_PROFILE': 'smoke', 'MPLBACKEND': 'Agg'}, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert 'profile smoke:' in r.stdout, r.stdout[-2000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['status'] == 'complete' and summary['profile'] == 'smoke' and summary['runs']
+    assert all(math.isfinite(x['metrics']['mIoU']) for x in summary['runs'])
+
+
+def test_executed_copies_carry_the_prose_of_their_source():
+    "The pages the book shows say what their source says (`tools/refresh_pages.py` copies prose, never code)."
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'refresh_pages.py'), '--check'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_refresh_pages_copies_prose_and_refuses_changed_structure(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('refresh_pages', ROOT / 'tools' / 'refresh_pages.py')
+    rp = importlib.util.module_from_spec(spec); spec.loader.exec_module(rp)
+    v4 = nbformat.v4
+    src = v4.new_notebook(cells=[v4.new_markdown_cell('# T\n\n- skip_exec: true'), v4.new_markdown_cell('new words'),
+                                 v4.new_code_cell("#| label: fig-x\n#| fig-cap: A caption.\nplot(2)")])
+    out = v4.new_output('display_data', data={'text/plain': 'figure'})
+    ex = v4.new_notebook(cells=[v4.new_markdown_cell('# T: cpu results'), v4.new_markdown_cell('old words'),
+                                v4.new_code_cell('a = 1', metadata={'tags': ['injected-parameters']}),
+                                v4.new_code_cell('#| echo: false\nplot(1)', outputs=[out])])
+    new = rp.refreshed(src, ex, 'cpu')
+    assert [c.source for c in new.cells] == ['# T: cpu results', 'new words', 'a = 1',
+                                             '#| echo: false\n#| label: fig-x\n#| fig-cap: A caption.\nplot(1)']
+    assert new.cells[3].outputs == [out]                                  # what ran, and its output, stay
+    src.cells.append(v4.new_markdown_cell('more'))
+    with pytest.raises(ValueError, match='no longer correspond'): rp.refreshed(src, ex, 'cpu')
 
 
 def test_training_notebooks_cross_reference_by_absolute_paths():

@@ -18,6 +18,11 @@ are (CI checks that they are nbdev-clean), and the book executes the very cells 
 | `#| export`, `#| exports`, `#| exporti`        | `nbdev-export` (a small "exported" badge, CSS)  |
 | `#| default_exp m`                            | a one-line note "… exported as `ctxseg.m`"      |
 | frontmatter `skip_exec: true`                  | the notebook is rendered without executing it   |
+| `#| fig-cap: text`, `#| label: fig-x`          | the cell's figure numbered, captioned, linkable |
+| `#| fig-alt: text`                             | the figure's alt text (default: its caption)    |
+
+The figure directives are Quarto's, which nbdev's own docs render the same way. A captioned cell shows
+one figure: every rich output of the cell goes into the captioned figure.
 
 The `#|` directive lines themselves are stripped from the rendered source (as nbdev's own docs do);
 they are comments, so execution is unchanged. A notebook without kernel metadata (jupytext writes
@@ -37,7 +42,7 @@ try:  # nbdev's own parsers, so the book reads directives exactly as nbdev_expor
 except ImportError as e:  # pragma: no cover - nbdev is a hard requirement of the project
     raise ImportError(f"book/_ext/nbdev_cells.py needs nbdev (pip install -r requirements-dev.txt): {e}")
 
-__all__ = ['read_nbdev_notebook', 'nbdev_tags', 'skip_flags', 'library_hash']
+__all__ = ['read_nbdev_notebook', 'nbdev_tags', 'figure_options', 'skip_flags', 'library_hash']
 
 _DIRECTIVE = re.compile(r'^\s*#\s*\|')
 _FM_LIST_ITEM = re.compile(r'^-\s+(\S.*:.*\S)\s*$')   # nbdev's "- key: value" frontmatter lines
@@ -114,6 +119,23 @@ def _frontmatter(nb) -> dict:
     return fm
 
 
+_FIGURE = re.compile(r'^\s*#\s*\|\s*(fig-cap|fig-alt|label)\s*:\s*(.*?)\s*$')
+
+
+def figure_options(source: str) -> tuple[dict, dict]:
+    """myst-nb's (figure, image) options from a cell's Quarto figure directives, read from the raw lines
+    (nbdev's directive parser splits values at colons and spaces, which a caption must keep)."""
+    lines = source.splitlines()
+    first = first_code_ln(lines)
+    vals = dict(m.groups() for l in lines[:len(lines) if first is None else first] if (m := _FIGURE.match(l)))
+    vals = {k: v[1:-1] if len(v) > 1 and v[0] == v[-1] and v[0] in '"\'' else v for k, v in vals.items()}
+    if 'fig-cap' not in vals: return {}, {}
+    fig = {'caption': vals['fig-cap']}
+    if vals.get('label'): fig['name'] = vals['label']
+    alt = vals.get('fig-alt') or re.sub(r'\{[a-z:]+\}`([^`]*)`|[`*$]', r'\1', vals['fig-cap'])
+    return fig, {'alt': alt}
+
+
 def _truthy(v) -> bool: return str(v).strip().lower() in ('1', 'true', 'yes', 'y', 'on')
 
 
@@ -141,6 +163,9 @@ def read_nbdev_notebook(text: str) -> nbformat.NotebookNode:
         module = directives.get('default_exp')
         tags = [t for t in c.metadata.get('tags', [])]
         tags += [t for t in nbdev_tags(directives, c.source, flags) if t not in tags]
+        fig, img = figure_options(c.source)
+        if fig:
+            c.metadata.setdefault('mystnb', {}).update(figure=fig, image=img)
         c.source = _strip_directives(c.source)
         if module:                                                          # `#| default_exp m`: say so
             cells.append(nbformat.v4.new_markdown_cell(
@@ -156,6 +181,30 @@ def read_nbdev_notebook(text: str) -> nbformat.NotebookNode:
     return nb
 
 
+def _register_authoryear_style() -> None:
+    """A pybtex style `authoryear` whose bibliography labels read as the citations do ("Sung et al., 2024"), so a
+    reader who follows "(Sung et al., 2024)" finds the same words in the list, not an alpha label like [SKA+24]."""
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.unsrt import Style as Unsrt
+    from pybtex.style.labels import BaseLabelStyle
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            for e in sorted_entries:
+                people = e.persons.get('author') or e.persons.get('editor') or []
+                last = lambda p: ' '.join(p.prelast_names + p.last_names).replace('{', '').replace('}', '')
+                who = (last(people[0]) + (' et al.' if len(people) > 2 else f' and {last(people[1])}' if len(people) == 2 else '')
+                       if people else e.key)
+                yield f"{who}, {e.fields.get('year', 'n.d.')}"
+
+    class AuthorYear(Unsrt):
+        default_label_style = AuthorYearLabels
+        default_sorting_style = 'author_year_title'
+
+    register_plugin('pybtex.style.formatting', 'authoryear', AuthorYear, force=True)
+
+
 def setup(app):
-    "A Sphinx extension only so that `local_extensions` puts this folder on sys.path for the reader."
+    "A Sphinx extension: `local_extensions` puts this folder on sys.path for the reader; it also registers the bibliography style."
+    _register_authoryear_style()
     return {'version': '1', 'parallel_read_safe': True, 'parallel_write_safe': True}

@@ -1,0 +1,346 @@
+# %% [markdown]
+# # Contextrast: training
+# > DeepLabV3 against the same network with the three rows of the paper's Table 6 (CCL alone, with semi-hard negatives, with BANE) and against ContrastiveSeg's loss, over paired seeds; the claims judged; the per-layer loss over training; the feature metrics of Table 5; the error maps, distances and negatives of a trained model; for the smoke, cpu and gpu profiles.
+#
+# - skip_exec: true
+
+# %% [markdown]
+# This notebook trains the loss of {doc}`/nbs/71_contextrast_module` {cite:p}`sung2024contextrast`. It is a *training
+# notebook*. This page is the notebook executed in its cpu profile; its clean source is
+# `nbs/train/contextrast.ipynb`, which papermill runs for any profile.
+#
+# | profile | presets | data | where it runs |
+# |---|---|---|---|
+# | `smoke` | `smoke_contextrast` (BANE), `smoke_contextrast_random` (CCL alone), a few dozen iterations | synthetic, 32 px | CI, seconds |
+# | `cpu` | `synthetic_aspp_contextrast` (CCL + BANE), `synthetic_aspp_ccl` (CCL alone), `synthetic_aspp_ccl_semihard`; DeepLabV3 and in-batch pixel contrast are the committed runs of their chapters; one DeepLabV3 run is retrained for its checkpoint (the feature metrics) | synthetic v2, 192 px, 1000 iterations, 5 seeds | a 2-core machine, about 5 minutes a run |
+# | `gpu` | `contextrast_cityscapes_fcn_hr48` and its baseline `contextrast_cityscapes_fcn_hr48_baseline` (HRNetV2-W48, the paper's main row); the DeepLabV3, OCRNet, CamVid, ADE20K, COCO-Stuff and PASCAL-Context presets by name | the paper's datasets | a CUDA machine with the datasets under `data/` |
+#
+# To run it:
+#
+# ```
+# ctxseg run-notebooks --profile cpu contextrast           # -> book/results/cpu/contextrast.ipynb
+# ctxseg run-notebooks --profile gpu contextrast --time-budget 14400
+# ```
+#
+# ```{admonition} Reproduce this page
+# `ctxseg run-notebooks --profile cpu contextrast` on a CPU: on a 2-core AMD EPYC a run takes about 5 minutes with
+# CCL alone, 6 with semi-hard negatives and 7 with BANE (one took 11; the ResNet-18 trunk with four projection heads),
+# the extra DeepLabV3 run 3 minutes, and the feature metrics about a minute: the execution that trained all 15 runs
+# took 1 h 15 min. Finished runs are reused, so an interrupted
+# execution resumes where it stopped (`--time-budget` pauses it on purpose).
+# ```
+#
+# The one-seed sweeps (the BANE ratio, the fusion weight, the temperature, the number of positives, the order of the
+# layer weights) are presets of the module, `synthetic_aspp_contextrast_<sweep>`; pass them as `presets` with
+# `seeds=[0]`.
+
+# %% [markdown]
+# The parameters (papermill replaces them; `None` means the profile's default): `profile`, `presets`, `seeds`,
+# `overrides` (applied to every preset), `out_dir` (default `runs/<profile>/contextrast`), `time_budget` (seconds; 0:
+# no limit) and `command` (how this execution was started).
+
+# %% tags=["parameters"]
+import os
+profile = os.environ.get('CTXSEG_PROFILE', 'smoke')   # smoke | cpu | gpu; papermill's value wins
+presets = None        # list of preset names, or None
+seeds = None          # list of ints, or None
+overrides = []        # list of override strings
+out_dir = None        # folder for the run folders, or None
+time_budget = 0.0     # seconds; 0: no limit
+command = ''          # how this execution was started
+
+# %% [markdown]
+# Each profile's defaults; `reference` names the grid whose runs supply the DeepLabV3 rows.
+
+# %%
+PROFILE_DEFAULTS = {
+    'smoke': dict(presets=['smoke_contextrast', 'smoke_contextrast_random'], seeds=[0, 1],
+                  overrides=['train.iters=24', 'train.lr=0.02', 'train.log_interval=1', 'train.ckpt_interval=12'], reference=None),
+    'cpu': dict(presets=['synthetic_aspp_contextrast', 'synthetic_aspp_ccl', 'synthetic_aspp_ccl_semihard'],
+                seeds=[0, 1, 2, 3, 4], overrides=[], reference='book/results/cpu/baselines'),
+    'gpu': dict(presets=['contextrast_cityscapes_fcn_hr48', 'contextrast_cityscapes_fcn_hr48_baseline'], seeds=[0], overrides=[], reference=None),
+}
+
+# %%
+import json
+from IPython.display import display
+import numpy as np
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from ctxseg import configs as C
+from ctxseg.runner import (check_gpu_profile, load_reference, load_summary, merge_summaries, repo_root, git_info, machine_info, train_grid,
+                           grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, claims_table, expand_claims,
+                           plot_paired, mean_log_series)
+from ctxseg.methods.contextrast import CPU_CLAIMS
+
+if profile not in PROFILE_DEFAULTS:
+    raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
+d = PROFILE_DEFAULTS[profile]
+presets = list(presets or d['presets'])
+seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
+overrides = [*d['overrides'], *overrides]
+out_dir = repo_root() / (out_dir or f'runs/{profile}/contextrast')
+cfgs = {p: C.get(p, overrides) for p in presets}
+shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
+print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
+for p, c in cfgs.items():
+    print(f'  {p}: {c.model.backbone} + {c.model.head}, {c.data.dataset}, {c.train.iters} iterations, batch {c.data.batch_size}, '
+          f'lr {c.train.lr}; method {c.method.name or "none"} {c.method.params.get("sampling", "")}')
+if profile == 'gpu': check_gpu_profile(cfgs.values())
+
+# %% [markdown]
+# ## The reference rows
+#
+# The DeepLabV3 runs of {doc}`/book/results/cpu/baselines` stand for the baseline when they are exactly the runs this
+# grid would train (`load_reference` checks every run, and that the Contextrast rows differ from `synthetic_aspp`
+# in the method only). The in-batch pixel-contrast runs of {doc}`/book/results/cpu/pixel_contrast` (ContrastiveSeg's loss
+# on the same trunk) join them for the paper's Table 2 comparison.
+
+# %%
+reference = (load_reference(repo_root() / d['reference'], overrides, preset=presets[0],
+                             may_differ=('method.name', 'method.params')) if d['reference']
+             else print('no reference grid for this profile'))
+pixcon = None
+if profile == 'cpu' and not overrides:
+    pc = load_summary(repo_root() / 'book' / 'results' / 'cpu' / 'pixel_contrast')
+    pixcon = {**pc, 'runs': [r for r in pc['runs'] if r['preset'] == 'synthetic_aspp_pixcon_batch']}
+    print(f"pixel contrast rows: {len(pixcon['runs'])} runs of synthetic_aspp_pixcon_batch at {pc['git_commit'][:12]}")
+
+# %% [markdown]
+# ## Training
+
+# %%
+context = {'notebook': 'contextrast', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info()}
+summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
+summary = load_summary(out_dir)                     # the same summary, with each run's commit from its provenance
+print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
+
+# %% [markdown]
+# ## Results
+#
+# Mean ± sample standard deviation over seeds on the validation split, in percent (BF@1: the boundary F-score at
+# 1 px; bIoU: the boundary IoU at 2 % of the image diagonal, our stand-in for the paper's boundary mIoU of Table 4);
+# then the training loss of every run and the per-class IoU.
+
+# %%
+merged = merge_summaries(*[s for s in (reference, pixcon) if s], summary)
+merged['presets'] = [*(['synthetic_aspp'] if reference else []), *(['synthetic_aspp_pixcon_batch'] if pixcon else []), *summary['presets']]
+grid_table(merged, metrics=('mIoU', 'aAcc', 'mAcc', 'BF@1', 'bIoU@0.02'))
+
+# %%
+#| label: fig-train-contextrast-losses
+#| fig-cap: Training loss (all terms, the contrastive loss included; running mean over 3 logs) of CCL + BANE, CCL alone and CCL with semi-hard negatives, one line per seed. The three fall alike, from about 2.7 to about 1, and their seeds stay close.
+plot_losses(summary, smooth=3 if profile != 'smoke' else 1)
+plt.show()
+
+# %%
+#| label: fig-train-contextrast-class-iou
+#| fig-cap: Per-class validation IoU of the three Contextrast rows, mean over five seeds with one-standard-deviation whiskers. The rows are within a few points of each other on every class but car and boat, where the seeds spread over some 20 to 30 points.
+plot_class_iou(summary)
+plt.show()
+
+# %%
+class_iou_table(summary)
+
+# %% [markdown]
+# ## The claims, seed by seed
+#
+# `CPU_CLAIMS` of {doc}`/nbs/71_contextrast_module`, judged with the protocol of {doc}`/nbs/11_runner` (paired
+# seeds, a 95 % t interval; *not resolved* comes with the smallest effect the seeds could detect). A grid without
+# those presets (the smoke profile) judges CCL alone against CCL + BANE.
+
+# %%
+claims = expand_claims(merged, CPU_CLAIMS) or expand_claims(merged, [('BANE against CCL alone', presets[-1], presets[0], [None])])
+claims_table(merged, claims) if claims else print('none of the claims has both of its rows in this grid')
+
+# %%
+#| label: fig-train-contextrast-paired
+#| fig-cap: mIoU seed by seed for each pair the claims compare (DeepLabV3 and in-batch pixel contrast are the committed runs of their chapters): a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black. Against DeepLabV3, CCL + BANE is higher on three seeds and lower on two; against pixel contrast its mean is lower.
+pairs = list(dict.fromkeys((c['baseline'], c['method']) for c in claims))
+if pairs:
+    fig, axs = plt.subplots(1, len(pairs), figsize=(3.0 * len(pairs), 3.0), squeeze=False, sharey=True)
+    for ax, (b, m) in zip(axs[0], pairs):
+        plot_paired(merged, b, m, ax=ax)
+        ax.set_xticklabels([b.replace('synthetic_aspp_', '').replace('synthetic_', ''), m.replace('synthetic_aspp_', '')], fontsize=7, rotation=12)
+    fig.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## The loss during training, layer by layer
+#
+# Every run logs the unweighted pixel-anchor loss of each layer (layer 1 is the shallowest), the mean number of
+# negatives per anchor at the last layer and how many of them are error pixels (BANE or semi-hard). Mean over seeds:
+
+# %%
+#| label: fig-train-contextrast-layer-stats
+#| fig-cap: What the loss logs during training, mean over seeds: the unweighted pixel-anchor loss of layers 1 (the shallowest) to 4, the negatives per anchor at the last layer and how many are error pixels. CCL alone keeps none; BANE starts near 80 and, like the semi-hard draw, settles near 50.
+keys = [(f'method.layer{i}', f'layer {i} (raw)') for i in range(1, 5)] + [('method.neg', 'negatives per anchor'), ('method.extra', 'of which error pixels')]
+fig, axs = plt.subplots(2, 3, figsize=(10, 5.2), squeeze=False)
+for ax, (k, title) in zip(axs.flat, keys):
+    for p in presets:
+        it, v = mean_log_series(summary, p, 'stats', k)
+        if it is not None: ax.plot(it, v, lw=1, label=p.replace('synthetic_aspp_', '').replace('smoke_', ''))
+    ax.set_title(title, fontsize=9); ax.set_xlabel('iteration'); ax.grid(alpha=.3)
+    if ax.lines: ax.legend(fontsize=6)
+fig.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## Feature metrics (the paper's Table 5), the error maps and the hardness of the negatives
+#
+# From the checkpoints of the runs (not committed; the numbers are saved beside the executed notebook):
+#
+# - for every trained model, up to 200 validation pixels per class of the last encoder layer (`layer4`, the
+#   features "just before reaching the segmentation head", as Table 5 measures them), L2-normalised: the intra-class
+#   alignment $A$, the inter-class uniformity $U$ and the neighbourhood uniformity $U_3$, $U_5$ of `tsc_metrics`
+#   (the definitions of {cite:t}`li2022tsc`, to which the paper refers). One DeepLabV3 run (seed 0) is retrained
+#   here for its checkpoint, since the baseline chapter keeps none, and its mIoU is checked against the reference
+#   run of the same seed;
+# - for the seed-0 CCL + BANE model, on one validation image: the error map of the most confused class, its
+#   distance map and the negatives BANE keeps (the paper's Fig. 3, made by our code);
+# - for the same model, over 32 validation images: the cosine between each error pixel's embedding and the anchor of
+#   the class it was mistaken for, and the anchor of its own class, against its distance to the edge of its error
+#   region, per layer (the paper's Fig. 5).
+
+# %%
+from ctxseg.data import build_dataset, build_loader
+from ctxseg.engine import load_checkpoint
+from ctxseg.models.segmentor import build_model
+from ctxseg.methods.common import labels_to_grid
+from ctxseg.methods.contextrast import tsc_metrics, error_maps, edt, bane_select, representative_anchors, fuse_anchors
+
+def layer_sample(model, ds, feature='layer4', per_class=200, images=64):
+    feats, labs, n = [], [], 0
+    with torch.no_grad():
+        for b in build_loader(ds, 8, train=False):
+            f = model(b['image']).features[feature]
+            feats.append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])); labs.append(labels_to_grid(b['label'], f.shape[-2:]).reshape(-1))
+            n += len(b['image'])
+            if n >= images: break
+    f, y = torch.cat(feats), torch.cat(labs)
+    g = torch.Generator().manual_seed(0)
+    keep = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
+                      for c in range(ds.num_classes) if (y == c).any()])
+    return f[keep], y[keep]
+
+def load_run(run):
+    cfg = C.load_json(run / 'config.json')
+    ds = build_dataset(cfg.data, 'val')
+    model = build_model(cfg, ds.num_classes, ds.ignore_index)
+    model.load_state_dict(load_checkpoint(run / 'checkpoint.pt')['model']); model.eval()
+    return cfg, ds, model
+
+base_summary = None
+if profile == 'cpu' and not overrides:
+    base_summary = train_grid(['synthetic_aspp'], [0], [], out_dir / 'features_baseline', context=context)
+    r0 = base_summary['runs'][0]
+    ref0 = next((r for r in (reference or {}).get('runs', []) if r['preset'] == 'synthetic_aspp' and r['seed'] == 0), None)
+    if ref0 and 'metrics' in r0:
+        print(f"retrained DeepLabV3 seed 0: mIoU {100 * r0['metrics']['mIoU']:.2f}, the reference run {100 * ref0['metrics']['mIoU']:.2f}")
+
+stats = []
+for s_, root in ((summary, out_dir), (base_summary, out_dir / 'features_baseline')):
+    for r in (s_ or {}).get('runs', []):
+        run = root / r['dir']
+        if 'metrics' not in r or not (run / 'checkpoint.pt').is_file(): continue
+        cfg, ds, model = load_run(run)
+        f, y = layer_sample(model, ds, 'layer4')
+        stats.append({'preset': r['preset'], 'seed': r['seed'], 'feature': 'layer4', **tsc_metrics(f, y, ks=(3, 5))})
+if stats:
+    import pandas as pd
+    display(pd.DataFrame(stats).groupby('preset')[['A', 'U', 'U3', 'U5']].agg(['mean', 'std']).round(3))
+
+# %%
+bane_run = next((out_dir / r['dir'] for r in summary['runs'] if 'metrics' in r and r['seed'] == min(seeds)
+                 and C.get(r['preset']).method.params.get('sampling', 'bane') == 'bane'), None)
+fig3, fig5 = None, None
+if bane_run is not None and (bane_run / 'checkpoint.pt').is_file():
+    cfg, ds, model = load_run(bane_run)
+    m = model.method
+    K = ds.num_classes
+    # Fig. 3: one image, the most confused class at layer 1's grid
+    b = next(iter(build_loader(ds, 8, train=False)))
+    with torch.no_grad(): out = model(b['image'])
+    grid = out.features[m.p['features'][0]].shape[-2:]
+    lab = labels_to_grid(b['label'], grid)
+    pred = F.interpolate(out.logits, size=tuple(grid), mode='bilinear', align_corners=False).argmax(1)
+    E = error_maps(pred, lab, K, ds.ignore_index)
+    i, n = divmod(int(E.flatten(2).sum(-1).flatten().argmax()), K)
+    Dm = edt(E[i:i + 1, n:n + 1])
+    sel = bane_select(Dm, m.p['ratio'])
+    fig3 = {'image': i, 'class': ds.classes[n], 'grid': list(grid), 'label': lab[i].tolist(), 'pred': pred[i].tolist(),
+            'error': E[i, n].int().tolist(), 'distance': Dm[0, 0].numpy().round(3).tolist(), 'selected': sel[0, 0].int().tolist()}
+    # Fig. 5: cosine to the anchor of the mistaken class against the distance, per layer
+    bins = [1.0, 1.5, 2.0, 3.0, 4.0, 6.0, np.inf]
+    acc = {f: np.zeros((len(bins), 2)) for f in m.p['features']}
+    acc_true = {f: np.zeros((len(bins), 2)) for f in m.p['features']}
+    seen = 0
+    with torch.no_grad():
+        for b in build_loader(ds, 8, train=False):
+            out = model(b['image'])
+            embs = [m.proj[f](out.features[f]) for f in m.p['features']]
+            labs = [labels_to_grid(b['label'], z.shape[-2:]) for z in embs]
+            A, cnt = zip(*[representative_anchors(z, y, K, ds.ignore_index) for z, y in zip(embs, labs)])
+            A = [F.normalize(a, dim=1) for a in fuse_anchors(list(A), list(cnt), m.p['w_low'])]
+            for f, z, y, a in zip(m.p['features'], embs, labs, A):
+                pr = F.interpolate(out.logits, size=tuple(z.shape[-2:]), mode='bilinear', align_corners=False).argmax(1)
+                Em = error_maps(pr, y, K, ds.ignore_index)
+                Dd = edt(Em)
+                cos = torch.einsum('bdhw,kd->bkhw', z, a)
+                true = cos.gather(1, y.clamp(max=K - 1)[:, None]).expand_as(cos)         # the anchor of the pixel's own class
+                dv, cv, tv = Dd[Em].numpy(), cos[Em].numpy(), true[Em].numpy()
+                idx = np.searchsorted(bins, dv, side='left')
+                for j in range(len(bins)):
+                    acc[f][j] += [cv[idx == j].sum(), (idx == j).sum()]
+                    acc_true[f][j] += [tv[idx == j].sum(), (idx == j).sum()]
+            seen += len(b['image'])
+            if seen >= 32: break
+    labels_ = ['1', '√2', '2', '≤3', '≤4', '≤6', '>6']
+    fig5 = {'bins': labels_, 'cosine': {f: [float(s / c) if c else None for s, c in acc[f]] for f in acc},
+            'cosine_true': {f: [float(s / c) if c else None for s, c in acc_true[f]] for f in acc_true},
+            'count': {f: [int(c) for _, c in acc[f]] for f in acc}}
+
+# %%
+#| label: fig-train-contextrast-bane-map
+#| fig-cap: BANE on one validation image of the CCL + BANE run of the first seed (the paper's Fig. 3, drawn by our code): the ground truth at layer 1's grid, the error map of the class most often predicted wrongly, each error pixel's distance to the edge of its region, and the share $r$ nearest the edge that BANE keeps as negatives.
+#| fig-alt: Four panels: ground truth, error map of the most confused class, distance to the edge of the error region, and the BANE negatives.
+if fig3:
+    fig, axs = plt.subplots(1, 4, figsize=(11, 3))
+    for ax, key, title in zip(axs, ('label', 'error', 'distance', 'selected'),
+                              ('ground truth', f"error map: wrongly '{fig3['class']}'", 'distance to the edge', f"BANE negatives, r = {m.p['ratio']:.0%}")):
+        im = ax.imshow(np.array(fig3[key], dtype=float), cmap='tab10' if key == 'label' else ('magma' if key == 'distance' else 'gray'),
+                       interpolation='nearest')
+        ax.set_title(title, fontsize=9); ax.axis('off')
+        if key == 'distance': fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout(); plt.show()
+
+# %%
+#| label: fig-train-contextrast-edge-cosine
+#| fig-cap: The error pixels' mean cosine to the anchor of the class they were mistaken for (left) and to the anchor of their own class (right), against their distance to the edge of the error region, one line per layer (the paper's Fig. 5, on 32 validation images of the first seed's BANE run).
+if fig5:
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    for ax, key, title in zip(axs, ('cosine', 'cosine_true'), ('to the anchor of the class it was mistaken for', 'to the anchor of its own class')):
+        for f, v in fig5[key].items(): ax.plot(range(len(fig5['bins'])), [np.nan if x is None else x for x in v], marker='o', lw=1, label=f)
+        ax.set_xticks(range(len(fig5['bins']))); ax.set_xticklabels(fig5['bins']); ax.set_title(title, fontsize=9)
+        ax.set_xlabel('distance to the edge of the error region (grid pixels)', fontsize=8); ax.grid(alpha=.3)
+    axs[0].set_ylabel('mean cosine'); axs[0].legend(fontsize=7); fig.tight_layout(); plt.show()
+
+# %%
+fs_path = (repo_root() / 'book' / 'results' / profile / 'contextrast_features.json') if profile != 'smoke' else out_dir / 'features.json'
+if stats or fig3:
+    fs_path.parent.mkdir(parents=True, exist_ok=True)
+    fs_path.write_text(json.dumps({'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info(),
+                                   'per_class': 200, 'images': 64, 'feature': 'layer4', 'bane_run': str(bane_run.relative_to(repo_root())) if bane_run and bane_run.is_relative_to(repo_root()) else str(bane_run),
+                                   'stats': stats, 'fig3': fig3, 'fig5': fig5}) + '\n')
+    print('saved', fs_path.relative_to(repo_root()) if fs_path.is_relative_to(repo_root()) else fs_path)
+
+# %% [markdown]
+# ## Qualitative results
+#
+# Validation images under each preset (the seed-0 runs whose checkpoints are on disk): image, ground truth, then
+# each prediction with its wrong pixels outlined.
+
+# %%
+#| label: fig-train-contextrast-overlays
+#| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of each Contextrast row, wrong pixels outlined in black and pixel accuracy in the corner. The rows differ mostly in how they split the cars between car and boat.
+plot_overlays(summary, n=4, seed=0 if 0 in seeds else None)
+plt.show()
