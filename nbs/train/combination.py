@@ -76,6 +76,7 @@ if profile == 'cpu' and not overrides:
 # %%
 context = {'notebook': 'combination', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info()}
 summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
+summary = load_summary(out_dir)                     # the same summary, with each run's commit from its provenance
 print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
 
 # %% [markdown]
@@ -84,7 +85,8 @@ print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {s
 # %%
 merged = merge_summaries(*refs, summary)
 merged['presets'] = [*(r['runs'][0]['preset'] for r in refs if r['runs']), *summary['presets']]
-grid_table(merged, metrics=('mIoU', 'aAcc', 'BF@1'))
+display(grid_table(merged, metrics=('mIoU', 'aAcc', 'mAcc', 'BF@1')))   # with the reference rows of the chapters
+grid_table(summary)                                                   # this grid's own runs
 
 # %%
 #| label: fig-train-combination-losses
@@ -99,7 +101,7 @@ plot_class_iou(summary)
 plt.show()
 
 # %%
-class_iou_table(merged)
+class_iou_table(summary)
 
 # %% [markdown]
 # ## The claims, seed by seed
