@@ -108,6 +108,7 @@ if profile == 'cpu' and not overrides:
 # %%
 context = {'notebook': 'region_contrast', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info()}
 summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
+summary = load_summary(out_dir)                     # the same summary, with each run's commit from its provenance
 print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
 
 # %% [markdown]
