@@ -1,7 +1,7 @@
 """RegionContrast benchmark (issue 14): the released code's channel-wise loss (hzhupku/RegionContrast
 `_compute_contrast_loss`: a Python loop over the classes present and, inside it, over all the other classes) against
 `ctxseg.methods.region_contrast.authors_region_loss` (the sum over the other classes as one sum minus the own queue,
-one centre's block at a time, with the gradient in closed form), forward and backward, on identical
+a centre and a block of channels at a time, in base-2 exponentials, with the gradient in closed form), forward and backward, on identical
 inputs at the released sizes: D = 256 channels, L = 2975 slots per class, K = 19 classes, every class present;
 also the paper's dot-product loss on the same memory, and the largest difference between the two released-loss values.
 

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/61_region_contrast_module.ipynb #22360565
 from __future__ import annotations
+import math
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
@@ -72,39 +73,48 @@ def paper_region_loss(centres: Tensor, classes: Tensor, queues: Tensor, valid: T
     return info_nce(S, same & ok[None], ~same & ok[None])
 
 # %% ../../nbs/61_region_contrast_module.ipynb #03f957ec
+_LOG2E = 1 / math.log(2)
+
 class _ChannelwiseLoss(torch.autograd.Function):
-    "Eq. (rc-code) and its gradient Eq. (rc-code-grad), one centre at a time (see above); no gradient to the queues."
+    "Eq. (rc-code) and its gradient Eq. (rc-code-grad), a centre and a block of channels at a time; no gradient to the queues."
     @staticmethod
-    def forward(ctx, centres: Tensor, classes: Tensor, Q: Tensor, tau: float) -> Tensor:
-        x = centres / tau
-        N, D = x.shape
+    def forward(ctx, centres: Tensor, classes: Tensor, Q: Tensor, tau: float, block: int) -> Tensor:
+        N, D = centres.shape
+        L = Q.shape[2]
+        u = centres * (_LOG2E / tau)                                          # base 2: 2^{u_d v} = e^{r_d v / τ}
         S = Q.sum(0)                                                          # D×L: all classes' queues summed
-        dot = lambda u, v: torch.bmm(u[:, None, :], v[:, :, None])[:, 0, 0]   # row-wise dot products, no temporary
-        losses, grad = x.new_empty(N), torch.empty_like(x)
-        for i in range(N):                                                    # centres: at most K blocks of D×L
-            own = Q[classes[i]]                                               # D×L
-            a = own * x[i, :, None]                                           # r_d Q_{k,dj} / τ
-            a0 = a[:, 0].clone()
-            b = S * x[i, :, None]; b -= a                                     # r_d (S − Q_k)_{dj} / τ
-            m = torch.maximum(a.amax(1), b.amax(1))[:, None]
-            a.sub_(m).exp_(); b.sub_(m).exp_()                                # unnormalised p⁺, p⁻
-            Z = a.sum(1) + b.sum(1)
-            losses[i] = (m[:, 0] + Z.log() - a0).mean()
-            grad[i] = ((dot(a, own) + dot(b, S) - dot(b, own)) / Z - own[:, 0]) / (D * tau)
-        ctx.save_for_backward(grad)
-        return losses.sum()
+        c = max(1, min(D, block // (2 * L)))                                  # channels per block
+        V, z = centres.new_empty(c, 2 * L), centres.new_empty(c, 2 * L)      # [Q_k | S − Q_k] and its logits
+        loss, grad = centres.new_zeros(()), torch.empty_like(centres)
+        for i, k in enumerate(classes.tolist()):                              # centres: at most K in the released path
+            own = Q[k]                                                        # D×L
+            for d in range(0, D, c):
+                e = min(d + c, D)
+                Vb, zb = V[:e - d], z[:e - d]
+                Vb[:, :L] = own[d:e]
+                torch.sub(S[d:e], own[d:e], out=Vb[:, L:])
+                torch.mul(Vb, u[i, d:e, None], out=zb)                        # the rows' 2L logits, in base 2
+                z1 = zb[:, 0].clone()                                         # the positive: slot 1 of Q_k
+                m = zb.amax(1, keepdim=True)
+                zb.sub_(m).exp2_()                                            # unnormalised p⁺ | p⁻
+                Z = zb.sum(1)
+                loss += (m[:, 0] + Z.log2() - z1).sum()
+                grad[i, d:e] = zb.mul_(Vb).sum(1) / Z - own[d:e, 0]
+        ctx.save_for_backward(grad / (D * tau))
+        return loss / (D * _LOG2E)
 
     @staticmethod
     def backward(ctx, g: Tensor):
         (grad,) = ctx.saved_tensors
-        return g * grad, None, None, None
+        return g * grad, None, None, None, None
 
-def authors_region_loss(centres: Tensor, classes: Tensor, queues: Tensor, temperature: float = 0.2) -> Tensor:
+def authors_region_loss(centres: Tensor, classes: Tensor, queues: Tensor, temperature: float = 0.2,
+                        block: int = 1 << 20) -> Tensor:
     """Eq. (rc-code): the released code's channel-wise loss of `centres` (N×D) of `classes` (N,) against `queues`
     (K×D×L), summed over the centres (hzhupku/RegionContrast `_compute_contrast_loss`); its gradient to the centres
-    is Eq. (rc-code-grad)."""
+    is Eq. (rc-code-grad). `block` bounds the logits formed at once (numbers; 4 MB in float32 by default)."""
     if centres.shape[0] == 0: return centres.sum() * 0.0
-    return _ChannelwiseLoss.apply(centres, classes.long(), queues.detach().to(centres.dtype), temperature)
+    return _ChannelwiseLoss.apply(centres, classes.long(), queues.detach().to(centres.dtype), temperature, block)
 
 
 # %% ../../nbs/61_region_contrast_module.ipynb #690679a0
