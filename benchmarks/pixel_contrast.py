@@ -4,7 +4,10 @@ identical inputs; and the training-step overhead of the method over the same bas
 
     python benchmarks/pixel_contrast.py                       # CPU, prints a table, writes nothing
     python benchmarks/pixel_contrast.py --out book/results/cpu/pixel_contrast_bench.json
-    python benchmarks/pixel_contrast.py --device cuda         # also counts host synchronisations (sync debug mode)
+    python benchmarks/pixel_contrast.py --device cuda         # also counts syncs with torch.cuda.set_sync_debug_mode
+
+On every device it counts the host synchronisations of one call of each implementation with
+`ctxseg.bench.HostSyncs` (the calls that would make the host wait for a CUDA device).
 
 Run it under the CPU lock on a shared machine: `flock /tmp/ctxseg-cpu.lock python benchmarks/pixel_contrast.py ...`.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from ctxseg.methods.pixel_contrast import hard_anchor_sampling, contrastive_loss
+from ctxseg.bench import HostSyncs
 
 
 def loop_sampling(emb, labels, pred, max_samples=1024, max_views=100, ignore_index=255):
@@ -85,6 +89,14 @@ def timeit(fn, device, reps, warmup=3):
     return {'median_ms': 1e3 * statistics.median(ts), 'min_ms': 1e3 * min(ts), 'reps': reps}
 
 
+def count_host_syncs(fn):
+    "Host synchronisations of one call of `fn`, by name, counted by `ctxseg.bench.HostSyncs` on any device."
+    with HostSyncs() as hs: fn()
+    names = {}
+    for c in hs.calls: names[c] = names.get(c, 0) + 1
+    return {'n': hs.n, 'by_call': names}
+
+
 def count_syncs(fn):
     "Host synchronisations of `fn` on CUDA, counted as the warnings of torch.cuda.set_sync_debug_mode('warn')."
     import warnings
@@ -120,18 +132,21 @@ def main(argv=None):
     a = ap.parse_args(argv)
     dev = a.device
     emb, labels, pred = inputs(device=dev)
-    X, y = hard_anchor_sampling(emb, labels, pred)
+    K = 19
+    sample = lambda: hard_anchor_sampling(emb, labels, pred, num_classes=K)     # as `PixelContrast` calls it
+    X, y = sample()
     Xl, yl = loop_sampling(emb, labels, pred)
     assert X.shape == Xl.shape and torch.equal(y.float(), yl), 'the two implementations disagree on the anchor groups'
-    ours = lambda: contrastive_loss(*hard_anchor_sampling(emb, labels, pred))
+    ours = lambda: contrastive_loss(*sample())
     loop = lambda: loop_contrastive(*loop_sampling(emb, labels, pred))
     res = {'inputs': {'B': 2, 'D': 256, 'h': 128, 'w': 256, 'classes': 19, 'max_samples': 1024, 'max_views': 100,
                       'T': int(X.shape[0]), 'V': int(X.shape[1])},
-           'sampling': {'ours': timeit(lambda: hard_anchor_sampling(emb, labels, pred), dev, a.reps),
+           'sampling': {'ours': timeit(sample, dev, a.reps),
                         'loop': timeit(lambda: loop_sampling(emb, labels, pred), dev, a.reps)},
            'sampling+loss': {'ours': timeit(ours, dev, a.reps), 'loop': timeit(loop, dev, a.reps)}}
     for k in ('sampling', 'sampling+loss'):
         res[k]['speedup'] = res[k]['loop']['median_ms'] / res[k]['ours']['median_ms']
+    res['host_syncs_counted'] = {'ours': count_host_syncs(ours), 'loop': count_host_syncs(loop)}
     if dev == 'cuda': res['host_syncs'] = {'ours': count_syncs(ours), 'loop': count_syncs(loop)}
     if not a.no_step: res['train_step'] = step_overhead(dev, max(a.reps // 2, 5))
     res['machine'] = {'device': torch.cuda.get_device_name() if dev == 'cuda' else (platform.processor() or platform.machine()),
@@ -144,7 +159,10 @@ def main(argv=None):
         t = res['train_step']
         print(f"train step     baseline {t['synthetic_aspp']['median_ms']:.1f} ms   + pixel contrast "
               f"{t['synthetic_aspp_pixcon']['median_ms']:.1f} ms   overhead {t['overhead_pct']:+.1f} %")
-    if 'host_syncs' in res: print('host syncs', res['host_syncs'])
+    hc = res['host_syncs_counted']
+    print(f"host syncs per sampling+loss call (HostSyncs): ours {hc['ours']['n']} {hc['ours']['by_call']}, "
+          f"loop {hc['loop']['n']}")
+    if 'host_syncs' in res: print('host syncs (cuda sync debug mode)', res['host_syncs'])
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(res, indent=2) + '\n'); print('wrote', a.out)

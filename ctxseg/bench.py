@@ -11,7 +11,7 @@ from .models.segmentor import build_model
 
 # %% auto #0
 __all__ = ['PEAK_TFLOPS', 'peak_tflops', 'inference_flops', 'train_step_flops', 'conv_flops_from_shapes', 'benchmark',
-           'benchmark_isolated', 'format_table', 'cost_table']
+           'benchmark_isolated', 'format_table', 'HostSyncs', 'cost_table']
 
 # %% ../nbs/10_bench.ipynb #1555eebd
 PEAK_TFLOPS = {        # dense peak TFLOP/s: (bf16/fp16 tensor cores, fp32 without TF32), from the vendors' datasheets
@@ -150,6 +150,30 @@ def format_table(rows: list[dict]) -> str:
     w = [max(len(c[i]) for c in cells) for i in range(len(cols))]
     lines = ['  '.join(c[i].rjust(w[i]) for i in range(len(cols))) for c in cells]
     return '\n'.join([lines[0], '  '.join('-' * x for x in w), *lines[1:]])
+
+# %% ../nbs/10_bench.ipynb #ae935728
+from torch.overrides import TorchFunctionMode
+
+_SYNCING = {'__bool__', '__int__', '__float__', '__index__', 'item', 'tolist', 'numpy', 'nonzero', 'argwhere',
+            'masked_select', 'bincount', 'unique', 'unique_consecutive', 'cpu'}
+
+class HostSyncs(TorchFunctionMode):
+    "Counts, in `n` and by name in `calls`, the tensor calls made inside it that make the host wait for a CUDA device."
+    def __init__(self):
+        super().__init__(); self.n, self.calls = 0, []
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, '__name__', '')
+        if name in _SYNCING or (name == 'repeat_interleave' and isinstance(args[1] if len(args) > 1 else kwargs.get('repeats'), torch.Tensor)
+                                and 'output_size' not in kwargs) or \
+           (name in ('__getitem__', 'index_select') and _has_mask(args[1:])):
+            self.n += 1; self.calls.append(name)
+        return func(*args, **kwargs)
+
+def _has_mask(index) -> bool:
+    "Whether an index holds a boolean tensor (its size is known only once the device has counted it)."
+    items = index[0] if len(index) == 1 and isinstance(index[0], tuple) else index
+    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in items)
 
 # %% ../nbs/10_bench.ipynb #f3eedb1c
 def cost_table(cost: dict, reference: str, prefix: str = 'synthetic_'):

@@ -218,6 +218,18 @@ def test_method_warms_up_then_contributes_and_has_no_nan_on_empty_batches():
     assert m.method.proj.proj[0].weight.grad is not None
 
 
+def test_in_batch_loss_reads_back_one_number_per_step():
+    "The in-batch method's training forward makes one host sync (T, the count of anchor groups), counted by HostSyncs."
+    from ctxseg.bench import HostSyncs
+    torch.manual_seed(0)
+    cfg = C.get('synthetic_aspp_pixcon_batch', ['method.params.warmup_iters=0'])
+    m = build_model(cfg, num_classes=6).train()
+    x, y = torch.randn(2, 3, 96, 96), torch.randint(0, 6, (2, 96, 96))
+    m(x, y)                                                                  # the first step reads the step counter
+    with HostSyncs() as hs: out = m(x, y)
+    assert float(out.losses['contrast']) > 0 and hs.calls == ['__int__'], hs.calls
+
+
 def test_resume_restores_queues_pointers_and_counter_exactly(tmp_path, resume_pair):
     base = _cfg(['train.iters=5', 'train.deterministic=true', 'train.ckpt_interval=100'])
     a, b, mid = resume_pair(base, tmp_path)

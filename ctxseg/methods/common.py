@@ -55,14 +55,19 @@ def labels_to_grid(labels: Tensor, size) -> Tensor:
 
 # %% ../../nbs/30_contrast_plumbing.ipynb #49dd4837
 class StepCounter(nn.Module):
-    "Counts training steps in a buffer (saved and restored with the checkpoint)."
+    "Counts training steps in a buffer (saved and restored with the checkpoint), mirrored in a Python int."
     def __init__(self):
         super().__init__()
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+        self._n = 0                                                      # the mirror; None = read the buffer
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs); self._n = None
 
     def step(self) -> int:
-        "Increment; return the number of steps *before* this one (0 on the first step)."
-        n = int(self.steps); self.steps += 1
+        "Increment; return the number of steps *before* this one (0 on the first step). No host sync but the first after a load."
+        if self._n is None: self._n = int(self.steps)
+        n = self._n; self._n += 1; self.steps += 1
         return n
 
 def warmup_weight(step: int, warmup_iters: int, weight: float) -> float:

@@ -18,10 +18,12 @@ __all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'CPU_MEMORY_PARAMS
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #45a7a873
 def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor, max_samples: int = 1024,
-                         max_views: int = 100, ignore_index: int = 255, generator: torch.Generator | None = None):
+                         max_views: int = 100, ignore_index: int = 255, generator: torch.Generator | None = None,
+                         num_classes: int | None = None):
     """Anchors for the pixel contrast loss (Wang et al. 2021, Sec. 3.4; `_hard_anchor_sampling` in ContrastiveSeg `lib/loss/loss_contrast.py`). `embeddings` B×D×h×w, `labels` and
     `predictions` B×h×w on the same grid → `X` T×V×D (per eligible (image, class): hard anchors, then easy) and
-    `y` T (the class of each row)."""
+    `y` T (the class of each row). With `num_classes` (labels at or above it are ignored) the only host sync is
+    reading T; without it, finding the classes present is a second."""
     if embeddings.dim() != 4: raise ValueError(f"embeddings must be B×D×h×w, got shape {tuple(embeddings.shape)}")
     B, D, h, w = embeddings.shape
     for name, t in (('labels', labels), ('predictions', predictions)):
@@ -32,20 +34,23 @@ def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor
     lab, pred = labels.reshape(N).long(), predictions.reshape(N).long()
     valid = (lab != ignore_index) & (lab >= 0)
     empty = (flat[:0, :, :0].reshape(0, 0, D), lab.new_zeros(0))         # keeps the graph: a zero loss backpropagates
-    if not bool(valid.any()): return empty
-    K = int(lab[valid].max()) + 1                                         # host sync 1
+    if num_classes is None:
+        K = int(torch.where(valid, lab, -1).max()) + 1 if N else 0         # host sync: the classes present
+        if K == 0: return empty
+    else:
+        K = int(num_classes); valid &= lab < K
     img = torch.arange(B, device=dev).repeat_interleave(h * w)
     key = torch.where(valid, img * K + lab, torch.full_like(lab, B * K))  # (image, class) pair; B·K = not a pair
-    counts = torch.bincount(key, minlength=B * K + 1)[:B * K]
-    eligible = counts > max_views
-    T = int(eligible.sum())                                               # host sync 2
+    count = lambda k, n: torch.zeros(n, dtype=torch.long, device=dev).scatter_add_(0, k, torch.ones_like(k))
+    eligible = count(key, B * K + 1)[:B * K] > max_views
+    T = int(eligible.sum())                                               # host sync: T fixes every shape below
     if T == 0: return empty
     V = min(max_samples // T, max_views)
     pair = torch.cumsum(eligible.long(), 0) - 1                            # pair key → row of X
     ok = valid & F.pad(eligible, (0, 1))[key]
     easy = (pred == lab).long()
     group = torch.where(ok, 2 * pair[key.clamp(max=B * K - 1)] + easy, torch.full_like(lab, 2 * T))
-    g = torch.bincount(group, minlength=2 * T + 1)
+    g = count(group, 2 * T + 1)
     n_hard, n_easy = g[0:2 * T:2], g[1:2 * T:2]
     half = V / 2
     k_hard = torch.where((n_hard >= half) & (n_easy >= half), torch.full_like(n_hard, V // 2),
@@ -57,7 +62,8 @@ def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor
     pos = torch.where(v < k_hard[:, None], start[0:2 * T:2, None] + v, start[1:2 * T:2, None] + v - k_hard[:, None])
     sel = order[pos]                                                      # T×V pixel indices
     X = flat[sel // (h * w), :, sel % (h * w)]                            # T×V×D (gathers only the anchors)
-    y = torch.arange(B * K, device=dev)[eligible] % K
+    y = torch.zeros(T + 1, dtype=torch.long, device=dev).scatter_(
+        0, torch.where(eligible, pair, T), torch.arange(B * K, device=dev) % K)[:T]   # row t's class; slot T: the rest
     return X, y
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #0ffc987b
@@ -201,7 +207,8 @@ class PixelContrast(nn.Module):
         lab = labels_to_grid(targets, grid)
         with fp32_loss(emb, logits.detach()) as (e32, lg):                     # autocast off: the loss in float32
             if lg.shape[-2:] != grid: lg = F.interpolate(lg, size=tuple(grid), mode='bilinear', align_corners=False)
-            X, y = hard_anchor_sampling(e32, lab, lg.argmax(1), p['max_samples'], p['max_views'], self.ignore_index)
+            X, y = hard_anchor_sampling(e32, lab, lg.argmax(1), p['max_samples'], p['max_views'], self.ignore_index,
+                                        num_classes=self.num_classes)
             if p['memory']:
                 S, pos, neg, scale, pools = self.memory_terms(X, y)
                 loss = X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
