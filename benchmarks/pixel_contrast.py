@@ -127,7 +127,7 @@ def step_overhead(device, reps):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--device', default='cpu'); ap.add_argument('--reps', type=int, default=20)
+    ap.add_argument('--device', default='cpu'); ap.add_argument('--reps', type=int, default=60)
     ap.add_argument('--out', default=''); ap.add_argument('--no-step', action='store_true')
     a = ap.parse_args(argv)
     dev = a.device
@@ -137,7 +137,7 @@ def main(argv=None):
     X, y = sample()
     Xl, yl = loop_sampling(emb, labels, pred)
     assert X.shape == Xl.shape and torch.equal(y.float(), yl), 'the two implementations disagree on the anchor groups'
-    ours = lambda: contrastive_loss(*sample())
+    ours = lambda: contrastive_loss(*sample(), max_groups=emb.shape[0])          # as `PixelContrast` calls it
     loop = lambda: loop_contrastive(*loop_sampling(emb, labels, pred))
     res = {'inputs': {'B': 2, 'D': 256, 'h': 128, 'w': 256, 'classes': 19, 'max_samples': 1024, 'max_views': 100,
                       'T': int(X.shape[0]), 'V': int(X.shape[1])},
