@@ -16,7 +16,7 @@ import argparse, json, platform, statistics, sys, time
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from ctxseg.methods.pixel_contrast import hard_anchor_sampling, contrastive_loss
+from ctxseg.methods.pixel_contrast import hard_anchor_sampling, contrastive_loss, anchor_slots, slot_terms, info_nce
 from ctxseg.bench import HostSyncs
 
 
@@ -139,29 +139,40 @@ def main(argv=None):
     assert X.shape == Xl.shape and torch.equal(y.float(), yl), 'the two implementations disagree on the anchor groups'
     ours = lambda: contrastive_loss(*sample(), max_groups=emb.shape[0])          # as `PixelContrast` calls it
     loop = lambda: loop_contrastive(*loop_sampling(emb, labels, pred))
+    slots = lambda: anchor_slots(emb, labels, pred, K)                           # the sync-free layout (CUDA's default)
+    sync_free = lambda: info_nce(*slot_terms(*slots()))
+    gen = lambda: torch.Generator(device=dev).manual_seed(0)
+    same = (contrastive_loss(*hard_anchor_sampling(emb, labels, pred, generator=gen(), num_classes=K), max_groups=2),
+            info_nce(*slot_terms(*anchor_slots(emb, labels, pred, K, generator=gen()))))
+    assert torch.allclose(*same, rtol=1e-5), f'the sync-free layout computes another loss: {same}'
     res = {'inputs': {'B': 2, 'D': 256, 'h': 128, 'w': 256, 'classes': 19, 'max_samples': 1024, 'max_views': 100,
                       'T': int(X.shape[0]), 'V': int(X.shape[1])},
            'sampling': {'ours': timeit(sample, dev, a.reps),
-                        'loop': timeit(lambda: loop_sampling(emb, labels, pred), dev, a.reps)},
-           'sampling+loss': {'ours': timeit(ours, dev, a.reps), 'loop': timeit(loop, dev, a.reps)}}
+                        'loop': timeit(lambda: loop_sampling(emb, labels, pred), dev, a.reps),
+                        'sync_free': timeit(slots, dev, a.reps)},
+           'sampling+loss': {'ours': timeit(ours, dev, a.reps), 'loop': timeit(loop, dev, a.reps),
+                             'sync_free': timeit(sync_free, dev, a.reps)}}
     for k in ('sampling', 'sampling+loss'):
         res[k]['speedup'] = res[k]['loop']['median_ms'] / res[k]['ours']['median_ms']
-    res['host_syncs_counted'] = {'ours': count_host_syncs(ours), 'loop': count_host_syncs(loop)}
-    if dev == 'cuda': res['host_syncs'] = {'ours': count_syncs(ours), 'loop': count_syncs(loop)}
+        res[k]['speedup_sync_free'] = res[k]['loop']['median_ms'] / res[k]['sync_free']['median_ms']
+    res['host_syncs_counted'] = {'ours': count_host_syncs(ours), 'sync_free': count_host_syncs(sync_free),
+                                 'loop': count_host_syncs(loop)}
+    if dev == 'cuda': res['host_syncs'] = {'ours': count_syncs(ours), 'sync_free': count_syncs(sync_free), 'loop': count_syncs(loop)}
     if not a.no_step: res['train_step'] = step_overhead(dev, max(a.reps // 2, 5))
     res['machine'] = {'device': torch.cuda.get_device_name() if dev == 'cuda' else (platform.processor() or platform.machine()),
                       'threads': torch.get_num_threads(), 'torch': torch.__version__, 'python': platform.python_version()}
     res['command'] = 'python benchmarks/pixel_contrast.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
     for k in ('sampling', 'sampling+loss'):
         print(f"{k:14s} ours {res[k]['ours']['median_ms']:8.2f} ms   loop {res[k]['loop']['median_ms']:8.2f} ms   "
-              f"speed-up {res[k]['speedup']:.2f}×")
+              f"speed-up {res[k]['speedup']:.2f}×   sync-free {res[k]['sync_free']['median_ms']:8.2f} ms "
+              f"({res[k]['speedup_sync_free']:.2f}×)")
     if 'train_step' in res:
         t = res['train_step']
         print(f"train step     baseline {t['synthetic_aspp']['median_ms']:.1f} ms   + pixel contrast "
               f"{t['synthetic_aspp_pixcon']['median_ms']:.1f} ms   overhead {t['overhead_pct']:+.1f} %")
     hc = res['host_syncs_counted']
     print(f"host syncs per sampling+loss call (HostSyncs): ours {hc['ours']['n']} {hc['ours']['by_call']}, "
-          f"loop {hc['loop']['n']}")
+          f"sync-free {hc['sync_free']['n']}, loop {hc['loop']['n']}")
     if 'host_syncs' in res: print('host syncs (cuda sync debug mode)', res['host_syncs'])
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

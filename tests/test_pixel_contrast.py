@@ -342,3 +342,46 @@ def test_the_loss_runs_in_fp32_under_cpu_autocast(memory):
     assert seen and all(d == torch.float32 for d in seen), seen       # every A·Cᵀ of the loss in fp32
     assert out['contrast'].dtype == torch.float32 and pc.stats['raw'].dtype == torch.float32
     if memory: assert pc.pixel_queue.queue.dtype == torch.float32
+
+
+def _two_paths(params, steps=2, size=48):
+    "The loss of the last of `steps` training forwards, with the slot layout (sync_free) and without, from the same draws."
+    out = {}
+    for sf in (False, True):
+        torch.manual_seed(0)
+        pc = PixelContrast(16, 6, proj_dim=8, warmup_iters=0, loss_weight=1.0, max_samples=96, max_views=12,
+                           sync_free=sf, **params).train()
+        g = torch.Generator().manual_seed(1)
+        feats = [torch.randn(2, 16, size // 4, size // 4, generator=g) for _ in range(steps)]
+        targets = [torch.randint(0, 6, (2, size, size), generator=g) for _ in range(steps)]
+        for f, t in zip(feats, targets):
+            torch.manual_seed(2)                                              # the sampler's randperm: the same draw
+            loss = pc({'layer4': f}, f[:, :6], t)['contrast']
+        out[sf] = (loss, pc.stats)
+    return out
+
+
+@pytest.mark.parametrize('params', [{}, {'memory': True, 'mining': 'none', 'pixel_memory_size': 40, 'segment_memory_size': 8},
+                                    {'memory': True, 'mining': 'hardest', 'num_positives': 20, 'num_negatives': 50,
+                                     'pixel_memory_size': 40, 'segment_memory_size': 8},
+                                    {'memory': True, 'authors_code': True, 'pixel_memory_size': 40, 'segment_memory_size': 40}])
+def test_sync_free_path_gives_the_same_loss(params):
+    "The slot layout (fixed shapes) computes the loss and the diagnostics of the direct path, in-batch and with memories."
+    o = _two_paths(params)
+    (a, sa), (b, sb) = o[False], o[True]
+    assert float(a) > 0 and torch.allclose(a, b, rtol=1e-5, atol=1e-6), (float(a), float(b))
+    for k in sa: assert torch.allclose(sa[k], sb[k], rtol=1e-5, atol=1e-5), (k, float(sa[k]), float(sb[k]))
+
+
+@pytest.mark.parametrize('memory', [False, True])
+def test_sync_free_sampler_and_loss_make_no_host_sync(memory):
+    "With sync_free the sampler and the loss read nothing back (the memory update, `enqueue`, is not part of them)."
+    from ctxseg.bench import HostSyncs
+    torch.manual_seed(0)
+    pc = PixelContrast(16, 6, proj_dim=8, warmup_iters=0, max_samples=96, max_views=12, sync_free=True,
+                       memory=memory, pixel_memory_size=40, segment_memory_size=8).train()
+    f, t = torch.randn(2, 16, 12, 12), torch.randint(0, 6, (2, 48, 48))
+    pc({'layer4': f}, f[:, :6], t)                                           # the first step reads the step counter
+    pc.enqueue = lambda *a: None
+    with HostSyncs() as hs: out = pc({'layer4': f}, f[:, :6], t)
+    assert float(out['contrast']) > 0 and hs.calls == [], hs.calls

@@ -13,10 +13,52 @@ from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_g
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'CPU_MEMORY_PARAMS', 'GPU_PARAMS', 'SMOKE_PARAMS', 'PRESETS',
-           'CPU_TARGETS', 'CPU_CLAIMS', 'COMBINATION_CLAIMS', 'hard_anchor_sampling', 'info_nce', 'contrastive_terms',
-           'contrastive_loss', 'batch_loss_stats', 'loss_stats', 'mine', 'PixelContrast', 'build_method']
+           'CPU_TARGETS', 'CPU_CLAIMS', 'COMBINATION_CLAIMS', 'hard_anchor_sampling', 'anchor_slots', 'info_nce',
+           'contrastive_terms', 'contrastive_loss', 'batch_loss_stats', 'loss_stats', 'slot_terms', 'mine',
+           'PixelContrast', 'build_method']
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #45a7a873
+def _anchor_slots(embeddings: Tensor, labels: Tensor, predictions: Tensor, num_classes: int, max_samples: int,
+                  max_views: int, ignore_index: int, generator: torch.Generator | None):
+    "The selection of `hard_anchor_sampling` in `max_samples` slots: (A, y, ok, T, rows); T a 0-d tensor, rows the pairs' classes."
+    if embeddings.dim() != 4: raise ValueError(f"embeddings must be B×D×h×w, got shape {tuple(embeddings.shape)}")
+    B, D, h, w = embeddings.shape
+    for name, t in (('labels', labels), ('predictions', predictions)):
+        if tuple(t.shape) != (B, h, w):
+            raise ValueError(f"{name} must be B×h×w = {(B, h, w)} (the embedding grid), got {tuple(t.shape)}")
+    dev, N, K = embeddings.device, B * h * w, int(num_classes)
+    P, M = B * K, int(max_samples)                                        # at most P pairs; M slots
+    flat = embeddings.flatten(2)                                          # B×D×hw, a view: no copy of the embeddings
+    lab, pred = labels.reshape(N).long(), predictions.reshape(N).long()
+    valid = (lab != ignore_index) & (lab >= 0) & (lab < K)
+    img = torch.arange(B, device=dev).repeat_interleave(h * w)
+    key = torch.where(valid, img * K + lab, torch.full_like(lab, P))      # (image, class) pair; P = not a pair
+    count = lambda k, n: torch.zeros(n, dtype=torch.long, device=dev).scatter_add_(0, k, torch.ones_like(k))
+    eligible = count(key, P + 1)[:P] > max_views
+    T = eligible.sum()                                                    # stays on the device
+    V = (M // T.clamp(min=1)).clamp(max=max_views)                        # V = min(⌊M/T⌋, max_views)
+    pair = torch.cumsum(eligible.long(), 0) - 1                            # pair key → row
+    ok = valid & F.pad(eligible, (0, 1))[key]
+    easy = (pred == lab).long()
+    group = torch.where(ok, 2 * pair[key.clamp(max=P - 1)] + easy, torch.full_like(lab, 2 * P))
+    g = count(group, 2 * P + 1)
+    n_hard, n_easy = g[0:2 * P:2], g[1:2 * P:2]
+    k_hard = torch.where((2 * n_hard >= V) & (2 * n_easy >= V), V // 2,   # both ≥ V/2: ⌊V/2⌋ hard
+                         torch.where(2 * n_hard >= V, V - n_easy, n_hard))
+    perm = torch.randperm(N, generator=generator, device=dev if generator is None else generator.device).to(dev)
+    order = torch.argsort(group * N + perm)                               # by pair, hard before easy, then at random
+    start = torch.cumsum(g, 0) - g
+    s = torch.arange(M, device=dev)
+    v, t = s // T.clamp(min=1), s % T.clamp(min=1)                        # slot s = v·T + t: view v of row t
+    used = v < V * (T > 0)
+    tt = t.clamp(max=P - 1)
+    pos = torch.where(v < k_hard[tt], start[2 * tt] + v, start[2 * tt + 1] + v - k_hard[tt])
+    sel = order[torch.where(used, pos, 0)]                                # M pixel indices (unused slots: any pixel)
+    A = flat[sel // (h * w), :, sel % (h * w)] * used[:, None].to(flat.dtype)   # M×D, unused slots zero
+    rows = torch.zeros(P + 1, dtype=torch.long, device=dev).scatter_(
+        0, torch.where(eligible, pair, P), torch.arange(P, device=dev) % K)[:P]   # row t's class; slot P: the rest
+    return A, torch.where(used, rows[tt], -1), used, T, rows
+
 def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor, max_samples: int = 1024,
                          max_views: int = 100, ignore_index: int = 255, generator: torch.Generator | None = None,
                          num_classes: int | None = None):
@@ -26,45 +68,27 @@ def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor
     reading T; without it, finding the classes present is a second."""
     if embeddings.dim() != 4: raise ValueError(f"embeddings must be B×D×h×w, got shape {tuple(embeddings.shape)}")
     B, D, h, w = embeddings.shape
-    for name, t in (('labels', labels), ('predictions', predictions)):
-        if tuple(t.shape) != (B, h, w):
-            raise ValueError(f"{name} must be B×h×w = {(B, h, w)} (the embedding grid), got {tuple(t.shape)}")
-    dev, N = embeddings.device, B * h * w
-    flat = embeddings.flatten(2)                                          # B×D×hw, a view: no copy of the embeddings
-    lab, pred = labels.reshape(N).long(), predictions.reshape(N).long()
-    valid = (lab != ignore_index) & (lab >= 0)
-    empty = (flat[:0, :, :0].reshape(0, 0, D), lab.new_zeros(0))         # keeps the graph: a zero loss backpropagates
+    empty = (embeddings[:0, :, :0, 0].reshape(0, 0, D), labels.new_zeros(0, dtype=torch.long))   # keeps the graph
     if num_classes is None:
-        K = int(torch.where(valid, lab, -1).max()) + 1 if N else 0         # host sync: the classes present
-        if K == 0: return empty
-    else:
-        K = int(num_classes); valid &= lab < K
-    img = torch.arange(B, device=dev).repeat_interleave(h * w)
-    key = torch.where(valid, img * K + lab, torch.full_like(lab, B * K))  # (image, class) pair; B·K = not a pair
-    count = lambda k, n: torch.zeros(n, dtype=torch.long, device=dev).scatter_add_(0, k, torch.ones_like(k))
-    eligible = count(key, B * K + 1)[:B * K] > max_views
-    T = int(eligible.sum())                                               # host sync: T fixes every shape below
+        lab = labels.reshape(-1).long()
+        ok = (lab != ignore_index) & (lab >= 0)
+        num_classes = int(torch.where(ok, lab, -1).max()) + 1 if lab.numel() else 0   # host sync: the classes present
+        if num_classes == 0: return empty
+    A, _, _, T, rows = _anchor_slots(embeddings, labels, predictions, num_classes, max_samples, max_views,
+                                     ignore_index, generator)
+    T = int(T)                                                            # host sync: T fixes the shapes
     if T == 0: return empty
     V = min(max_samples // T, max_views)
-    pair = torch.cumsum(eligible.long(), 0) - 1                            # pair key → row of X
-    ok = valid & F.pad(eligible, (0, 1))[key]
-    easy = (pred == lab).long()
-    group = torch.where(ok, 2 * pair[key.clamp(max=B * K - 1)] + easy, torch.full_like(lab, 2 * T))
-    g = count(group, 2 * T + 1)
-    n_hard, n_easy = g[0:2 * T:2], g[1:2 * T:2]
-    half = V / 2
-    k_hard = torch.where((n_hard >= half) & (n_easy >= half), torch.full_like(n_hard, V // 2),
-                         torch.where(n_hard >= half, V - n_easy, n_hard))
-    perm = torch.randperm(N, generator=generator, device=dev if generator is None else generator.device).to(dev)
-    order = torch.argsort(group * N + perm)                               # by pair, hard before easy, then at random
-    start = torch.cumsum(g, 0) - g
-    v = torch.arange(V, device=dev)[None]
-    pos = torch.where(v < k_hard[:, None], start[0:2 * T:2, None] + v, start[1:2 * T:2, None] + v - k_hard[:, None])
-    sel = order[pos]                                                      # T×V pixel indices
-    X = flat[sel // (h * w), :, sel % (h * w)]                            # T×V×D (gathers only the anchors)
-    y = torch.zeros(T + 1, dtype=torch.long, device=dev).scatter_(
-        0, torch.where(eligible, pair, T), torch.arange(B * K, device=dev) % K)[:T]   # row t's class; slot T: the rest
-    return X, y
+    return A[:T * V].view(V, T, D).transpose(0, 1), rows[:T]                # T×V×D (a view of the slots)
+
+def anchor_slots(embeddings: Tensor, labels: Tensor, predictions: Tensor, num_classes: int, max_samples: int = 1024,
+                 max_views: int = 100, ignore_index: int = 255, generator: torch.Generator | None = None):
+    """The anchors of `hard_anchor_sampling` (the same draws, the same anchors) in `max_samples` fixed slots, with
+    no host synchronisation: `A` max_samples×D (slot v·T + t holds view v of row t; unused slots are zero), `y`
+    (their classes, −1 where unused) and `ok` (the slots in use, the first T·V)."""
+    A, y, ok, _, _ = _anchor_slots(embeddings, labels, predictions, num_classes, max_samples, max_views,
+                                   ignore_index, generator)
+    return A, y, ok
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #0ffc987b
 def info_nce(S: Tensor, pos: Tensor, neg: Tensor, scale: float = 1.0) -> Tensor:
@@ -150,11 +174,24 @@ def loss_stats(loss: Tensor, pos: Tensor | None, neg: Tensor | None, scale: floa
             'pool_neg': mean((neg if pool_neg is None else pool_neg).sum(1)),
             'raw': loss.detach(), 'collapsed': scale * mean(torch.log1p(n_neg.float()))}
 
+# %% ../../nbs/32_pixel_contrast_module.ipynb #5bec7279
+def slot_terms(A: Tensor, y: Tensor, ok: Tensor, temperature: float = 0.1, base_temperature: float = 0.07):
+    "(S, pos, neg, scale) of Eq. (2) over the slots of `anchor_slots`: `contrastive_terms` with the unused slots masked out."
+    if A.dim() != 2 or y.shape != A.shape[:1] or ok.shape != A.shape[:1]:
+        raise ValueError(f"expected A M×D, y M and ok M, got {tuple(A.shape)}, {tuple(y.shape)} and {tuple(ok.shape)}")
+    S = A @ A.T / temperature
+    S = S - S.max(1, keepdim=True).values.detach()
+    both = ok[:, None] & ok[None]                                          # two slots in use
+    same = y[:, None] == y[None]
+    eye = torch.eye(A.shape[0], dtype=torch.bool, device=A.device)
+    return S, same & ~eye & both, ~same & both, temperature / base_temperature
+
 # %% ../../nbs/32_pixel_contrast_module.ipynb #e869dad2
 def mine(S: Tensor, mask: Tensor, k: int, mode: str = 'semi_hard', ratio: float = 0.1, hard_is_high: bool = True,
-         generator: torch.Generator | None = None) -> Tensor:
+         generator: torch.Generator | None = None, max_mask: int | None = None) -> Tensor:
     """Select per row up to `k` of the entries in `mask`: 'hardest' (the k with the highest S if `hard_is_high`,
-    else the lowest), 'semi_hard' (k at random among the top `ratio` fraction of hardest), or 'none' (all)."""
+    else the lowest), 'semi_hard' (k at random among the top `ratio` fraction of hardest), or 'none' (all).
+    `max_mask`, an upper bound of any row's count in `mask`, spares the host sync of 'semi_hard'."""
     if mode == 'none': return mask
     if mode not in ('hardest', 'semi_hard'): raise ValueError(f"unknown mining mode {mode!r}: none | hardest | semi_hard")
     score = (S.detach() if hard_is_high else -S.detach()).masked_fill(~mask, float('-inf'))
@@ -164,7 +201,8 @@ def mine(S: Tensor, mask: Tensor, k: int, mode: str = 'semi_hard', ratio: float 
         idx = score.topk(min(k, n_cols), dim=1).indices
         return torch.zeros_like(mask).scatter_(1, idx, True) & mask
     c = torch.ceil(ratio * mask.sum(1, keepdim=True)).clamp(min=1)          # size of each row's hard fraction
-    top = score.topk(min(int(c.max()), n_cols), dim=1)                      # one partial sort, not a full argsort
+    c_max = int(c.max()) if max_mask is None else max(1, math.ceil(ratio * max_mask))   # host sync without the bound
+    top = score.topk(min(c_max, n_cols), dim=1)                             # one partial sort, not a full argsort
     within = (torch.arange(top.indices.shape[1], device=S.device)[None] < c) & torch.isfinite(top.values)
     rnd = torch.rand(within.shape, generator=generator,
                      device=S.device if generator is None else generator.device).to(S.device)
@@ -181,6 +219,7 @@ DEFAULTS = dict(
     pixel_memory_size=5000, segment_memory_size=5000, pixel_update_freq=10,
     mining='semi_hard', mining_ratio=0.1, num_positives=1024, num_negatives=2048,
     authors_code=False,        # reproduce tfzhou/ContrastiveSeg's memory path (see the chapter)
+    sync_free=None,            # the slot layout, no host sync in sampler and loss (None: on CUDA)
 )
 
 class PixelContrast(nn.Module):
@@ -207,15 +246,23 @@ class PixelContrast(nn.Module):
         lab = labels_to_grid(targets, grid)
         with fp32_loss(emb, logits.detach()) as (e32, lg):                     # autocast off: the loss in float32
             if lg.shape[-2:] != grid: lg = F.interpolate(lg, size=tuple(grid), mode='bilinear', align_corners=False)
-            X, y = hard_anchor_sampling(e32, lab, lg.argmax(1), p['max_samples'], p['max_views'], self.ignore_index,
-                                        num_classes=self.num_classes)
-            if p['memory']:
-                S, pos, neg, scale, pools = self.memory_terms(X, y)
-                loss = X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
+            inp = (e32, lab, lg.argmax(1))
+            kw = dict(max_samples=p['max_samples'], max_views=p['max_views'], ignore_index=self.ignore_index)
+            if e32.is_cuda if p['sync_free'] is None else p['sync_free']:      # fixed shapes: no host sync
+                A, ya, ok = anchor_slots(*inp, self.num_classes, **kw)
+                if p['memory']: S, pos, neg, scale, pools = self.memory_terms(A, ya, ok)
+                else: (S, pos, neg, scale), pools = slot_terms(A, ya, ok, p['temperature'], p['base_temperature']), (None, None)
+                loss = info_nce(S, pos, neg, scale)
                 self.stats = loss_stats(loss, pos, neg, scale, *pools)
-            else:                                                              # in-batch: by groups, no N×N masks
-                loss = contrastive_loss(X, y, p['temperature'], p['base_temperature'], max_groups=lab.shape[0])
-                self.stats = batch_loss_stats(loss, y, X.shape[1], p['temperature'] / p['base_temperature'])
+            else:
+                X, y = hard_anchor_sampling(*inp, **kw, num_classes=self.num_classes)   # reads T: one host sync
+                if p['memory']:
+                    S, pos, neg, scale, pools = self.memory_terms(X, y)
+                    loss = X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
+                    self.stats = loss_stats(loss, pos, neg, scale, *pools)
+                else:                                                          # in-batch: by groups, no N×N masks
+                    loss = contrastive_loss(X, y, p['temperature'], p['base_temperature'], max_groups=lab.shape[0])
+                    self.stats = batch_loss_stats(loss, y, X.shape[1], p['temperature'] / p['base_temperature'])
             if p['memory']: self.enqueue(e32.detach(), lab)
         return {'contrast': w * loss + 0.0 * emb.sum()}                        # the projection head is always in the graph
 
@@ -235,29 +282,35 @@ class PixelContrast(nn.Module):
         lbl = torch.cat([torch.arange(K, device=ent.device).repeat_interleave(q.size) for q in qs])
         return ent, lbl, torch.cat([q.valid().reshape(-1) for q in qs])
 
-    def memory_terms(self, X: Tensor, y: Tensor):
+    def memory_terms(self, X: Tensor, y: Tensor, used: Tensor | None = None):
         """(S, pos, neg, scale, (pos pool, neg pool)) of `memory_loss`: the anchors against the other anchors and the
-        memories (paper), or against the memories only (`authors_code`); the pools are the masks before mining."""
+        memories (paper), or against the memories only (`authors_code`); the pools are the masks before mining.
+        The anchors are `X` T×V×D of classes `y` T, or the slots `X` M×D, `y` M and `used` M of `anchor_slots`
+        (then the mining's sizes are bounded in advance: no host sync)."""
         p = self.p
-        T, V, D = X.shape
         scale = p['temperature'] / p['base_temperature']
-        if T * V == 0: return None, None, None, scale, (None, None)
-        A, ya = X.transpose(0, 1).reshape(V * T, D), y.repeat(V)
+        if used is None:
+            T, V, D = X.shape
+            if T * V == 0: return None, None, None, scale, (None, None)
+            A, ya, used = X.transpose(0, 1).reshape(V * T, D), y.repeat(V), None
+        else: A, ya = X, y
         ent, lbl, ok = self.memory_bank()
         n = A.shape[0]
+        a_ok = torch.ones_like(ya, dtype=torch.bool) if used is None else used
         if p['authors_code']: C_, cy, cok = ent, lbl, ok
-        else: C_, cy, cok = torch.cat([A, ent.to(A.dtype)]), torch.cat([ya, lbl]), torch.cat([torch.ones_like(ya, dtype=torch.bool), ok])
+        else: C_, cy, cok = torch.cat([A, ent.to(A.dtype)]), torch.cat([ya, lbl]), torch.cat([a_ok, ok])
         selfm = torch.zeros(n, C_.shape[0], dtype=torch.bool, device=A.device)
         idx = torch.arange(min(n, C_.shape[0]), device=A.device)
         selfm[idx, idx] = True                                               # authors: the diagonal leaves the positives
         S = A @ C_.T / p['temperature']
         S = S - S.max(1, keepdim=True).values.detach()
         same = ya[:, None] == cy[None]
-        pool_pos, pool_neg = same & cok[None] & ~selfm, ~same & cok[None]
+        pool_pos, pool_neg = same & cok[None] & ~selfm & a_ok[:, None], ~same & cok[None] & a_ok[:, None]
         pos, neg = pool_pos, pool_neg
         if not p['authors_code'] and p['mining'] != 'none':
-            pos = mine(S, pos, p['num_positives'], p['mining'], p['mining_ratio'], hard_is_high=False)
-            neg = mine(S, neg, p['num_negatives'], p['mining'], p['mining_ratio'], hard_is_high=True)
+            bound = (None, None) if used is None else (n + p['pixel_memory_size'] + p['segment_memory_size'], C_.shape[0])
+            pos = mine(S, pos, p['num_positives'], p['mining'], p['mining_ratio'], hard_is_high=False, max_mask=bound[0])
+            neg = mine(S, neg, p['num_negatives'], p['mining'], p['mining_ratio'], hard_is_high=True, max_mask=bound[1])
         return S, pos, neg, scale, (pool_pos, pool_neg)
 
     def memory_loss(self, X: Tensor, y: Tensor) -> Tensor:
