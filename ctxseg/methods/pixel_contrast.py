@@ -179,12 +179,10 @@ def slot_terms(A: Tensor, y: Tensor, ok: Tensor, temperature: float = 0.1, base_
     "(S, pos, neg, scale) of Eq. (2) over the slots of `anchor_slots`: `contrastive_terms` with the unused slots masked out."
     if A.dim() != 2 or y.shape != A.shape[:1] or ok.shape != A.shape[:1]:
         raise ValueError(f"expected A M×D, y M and ok M, got {tuple(A.shape)}, {tuple(y.shape)} and {tuple(ok.shape)}")
-    S = A @ A.T / temperature
-    S = S - S.max(1, keepdim=True).values.detach()
+    S, pos, neg, scale = contrastive_terms(A[:, None], y, temperature, base_temperature)   # M groups of one view
+    if S is None: return S, pos, neg, scale
     both = ok[:, None] & ok[None]                                          # two slots in use
-    same = y[:, None] == y[None]
-    eye = torch.eye(A.shape[0], dtype=torch.bool, device=A.device)
-    return S, same & ~eye & both, ~same & both, temperature / base_temperature
+    return S, pos & both, neg & both, scale
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #e869dad2
 def mine(S: Tensor, mask: Tensor, k: int, mode: str = 'semi_hard', ratio: float = 0.1, hard_is_high: bool = True,
@@ -292,11 +290,11 @@ class PixelContrast(nn.Module):
         if used is None:
             T, V, D = X.shape
             if T * V == 0: return None, None, None, scale, (None, None)
-            A, ya, used = X.transpose(0, 1).reshape(V * T, D), y.repeat(V), None
+            A, ya = X.transpose(0, 1).reshape(V * T, D), y.repeat(V)
         else: A, ya = X, y
         ent, lbl, ok = self.memory_bank()
         n = A.shape[0]
-        a_ok = torch.ones_like(ya, dtype=torch.bool) if used is None else used
+        a_ok = torch.ones_like(ya, dtype=torch.bool) if used is None else used   # the anchors as columns
         if p['authors_code']: C_, cy, cok = ent, lbl, ok
         else: C_, cy, cok = torch.cat([A, ent.to(A.dtype)]), torch.cat([ya, lbl]), torch.cat([a_ok, ok])
         selfm = torch.zeros(n, C_.shape[0], dtype=torch.bool, device=A.device)
@@ -305,7 +303,8 @@ class PixelContrast(nn.Module):
         S = A @ C_.T / p['temperature']
         S = S - S.max(1, keepdim=True).values.detach()
         same = ya[:, None] == cy[None]
-        pool_pos, pool_neg = same & cok[None] & ~selfm & a_ok[:, None], ~same & cok[None] & a_ok[:, None]
+        pool_pos, pool_neg = same & cok[None] & ~selfm, ~same & cok[None]
+        if used is not None: pool_pos, pool_neg = pool_pos & used[:, None], pool_neg & used[:, None]   # unused rows
         pos, neg = pool_pos, pool_neg
         if not p['authors_code'] and p['mining'] != 'none':
             bound = (None, None) if used is None else (n + p['pixel_memory_size'] + p['segment_memory_size'], C_.shape[0])
