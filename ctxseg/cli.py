@@ -48,23 +48,53 @@ def _load_run(run_dir):
     cfg = C.load_json(run / 'config.json')
     return run, cfg, load_checkpoint(run / 'checkpoint.pt')
 
+def _eval_target(args):
+    "(folder to write into, config, state dict or None, what the weights are) for `ctxseg eval RUN_OR_PRESET`."
+    if Path(args.run).is_dir():
+        run, cfg, ck = _load_run(args.run)
+        return Path(args.out or run), cfg, (None if args.weights else ck['model']), str(run / 'checkpoint.pt')
+    if args.run not in C.all_presets():
+        raise FileNotFoundError(f"{args.run} is neither a run folder nor a preset (`ctxseg presets` lists them)")
+    if not args.weights:
+        raise ValueError(f"evaluating the preset {args.run} needs --weights: authors:PAPER=PATH (a released checkpoint) "
+                         "or the path of a ctxseg checkpoint.pt")
+    cfg = C.get(args.run, ['model.pretrained='])              # the weights come from --weights, not from ImageNet
+    return Path(args.out or Path('runs') / 'eval' / cfg.name), cfg, None, ''
+
+def _load_weights(model, spec: str) -> str:
+    "Load `--weights` into `model`: `authors:PAPER=PATH` through `ctxseg.convert`, else a ctxseg checkpoint."
+    if spec.startswith('authors:'):
+        from ctxseg.convert import load_authors
+        paper, sep, path = spec[len('authors:'):].partition('=')
+        if not sep: raise ValueError(f"--weights {spec!r}: expected authors:PAPER=PATH, e.g. authors:pixel_contrast=hrnet.pth")
+        r = load_authors(model, path, paper)
+        print(f"loaded {r['loaded']} tensors of {path} through the {r['code_base']} key map"
+              + (f"; kept the model's own {len(r['kept'])} (training-only parts and counters)" if r['kept'] else ''))
+        return f'authors:{paper}={path}'
+    from ctxseg.engine import load_checkpoint
+    model.load_state_dict(load_checkpoint(spec)['model'])
+    return spec
+
 def cmd_eval(args) -> int:
     from ctxseg.data import build_dataset, build_loader
     from ctxseg.engine import evaluate, setup_distributed, is_main, atomic_write_json
     from ctxseg.models.segmentor import build_model
-    run, cfg, ck = _load_run(args.run)
+    out, cfg, sd, weights = _eval_target(args)
     cfg = C.apply_overrides(cfg, (args.set or []) + ([f'eval.mode={args.mode}'] if args.mode else []))
     device = setup_distributed(cfg.train.device)
     ds = build_dataset(cfg.data, 'val')
-    model = build_model(cfg, ds.num_classes, ds.ignore_index).to(device)
-    model.load_state_dict(ck['model'])
+    model = build_model(cfg, ds.num_classes, ds.ignore_index)
+    if sd is not None: model.load_state_dict(sd)
+    else: weights = _load_weights(model, args.weights)
+    model = model.to(device)
     bs = (cfg.eval.batch_size or cfg.data.batch_size) if cfg.eval.mode == 'whole' else 1
     m = evaluate(model, build_loader(ds, bs, train=False), ds.num_classes, cfg.eval, device, ds.ignore_index,
-                 cfg.model.align_corners, progress=not args.no_progress)
-    m['classes'] = list(ds.classes)
+                 cfg.model.align_corners, progress=not args.no_progress, flip_pairs=cfg.data.flip_pairs)
+    m.update(classes=list(ds.classes), preset=cfg.name, weights=weights, eval_mode=cfg.eval.mode)
     if is_main():
-        atomic_write_json(run / f'eval_{cfg.eval.mode}.json', m)
+        atomic_write_json(out / f'eval_{cfg.eval.mode}.json', m)
         print(results_table({f'{cfg.name} ({cfg.eval.mode})': m}))
+        print(f"written: {out / f'eval_{cfg.eval.mode}.json'}")
     return 0
 
 def cmd_predict(args) -> int:
@@ -166,7 +196,13 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser('train', help='train a preset'); t.add_argument('preset', help=f"one of: {', '.join(C.names())}")
     t.add_argument('--out', help='run folder (default runs/<preset>)'); t.add_argument('--resume', action='store_true'); common(t)
     t.set_defaults(fn=cmd_train)
-    e = sub.add_parser('eval', help='evaluate a run folder'); e.add_argument('run')
+    e = sub.add_parser('eval', help="evaluate a run folder, or a preset with given weights (the authors' released checkpoints)",
+                       description='Evaluate a run folder (its checkpoint), or a preset with --weights. '
+                                   '--weights authors:PAPER=PATH loads a released checkpoint of the authors through '
+                                   "ctxseg.convert (PAPER: mcibi, pixel_contrast, gald, region_contrast); "
+                                   '--weights PATH loads a ctxseg checkpoint.pt.')
+    e.add_argument('run', metavar='RUN_OR_PRESET'); e.add_argument('--weights', help='authors:PAPER=PATH or a checkpoint.pt')
+    e.add_argument('--out', help='folder for eval_<mode>.json (default: the run folder, or runs/eval/<preset>)')
     e.add_argument('--mode', choices=['whole', 'slide', 'ms_flip']); common(e); e.set_defaults(fn=cmd_eval)
     pr = sub.add_parser('predict', help='predict label maps for images'); pr.add_argument('run'); pr.add_argument('inputs', nargs='+')
     pr.add_argument('--out', required=True); pr.set_defaults(fn=cmd_predict)

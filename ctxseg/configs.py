@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_configs.ipynb #45c28b8c
 from __future__ import annotations
-import copy, dataclasses, difflib, importlib, json, typing
+import copy, dataclasses, difflib, importlib, json, math, typing
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -12,8 +12,8 @@ from pathlib import Path
 __all__ = ['TRAIN_SIZES', 'DATASETS', 'RECIPES', 'DEFAULT_SOURCE', 'BASELINE_ROWS', 'BASELINE_PRESETS', 'PRESETS',
            'PAPER_MODULES', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config',
            'to_dict', 'from_dict', 'save_json', 'load_json', 'apply_overrides', 'smoke', 'synthetic_fcn',
-           'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr', 'epochs_to_iters', 'Recipe', 'get_recipe', 'recipe',
-           'all_presets', 'names', 'get']
+           'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr', 'epochs_to_iters', 'iters_for_epochs', 'Recipe',
+           'get_recipe', 'recipe', 'all_presets', 'names', 'get']
 
 # %% ../nbs/00_configs.ipynb #c03db2b9
 @dataclass
@@ -32,6 +32,9 @@ class ModelConfig:
     aux: bool = True                 # FCN auxiliary head on the stage-3 features
     aux_channels: int = 256
     aux_weight: float = 0.4
+    aux_bias: bool = False           # a bias on the auxiliary head's 3×3 conv (RegionContrast, ContrastiveSeg, GALD)
+    aux_dropout: float | None = None # the auxiliary head's dropout (None = `dropout`; ContrastiveSeg: 0)
+    activation: str = 'relu'         # of the heads' conv blocks: relu | leaky_relu (slope 0.01; ssseg's MCIBI on LIP)
     dropout: float = 0.1
     align_corners: bool = False
     sync_bn: bool = True             # converted to SyncBatchNorm only on CUDA with >1 process
@@ -53,6 +56,11 @@ class DataConfig:
     # The training pipeline of the real datasets (ctxseg.transforms, mmseg semantics; the synthetic data ignores it)
     scale: list = field(default_factory=lambda: [2048, 1024])   # base scale (long, short edge); [] = the image's own size
     ratio_range: list = field(default_factory=lambda: [0.5, 2.0])   # random resize ratio r ~ U(lo, hi); [] = no resize
+    ratio_draw: str = 'uniform'      # uniform: r ~ U(lo, hi) | halves: U(lo, 1) or U(1, hi) with prob. ½ each (RegionContrast)
+    train_split: str = 'train'       # the split(s) trained on, e.g. 'train+val' (test-server recipes)
+    keep_ratio: bool = True          # False: resize to exactly r × `scale` (H = r·short, W = r·long; ssseg's LIP)
+    rotate: list = field(default_factory=list)   # [prob, max_degrees]: random rotation (ssseg's LIP: [0.6, 30]); [] = none
+    flip_pairs: list = field(default_factory=list)   # class pairs a horizontal flip swaps (LIP's left/right parts), train and test
     cat_max_ratio: float = 0.75      # crop re-drawn (≤ 10 times) while one class covers ≥ this share
     flip: float = 0.5                # horizontal flip probability
     photometric: bool = True         # mmseg PhotoMetricDistortion
@@ -72,6 +80,9 @@ class TrainConfig:
     min_lr: float = 0.0              # absolute floor of the poly schedule
     head_lr_mult: float = 1.0        # LR multiplier for everything that is not the backbone
     loss: str = 'ce'                 # ce | ohem_image (mmseg/ssseg) | ohem_batch (TorchSeg)
+    aux_loss: str = 'ce'             # the auxiliary head's loss, same choices (RegionContrast: OHEM on both)
+    divide_loss_by_world: bool = False   # every loss term / world size before backward (RegionContrast's train_contrast.py)
+    gpus: int = 1                    # processes the recipe is written for: `data.batch_size` is per process
     ohem_thresh: float = 0.7
     ohem_min_kept: int = 100000
     class_weights: list | None = None
@@ -239,7 +250,7 @@ def _cityscapes(head: str, depth: int = 101, backbone: str | None = None) -> Con
                           head_channels=512, aux=not hrnet, aux_channels=256),
         data=DataConfig(dataset='cityscapes', root='data/cityscapes', crop_size=[512, 1024], batch_size=2,
                         num_workers=4),
-        train=TrainConfig(iters=40000, lr=0.01, weight_decay=5e-4, min_lr=1e-4, log_interval=50,
+        train=TrainConfig(iters=40000, lr=0.01, weight_decay=5e-4, min_lr=1e-4, gpus=4, log_interval=50,
                           eval_interval=4000, ckpt_interval=2000),
         eval=EvalConfig(mode='whole', boundary_tolerances=[1, 3, 5]))
 
@@ -249,8 +260,15 @@ TRAIN_SIZES = {'cityscapes': 2975, 'cityscapes_trainval': 3475, 'ade20k': 20210,
 DATASETS = ('cityscapes', 'ade20k', 'coco_stuff10k', 'pascal_context', 'camvid', 'lip')
 
 def epochs_to_iters(epochs: float, n: int, batch: int, drop_last: bool = True) -> int:
-    "Iterations of `epochs` passes over `n` images at total batch `batch`."
+    "Iterations of `epochs` passes over `n` images at total batch `batch`, as one sampler over all GPUs would make them."
     return int(epochs * (n // batch)) if drop_last else round(epochs * n / batch)
+
+def iters_for_epochs(epochs: int, n: int, batch_per_gpu: int, gpus: int, drop_last: bool = True) -> int:
+    """Iterations of `epochs` passes over `n` images as PyTorch's `DistributedSampler` makes them: each of the `gpus`
+    ranks draws ⌈n/gpus⌉ images per epoch (padding with repeats) and cuts them into batches of `batch_per_gpu`,
+    dropping an incomplete last batch when `drop_last` (ssseg) or keeping it (RegionContrast)."""
+    per_rank = math.ceil(n / gpus)
+    return epochs * (per_rank // batch_per_gpu if drop_last else math.ceil(per_rank / batch_per_gpu))
 
 @dataclass(frozen=True)
 class Recipe:
@@ -260,6 +278,7 @@ class Recipe:
     ref: str                     # where to find it: paper, table or section, or code config
     crop: tuple                  # H, W
     batch: int                   # images per iteration, all GPUs together
+    gpus: int                    # GPUs (processes) the batch is split over
     iters: int
     lr: float
     weight_decay: float
@@ -275,96 +294,115 @@ class Recipe:
     loss: str = 'ce'             # ce | ohem_image | ohem_batch
     cat_max_ratio: float = 0.75
     normalize: str = 'imagenet_rgb'
+    photometric: bool = True     # mmseg's PhotoMetricDistortion
+    train_split: str = 'train'   # 'train+val' for the test-server rows
+    ratio_draw: str = 'uniform'  # uniform | halves (see 13_transforms)
+    aux_loss: str = 'ce'         # the auxiliary head's loss
+    keep_ratio: bool = True
+    rotate: tuple = ()           # (prob, max degrees)
+    flip_pairs: tuple = ()       # class pairs a flip swaps
     inferred: tuple = ()         # fields the source does not state (filled from its code base; see note)
     note: str = ''
 
 _MS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)          # Contextrast's test scales: 0.75 to 2.0, step 0.25
 _CTX = "Contextrast (Sung et al. 2024), Sec. 4.1 'Training settings' / 'Testing settings'"
+_CTXPP = 'Contextrast++ (Sung et al., journal extension) Table II'
 _GALD = 'GALD TIP (Li et al. 2021), Sec. IV'
-_MCIBI = 'MCIBI (Jin et al. ICCV 2021), SegmentationBLWX/sssegmentation ssseg/configs/memorynet/memorynet_deeplabv3_resnet101os8_*.py and its README table'
+_MCIBI = 'MCIBI (Jin et al. ICCV 2021), SegmentationBLWX/sssegmentation ssseg/configs/mcibi/mcibi_deeplabv3_resnet101os8_*.py and docs/modelzoo/mcibi/README.md'
 _PC = 'Pixel contrast (Wang et al. ICCV 2021), tfzhou/ContrastiveSeg configs/cityscapes/*.json and scripts/cityscapes/*/run_*.sh'
 _N = TRAIN_SIZES
 
 RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
     # ---- Cityscapes (19 classes, 2975 train / 500 val) ----
     Recipe('cityscapes', 'mmseg', 'mmseg reference baseline, Cityscapes 512x1024 40k (open-mmlab/mmsegmentation configs/_base_/datasets/cityscapes.py, configs/_base_/schedules/schedule_40k.py)',
-           (512, 1024), 8, 40000, 0.01, 5e-4, scale=(2048, 1024), min_lr=1e-4),
-    Recipe('cityscapes', 'contextrast', _CTX + ': batch 8, 40K iterations, 512x1024 crops; single-scale test',
-           (512, 1024), 8, 40000, 0.01, 5e-4, scale=(2048, 1024), inferred=('lr', 'weight_decay', 'scale'),
-           note='LR and weight decay not stated: those of ContrastiveSeg on Cityscapes (the method it compares with).'),
-    Recipe('cityscapes', 'pixel_contrast', _PC + ': run_h_48_d_4_contrast.sh, 8 / 40k / 0.01, crop 1024x512',
-           (512, 1024), 8, 40000, 0.01, 5e-4,
-           note='ContrastiveSeg also jitters the aspect ratio by 0.9-1.1 and passes 19 class weights to the CE '
-                '(not reproduced by this recipe); align_corners=True; ignore -1.'),
-    Recipe('cityscapes', 'region_contrast', 'RegionContrast (Hu et al. ICCV 2021), Cityscapes config (hzhupku/RegionContrast experiments/decoder_contrast/config.yaml)',
-           (769, 769), 8, epochs_to_iters(100, _N['cityscapes'], 8, drop_last=False), 0.01, 5e-4,
+           (512, 1024), 8, 4, 40000, 0.01, 5e-4, scale=(2048, 1024), min_lr=1e-4),
+    Recipe('cityscapes', 'contextrast', _CTX + ': batch 8, 40K iterations, 512x1024 crops; single-scale test; ' + _CTXPP + ': LR 1e-2, wd 5e-4',
+           (512, 1024), 8, 4, 40000, 0.01, 5e-4, inferred=('gpus', 'ratio_range'),
+           note='GPUs not stated: 4 × 2, as ContrastiveSeg (the code base whose networks and comparisons it uses).'),
+    Recipe('cityscapes', 'pixel_contrast', _PC + ': run_h_48_d_4_contrast.sh, 4 GPUs × 2 / 40k / 0.01, crop 1024x512',
+           (512, 1024), 8, 4, 40000, 0.01, 5e-4,
+           note='ContrastiveSeg also jitters the aspect ratio by 0.9-1.1 (not reproduced); align_corners=True.'),
+    Recipe('cityscapes', 'region_contrast', 'RegionContrast (Hu et al. ICCV 2021), Cityscapes config (hzhupku/RegionContrast experiments/decoder_contrast/config.yaml, train.sh, train_contrast.py)',
+           (769, 769), 8, 8, iters_for_epochs(100, _N['cityscapes'], 1, 8, drop_last=False), 0.01, 5e-4,
            eval_mode='slide', eval_crop=(769, 769), eval_stride=(513, 513), head_lr_mult=10.0, loss='ohem_batch',
-           note='100 epochs; OHEM (0.7, 100000) on main and aux; align_corners=True.'),
+           aux_loss='ohem_batch', cat_max_ratio=1.0, photometric=False, ratio_draw='halves',
+           note='100 epochs of ⌈2975/8⌉ = 372 iterations; OHEM (0.7, 100000) on main and aux; no photometric '
+                'distortion; align_corners=True.'),
     Recipe('cityscapes', 'gald', _GALD + '-A: SGD 0.01, 50K iterations, batch 8, crop 832; Table I single-scale crop test',
-           (832, 832), 8, 50000, 0.01, 5e-4, ratio_range=(0.7, 2.1), eval_mode='slide', eval_crop=(832, 832),
+           (832, 832), 8, 8, 50000, 0.01, 5e-4, ratio_range=(0.7, 2.1), eval_mode='slide', eval_crop=(832, 832),
            eval_stride=(555, 555), loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('weight_decay', 'ratio_range', 'eval_crop', 'eval_stride', 'normalize'),
-           note='From the GALD code: wd 5e-4, scales {0.7, 0.8, ..., 2.1} (continuous here), BGR caffe mean, '
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_crop', 'eval_stride', 'normalize'),
+           note='From the GALD code: 8 GPUs × 1, wd 5e-4, scales {0.7, 0.8, ..., 2.1} (continuous here), BGR caffe mean, '
                 'sliding 832/555, OHEM on the main output only.'),
+    Recipe('cityscapes', 'gald_code', 'GALD-Net released code (lxtGH/GALD-DGCNet exp/train_gald_r_101_city_finetrain.sh, train_distribute.py, libs/datasets/cityscapes.py, eval.py)',
+           (769, 769), 8, 8, 50575, 0.01, 5e-4, ratio_range=(0.7, 2.1), eval_mode='slide', eval_crop=(832, 832),
+           eval_stride=(555, 555), loss='ohem_batch', normalize='caffe_bgr', cat_max_ratio=1.0, photometric=False,
+           note='--num_steps 50000, but the list is repeated ⌈50000/2975⌉ = 17 times and the schedule runs over all '
+                '50 575 iterations; scales {0.7, ..., 2.1} (continuous here); no photometric distortion.'),
     Recipe('cityscapes', 'mcibi', _MCIBI + ': R-101-D8, 512x1024, 0.01/poly/16/440 epochs, trainval -> test',
-           (512, 1024), 16, epochs_to_iters(440, _N['cityscapes_trainval'], 16), 0.01, 5e-4, scale=(2048, 1024),
-           min_lr=1e-4, eval_mode='slide', eval_crop=(1024, 512), eval_stride=(341, 341),
+           (512, 1024), 16, 8, iters_for_epochs(440, _N['cityscapes_trainval'], 2, 8), 0.01, 5e-4, scale=(2048, 1024),
+           min_lr=1e-4, eval_mode='slide', eval_crop=(1024, 512), eval_stride=(341, 341), train_split='train+val',
            note='Trains on train+val (3475 images) for the test server; ssseg also averages the slide output over '
                 'scales 0.5-1.75 with flip, which the engine does not combine with slide (slide only here).'),
+    Recipe('cityscapes', 'mcibipp_r50', 'MCIBI++ (Jin et al. TPAMI), SegmentationBLWX/sssegmentation ssseg/configs/mcibiplusplus/mcibiplusplus_aspp_resnet50os8_cityscapes.py and docs/modelzoo/mcibiplusplus/README.md',
+           (512, 1024), 8, 8, iters_for_epochs(220, _N['cityscapes'], 1, 8), 0.01, 5e-4, scale=(2048, 1024), min_lr=1e-4,
+           note='The released R-50 model: train split, 8 images, 220 epochs, whole-image test on val (80.72).'),
     # ---- ADE20K (150 classes, 20210 / 2000) ----
     Recipe('ade20k', 'mmseg', 'mmseg reference baseline, ADE20K 512x512 80k (open-mmlab/mmsegmentation configs/_base_/datasets/ade20k.py, configs/_base_/schedules/schedule_80k.py)',
-           (512, 512), 16, 80000, 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4,
+           (512, 512), 16, 4, 80000, 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4,
            note='mmseg resizes test images to short side 512; we evaluate at the original size.'),
-    Recipe('ade20k', 'contextrast', _CTX + ': crop 512x512, batch 12, 80K iterations; ms (0.75-2.0) + flip test',
-           (512, 512), 12, 80000, 0.02, 1e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
-           inferred=('lr', 'weight_decay', 'ratio_range'),
-           note='LR and wd not stated: ContrastiveSeg ADE20K config (0.02, 1e-4).'),
+    Recipe('ade20k', 'contextrast', _CTX + ': crop 512x512, batch 12, 80K iterations; ms (0.75-2.0) + flip test; ' + _CTXPP + ': LR 1e-2, wd 5e-4',
+           (512, 512), 12, 4, 80000, 0.01, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
+           inferred=('gpus', 'ratio_range')),
     Recipe('ade20k', 'gald', _GALD + '-D ADE20k: lr 0.01, crop 512, batch 16, 240 epochs, ms (0.5-1.75) test',
-           (512, 512), 16, epochs_to_iters(240, _N['ade20k'], 16, drop_last=False), 0.01, 5e-4,
+           (512, 512), 16, 8, epochs_to_iters(240, _N['ade20k'], 16, drop_last=False), 0.01, 5e-4,
            ratio_range=(0.7, 2.1), eval_mode='ms_flip', eval_scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), eval_flip=True,
            loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('weight_decay', 'ratio_range', 'eval_flip', 'loss', 'normalize')),
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_flip', 'loss', 'normalize')),
     Recipe('ade20k', 'mcibi', _MCIBI + ': R-101-D8, 512x512, 0.01/poly/16/130 epochs (45.66 / 47.27 ms+flip)',
-           (512, 512), 16, epochs_to_iters(130, _N['ade20k'], 16), 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4),
+           (512, 512), 16, 8, iters_for_epochs(130, _N['ade20k'], 2, 8), 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4),
     # ---- COCO-Stuff-10k (9000 / 1000) ----
     Recipe('coco_stuff10k', 'mcibi', _MCIBI + ': R-101-D8, 512x512, 0.001/poly/16/110 epochs (39.84 / 41.52 ms+flip)',
-           (512, 512), 16, epochs_to_iters(110, _N['coco_stuff10k'], 16), 0.001, 1e-4, scale=(2048, 512), min_lr=1e-5),
-    Recipe('coco_stuff10k', 'contextrast', _CTX + ': crop 512x512, batch 16, 60K iterations; ms (0.75-2.0) + flip',
-           (512, 512), 16, 60000, 0.001, 1e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
-           inferred=('lr', 'weight_decay', 'ratio_range'), note='LR and wd: ContrastiveSeg COCO-Stuff config.'),
+           (512, 512), 16, 8, iters_for_epochs(110, _N['coco_stuff10k'], 2, 8), 0.001, 1e-4, scale=(2048, 512), min_lr=1e-5),
+    Recipe('coco_stuff10k', 'contextrast', _CTX + ': crop 512x512, batch 16, 60K iterations; ms (0.75-2.0) + flip; ' + _CTXPP + ': LR 1e-2, wd 5e-4',
+           (512, 512), 16, 4, 60000, 0.01, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
+           inferred=('gpus', 'ratio_range')),
     Recipe('coco_stuff10k', 'pixel_contrast', _PC + ': HRNet json 16 / 30k / 0.001, crop 520',
-           (520, 520), 16, 30000, 0.001, 1e-4, inferred=('eval_mode',)),
+           (520, 520), 16, 4, 30000, 0.001, 1e-4, inferred=('gpus', 'eval_mode')),
     Recipe('coco_stuff10k', 'gald', _GALD + '-D COCO-stuff: lr 0.001, crop 532, batch 16, 240 epochs',
-           (532, 532), 16, epochs_to_iters(240, _N['coco_stuff10k'], 16, drop_last=False), 0.001, 5e-4,
+           (532, 532), 16, 8, epochs_to_iters(240, _N['coco_stuff10k'], 16, drop_last=False), 0.001, 5e-4,
            ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize')),
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize')),
     # ---- PASCAL-Context (59 classes, 4998 / 5105) ----
     Recipe('pascal_context', 'pixel_contrast', _PC + ': HRNet json 16 / 30k / 0.001, crop 520',
-           (520, 520), 16, 30000, 0.001, 1e-4, inferred=('eval_mode',)),
-    Recipe('pascal_context', 'contextrast', _CTX + ': crop 512x512, batch 16, 60K iterations; ms (0.75-2.0) + flip',
-           (512, 512), 16, 60000, 0.001, 1e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
-           inferred=('lr', 'weight_decay', 'ratio_range'), note='LR and wd: ContrastiveSeg PASCAL-Context config.'),
+           (520, 520), 16, 4, 30000, 0.001, 1e-4, inferred=('gpus', 'eval_mode')),
+    Recipe('pascal_context', 'contextrast', _CTX + ': crop 512x512, batch 16, 60K iterations; ms (0.75-2.0) + flip; ' + _CTXPP + ': LR 1e-2, wd 5e-4',
+           (512, 512), 16, 4, 60000, 0.01, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
+           inferred=('gpus', 'ratio_range')),
     Recipe('pascal_context', 'gald', _GALD + '-D PASCAL Context: lr 0.001, crop 532, batch 16, 180 epochs',
-           (532, 532), 16, epochs_to_iters(180, _N['pascal_context'], 16, drop_last=False), 0.001, 5e-4,
+           (532, 532), 16, 8, epochs_to_iters(180, _N['pascal_context'], 16, drop_last=False), 0.001, 5e-4,
            ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize')),
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize')),
     # ---- CamVid (11 classes, 367 / 101 / 233) ----
-    Recipe('camvid', 'contextrast', _CTX + ': batch 16, 6K iterations; ms (0.75-2.0) + flip test',
-           (640, 640), 16, 6000, 0.01, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
-           inferred=('crop', 'lr', 'weight_decay', 'ratio_range'),
-           note='Crop not stated: GALD\'s CamVid crop (640); LR/wd: ContrastiveSeg\'s Cityscapes/CamVid values.'),
+    Recipe('camvid', 'contextrast', _CTX + ': batch 16, 6K iterations; ms (0.75-2.0) + flip test; ' + _CTXPP + ': crop 360x480, LR 2e-2, wd 5e-4',
+           (360, 480), 16, 4, 6000, 0.02, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
+           inferred=('gpus', 'ratio_range'),
+           note='The CVPR paper gives no CamVid crop or LR; the journal extension\'s Table II (same authors, same '
+                'networks) gives 360x480 and 2e-2.'),
     Recipe('camvid', 'gald', _GALD + '-D Camvid: lr 0.01, crop 640, batch 16, 180 epochs (ImageNet-pretrained row)',
-           (640, 640), 16, epochs_to_iters(180, _N['camvid'], 16, drop_last=False), 0.01, 5e-4,
+           (640, 640), 16, 8, epochs_to_iters(180, _N['camvid'], 16, drop_last=False), 0.01, 5e-4,
            ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize'),
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize'),
            note='The text says the 180 epochs run "on Cityscapes" and are followed by 90 epochs at 0.001 for the '
                 'Cityscapes-pretrained row; we read 180 epochs on CamVid for the ImageNet-pretrained row.'),
     # ---- LIP (20 classes, 30462 / 10000) ----
     Recipe('lip', 'mcibi', _MCIBI + ': R-101-D8, 473x473, 0.01/poly/32/150 epochs (55.02 / 55.42 flip)',
-           (473, 473), 32, epochs_to_iters(150, _N['lip'], 32), 0.01, 5e-4, min_lr=1e-4,
-           eval_mode='ms_flip', eval_scales=(1.0,), eval_flip=True, cat_max_ratio=1.0,
-           inferred=('ratio_range', 'cat_max_ratio'),
-           note='A flip of a human parsing label must also swap left/right part classes (not done by RandomFlip).'),
+           (473, 473), 32, 8, iters_for_epochs(150, _N['lip'], 4, 8), 0.01, 5e-4, min_lr=1e-4, scale=(520, 520),
+           ratio_range=(0.75, 1.25), keep_ratio=False, rotate=(0.6, 30), flip_pairs=((14, 15), (16, 17), (18, 19)),
+           eval_mode='whole',
+           note='ssseg resizes LIP images to 520·s square (s ~ U(0.75, 1.25), aspect not kept), crops 473, flips '
+                'with the left/right part classes swapped and rotates by up to 30°; the model zoo\'s second number adds '
+                'a flipped test.'),
 ]}
 
 DEFAULT_SOURCE = {'cityscapes': 'mmseg', 'ade20k': 'mmseg', 'coco_stuff10k': 'mcibi',
@@ -380,15 +418,19 @@ def get_recipe(dataset: str, source: str | None = None) -> Recipe:
         raise KeyError(f"no {source!r} recipe for {dataset!r}; sources with one: {', '.join(have)}")
     return RECIPES[(dataset, source)]
 
-def recipe(dataset: str, source: str | None = None, gpus: int = 1, root: str = '') -> tuple:
-    "`(DataConfig, TrainConfig, EvalConfig)` of the `gpu` profile for `dataset` as `source` trains it, on `gpus` GPUs."
+def recipe(dataset: str, source: str | None = None, gpus: int | None = None, root: str = '') -> tuple:
+    """`(DataConfig, TrainConfig, EvalConfig)` of the `gpu` profile for `dataset` as `source` trains it, on `gpus` GPUs
+    (default: the recipe's own count); `data.batch_size` is the batch of one GPU, `train.gpus` the count."""
     r = get_recipe(dataset, source)
+    gpus = gpus or r.gpus
     if r.batch % gpus: raise ValueError(f"total batch {r.batch} of the {r.source} recipe does not split over {gpus} GPUs")
     d = DataConfig(dataset=dataset, root=root or f'data/{dataset}', crop_size=list(r.crop), batch_size=r.batch // gpus,
                    num_workers=4, scale=list(r.scale), ratio_range=list(r.ratio_range), cat_max_ratio=r.cat_max_ratio,
-                   normalize=r.normalize)
+                   normalize=r.normalize, photometric=r.photometric, keep_ratio=r.keep_ratio, rotate=list(r.rotate),
+                   flip_pairs=[list(p) for p in r.flip_pairs], train_split=r.train_split, ratio_draw=r.ratio_draw)
     t = TrainConfig(iters=r.iters, lr=r.lr, weight_decay=r.weight_decay, min_lr=r.min_lr, head_lr_mult=r.head_lr_mult,
-                    loss=r.loss, log_interval=50, eval_interval=max(r.iters // 10, 1), ckpt_interval=2000)
+                    loss=r.loss, aux_loss=r.aux_loss, gpus=gpus, log_interval=50, eval_interval=max(r.iters // 10, 1),
+                    ckpt_interval=2000)
     e = EvalConfig(mode=r.eval_mode, scales=list(r.eval_scales), flip=r.eval_flip, boundary_tolerances=[1, 3, 5],
                    crop_size=list(r.eval_crop or r.crop), stride=list(r.eval_stride or [c * 2 // 3 for c in r.crop]),
                    batch_size=1)
@@ -402,24 +444,18 @@ def _gpu_preset(name: str, dataset: str, source: str, backbone: str, head: str, 
     for k, v in model_kw.items(): setattr(m, k, v)
     return Config(name=name, profile='gpu', model=m, data=d, train=t, eval=e)
 
-# (name, dataset, source, backbone, head, model overrides, reported mIoU and where)
+# (name, dataset, source, backbone, head, model overrides, reported mIoU and where). The baselines of the paper
+# chains with a code base (pixel contrast, Contextrast) live in their modules, beside their method presets.
 BASELINE_ROWS = [
-    ('contextrast_cityscapes_aspp_r101_baseline', 'cityscapes', 'contextrast', 'resnet101', 'aspp',
-     dict(stem='deep'), 'Contextrast Table 2, DeepLabV3 (D-ResNet-101) baseline: 77.12'),
-    ('contextrast_cityscapes_fcn_hr48_baseline', 'cityscapes', 'contextrast', 'hrnet_w48', 'fcn', {},
-     'Contextrast Table 2, HRNet (HRNetV2-W48) baseline: 78.48'),
-    ('contextrast_cityscapes_ocr_hr48_baseline', 'cityscapes', 'contextrast', 'hrnet_w48', 'ocr', {},
-     'Contextrast Table 2, OCRNet (HRNetV2-W48) baseline: 79.95'),
-    ('pixel_contrast_cityscapes_aspp_r101_baseline', 'cityscapes', 'pixel_contrast', 'resnet101', 'aspp',
-     dict(stem='deep', align_corners=True), 'ContrastiveSeg README, DeepLabV3 R-101 without contrast: 72.75'),
-    ('pixel_contrast_cityscapes_fcn_hr48_baseline', 'cityscapes', 'pixel_contrast', 'hrnet_w48', 'fcn',
-     dict(align_corners=True), 'ContrastiveSeg README, HRNet-W48 without contrast: 79.27'),
     ('gald_cityscapes_fcn_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'fcn',
-     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512), 'GALD TIP Table I(a), FCN (Baseline) R-50: 73.7'),
+     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512, aux_bias=True, aux_dropout=0.1, dropout=0.0),
+     'GALD TIP Table I(a), FCN (Baseline) R-50: 73.7'),
     ('gald_cityscapes_psp_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'psp',
-     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512), 'GALD TIP Table I(a), +PSP R-50: 76.2'),
+     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512, aux_bias=True, aux_dropout=0.1, dropout=0.0),
+     'GALD TIP Table I(a), +PSP R-50: 76.2'),
     ('gald_cityscapes_aspp_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'aspp',
-     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512), 'GALD TIP Table I(a), +ASPP R-50: 77.2'),
+     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512, aux_bias=True, aux_dropout=0.1, dropout=0.0),
+     'GALD TIP Table I(a), +ASPP R-50: 77.2'),
 ]
 
 def _row_preset(row):

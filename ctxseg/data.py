@@ -136,7 +136,7 @@ def build_dataset(cfg, split: str = 'train'):
         raise ValueError(f"data.ignore_index={cfg.ignore_index}: prepared label maps use 255 for ignore")
     from ctxseg.transforms import build_transforms
     from ctxseg import datasets as D
-    tf = build_transforms(cfg, train=split == 'train')
+    tf = build_transforms(cfg, train=split.split('+')[0] == 'train')   # 'train+val' trains too
     if cfg.dataset == 'hf': return D.HFSegmentation(cfg.root, split, transform=tf)
     return D.DATASETS[cfg.dataset](cfg.root, split, transform=tf)
 

@@ -142,9 +142,16 @@ def infer_slide(model, images, crop_size, stride, num_classes, align_corners=Fal
             count[..., y0:y0 + ch, x0:x0 + cw] += 1
     return (logits / count)[..., :H, :W]
 
+def _swap_channels(p, pairs):
+    "Scores of a mirrored image back in the original's classes: channels a and b trade places for each pair."
+    if not pairs: return p
+    idx = list(range(p.shape[1]))
+    for a, b in pairs: idx[a], idx[b] = b, a
+    return p[:, idx]
+
 @torch.no_grad()
-def infer_ms_flip(model, images, scales, flip, align_corners=False):
-    "Average softmax over scales (and flips), B×K×H×W."
+def infer_ms_flip(model, images, scales, flip, align_corners=False, flip_pairs=()):
+    "Average softmax over scales (and flips; a flip swaps the score channels of `flip_pairs`), B×K×H×W."
     H, W = images.shape[-2:]
     acc = 0
     for s in scales:
@@ -152,14 +159,14 @@ def infer_ms_flip(model, images, scales, flip, align_corners=False):
         for f in ([False, True] if flip else [False]):
             xi = xs.flip(-1) if f else xs
             p = model(xi).logits.float().softmax(1)
-            acc = acc + _resize(p.flip(-1) if f else p, (H, W), align_corners)
+            acc = acc + _resize(_swap_channels(p.flip(-1), flip_pairs) if f else p, (H, W), align_corners)
     return acc / (len(scales) * (2 if flip else 1))
 
-def infer(model, images, ecfg, num_classes, align_corners=False):
+def infer(model, images, ecfg, num_classes, align_corners=False, flip_pairs=()):
     "Full-resolution scores for `images` with the mode of `ecfg` (an `EvalConfig`)."
     if ecfg.mode == 'whole': return infer_whole(model, images, align_corners)
     if ecfg.mode == 'slide': return infer_slide(model, images, ecfg.crop_size, ecfg.stride, num_classes, align_corners)
-    if ecfg.mode == 'ms_flip': return infer_ms_flip(model, images, ecfg.scales, ecfg.flip, align_corners)
+    if ecfg.mode == 'ms_flip': return infer_ms_flip(model, images, ecfg.scales, ecfg.flip, align_corners, flip_pairs)
     raise ValueError(f"unknown eval mode {ecfg.mode!r} (whole | slide | ms_flip)")
 
 # %% ../nbs/08_engine.ipynb #d87c1ba5
@@ -174,7 +181,7 @@ class _Pointwise(nn.Module):
 # %% ../nbs/08_engine.ipynb #27e24719
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, ecfg, device, ignore_index: int = 255,
-             align_corners: bool = False, progress: bool = False) -> dict:
+             align_corners: bool = False, progress: bool = False, flip_pairs=()) -> dict:
     "mIoU, aAcc, mAcc, per-class IoU (and boundary F-scores) of `model` on `loader`."
     was_training = model.training
     model.eval()
@@ -187,7 +194,7 @@ def evaluate(model, loader, num_classes: int, ecfg, device, ignore_index: int = 
         it = tqdm(loader, desc='eval', leave=False, dynamic_ncols=True)
     for b in it:
         x = b['image'].to(device, non_blocking=True); y = b['label'].to(device, non_blocking=True)
-        pred = infer(model, x, ecfg, num_classes, align_corners).argmax(1)
+        pred = infer(model, x, ecfg, num_classes, align_corners, flip_pairs).argmax(1)
         m.update(pred, y, b['instance'].to(device) if 'instance' in b else None)
     m.all_reduce()
     model.train(was_training)
@@ -275,7 +282,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
     pin_numerics(tc)
     seed_everything(tc.seed + rank)
 
-    train_ds, val_ds = build_dataset(cfg.data, 'train'), build_dataset(cfg.data, 'val')
+    train_ds, val_ds = build_dataset(cfg.data, cfg.data.train_split), build_dataset(cfg.data, 'val')
     validate_dataset(train_ds, cfg.data.validate_samples); validate_dataset(val_ds, cfg.data.validate_samples)
     K, ignore = train_ds.num_classes, train_ds.ignore_index
 
@@ -365,7 +372,8 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
                 _save(out, net, opt, done, cfg, main, world)
             if tc.eval_interval and done % tc.eval_interval == 0 and not last:
                 broadcast_buffers(model)
-                m = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners)
+                m = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners,
+                             flip_pairs=cfg.data.flip_pairs)
                 if main:
                     log_f.write(json.dumps({'iter': done, 'eval': True, 'mIoU': m['mIoU'], 'aAcc': m['aAcc']}) + '\n'); log_f.flush()
                     if tb: tb.add_scalar('val/mIoU', m['mIoU'], done)
@@ -379,7 +387,8 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
         res = {'status': 'paused', 'iter': it + 1}
         return (res, model) if return_model else res
     broadcast_buffers(model)
-    metrics = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners, progress=progress)
+    metrics = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners, progress=progress,
+                       flip_pairs=cfg.data.flip_pairs)
     metrics.update({'iter': tc.iters, 'classes': list(train_ds.classes), 'preset': cfg.name, 'profile': cfg.profile,
                     'dataset': cfg.data.dataset, 'eval_mode': cfg.eval.mode, 'world_size': world,
                     'wall_time_s': time.time() - t_start, 'device': _provenance()['device'],

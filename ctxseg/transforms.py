@@ -13,8 +13,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['NORMALIZATIONS', 'check_pair', 'read_image', 'read_label', 'resize_label', 'resize_image', 'resize_pair',
            'rescale_size', 'RandomResize', 'Resize', 'crop_ok', 'RandomCrop', 'resized_crop_image', 'RandomResizedCrop',
-           'Pad', 'RandomFlip', 'rgb_to_hsv', 'hsv_to_rgb', 'PhotoMetricDistortion', 'Normalize', 'Compose',
-           'build_transforms']
+           'Pad', 'swap_lut', 'RandomFlip', 'RandomRotate', 'rgb_to_hsv', 'hsv_to_rgb', 'PhotoMetricDistortion',
+           'Normalize', 'Compose', 'build_transforms']
 
 # %% ../nbs/13_transforms.ipynb #2cf31eb1
 def _rand(g: torch.Generator | None) -> float:
@@ -114,19 +114,29 @@ def rescale_size(h: int, w: int, scale) -> tuple[int, int]:
     return max(int(h * f + 0.5), 1), max(int(w * f + 0.5), 1)
 
 class RandomResize:
-    "Resize keeping aspect to `ratio × scale` (mmseg) or, with `scale=None`, to `ratio ×` the image's own size."
-    def __init__(self, scale=(2048, 1024), ratio_range=(0.5, 2.0), label_mode: str = 'nearest-exact'):
+    """Resize keeping aspect to `ratio × scale` (mmseg) or, with `scale=None`, to `ratio ×` the image's own size;
+    with `keep_ratio=False`, to exactly H = ⌊ratio·scale[1]⌋, W = ⌊ratio·scale[0]⌋ whatever the aspect (ssseg's LIP)."""
+    def __init__(self, scale=(2048, 1024), ratio_range=(0.5, 2.0), label_mode: str = 'nearest-exact', keep_ratio: bool = True,
+                 draw: str = 'uniform'):
         if ratio_range[0] <= 0 or ratio_range[0] > ratio_range[1]:
             raise ValueError(f"ratio_range must be 0 < lo <= hi, got {tuple(ratio_range)}")
+        if draw not in ('uniform', 'halves'): raise ValueError(f"ratio draw must be 'uniform' or 'halves', got {draw!r}")
         self.scale = tuple(scale) if scale else None
-        self.ratio_range, self.label_mode = tuple(ratio_range), label_mode
+        if not keep_ratio and self.scale is None: raise ValueError("keep_ratio=False needs a scale (W, H)")
+        self.ratio_range, self.label_mode, self.keep_ratio, self.draw = tuple(ratio_range), label_mode, keep_ratio, draw
+    def ratio(self, g=None) -> float:
+        "r ~ U(lo, hi); with draw='halves', U(lo, 1) or U(1, hi) with probability ½ each (RegionContrast's `RandResize`)."
+        lo, hi = self.ratio_range
+        if self.draw == 'uniform': return _uniform(g, lo, hi)
+        return _uniform(g, lo, 1.0) if _rand(g) < 0.5 else _uniform(g, 1.0, hi)
     def size_for(self, H: int, W: int, r: float) -> tuple[int, int]:
         if self.scale is None: return max(int(H * r + 0.5), 1), max(int(W * r + 0.5), 1)
+        if not self.keep_ratio: return max(int(self.scale[1] * r), 1), max(int(self.scale[0] * r), 1)
         return rescale_size(H, W, (self.scale[0] * r, self.scale[1] * r))
     def __call__(self, image, label, g=None):
-        r = _uniform(g, *self.ratio_range)
-        return resize_pair(image, label, self.size_for(*label.shape, r), self.label_mode)
-    def __repr__(self): return f"RandomResize(scale={self.scale}, ratio_range={self.ratio_range})"
+        return resize_pair(image, label, self.size_for(*label.shape, self.ratio(g)), self.label_mode)
+    def __repr__(self):
+        return f"RandomResize(scale={self.scale}, ratio_range={self.ratio_range}{'' if self.keep_ratio else ', keep_ratio=False'})"
 
 class Resize:
     "Deterministic keep-ratio resize to the (long, short) bound `scale` (the test-time resize)."
@@ -192,7 +202,7 @@ class RandomResizedCrop:
     "`RandomResize` then `RandomCrop` (same draws, same result), computed on the crop window only."
     def __init__(self, resize: RandomResize, crop: RandomCrop): self.resize, self.crop = resize, crop
     def __call__(self, image, label, g=None):
-        r = _uniform(g, *self.resize.ratio_range)
+        r = self.resize.ratio(g)
         H, W = label.shape
         h, w = self.resize.size_for(H, W, r)
         ys = _nearest_index(H, h, self.resize.label_mode); xs = _nearest_index(W, w, self.resize.label_mode)
@@ -214,13 +224,36 @@ class Pad:
                 F.pad(label[None], (0, pw, 0, ph), value=self.seg_pad_val)[0])
     def __repr__(self): return f"Pad({self.size}, pad_val={self.pad_val}, seg_pad_val={self.seg_pad_val})"
 
+def swap_lut(pairs, size: int = 256) -> torch.Tensor:
+    "A label lookup table that exchanges the classes of each pair in `pairs` (and keeps every other value)."
+    lut = torch.arange(size)
+    for a, b in pairs: lut[a], lut[b] = b, a
+    return lut
+
 class RandomFlip:
-    "Mirror image and label along the width with probability `prob`."
-    def __init__(self, prob: float = 0.5): self.prob = prob
+    "Mirror image and label along the width with probability `prob`; the label's `pairs` of classes trade places."
+    def __init__(self, prob: float = 0.5, pairs=()):
+        self.prob, self.pairs = prob, [tuple(p) for p in pairs]
+        self.lut = swap_lut(self.pairs) if self.pairs else None
     def __call__(self, image, label, g=None):
-        if self.prob > 0 and _rand(g) < self.prob: return image.flip(-1), label.flip(-1)
+        if self.prob > 0 and _rand(g) < self.prob:
+            image, label = image.flip(-1), label.flip(-1)
+            if self.lut is not None: label = self.lut.to(label.device)[label.long()].to(label.dtype)
         return image, label
-    def __repr__(self): return f"RandomFlip({self.prob})"
+    def __repr__(self): return f"RandomFlip({self.prob}{f', pairs={self.pairs}' if self.pairs else ''})"
+
+class RandomRotate:
+    "With probability `prob`, rotate by a whole number of degrees in [−`degrees`, `degrees`); uncovered label pixels are ignored."
+    def __init__(self, prob: float = 0.6, degrees: int = 30, ignore_index: int = 255):
+        self.prob, self.degrees, self.ignore_index = prob, int(degrees), ignore_index
+    def __call__(self, image, label, g=None):
+        if not (self.prob > 0 and _rand(g) < self.prob): return image, label
+        from torchvision.transforms.v2 import functional as TF, InterpolationMode
+        angle = float(_randint(g, -self.degrees, self.degrees))
+        image = TF.rotate(image, angle, interpolation=InterpolationMode.BILINEAR, fill=0.0)
+        label = TF.rotate(label[None], angle, interpolation=InterpolationMode.NEAREST, fill=self.ignore_index)[0]
+        return image, label
+    def __repr__(self): return f"RandomRotate({self.prob}, degrees={self.degrees})"
 
 # %% ../nbs/13_transforms.ipynb #f5dc4789
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
@@ -307,9 +340,10 @@ def build_transforms(dcfg, train: bool) -> Compose:
         return Compose(([Resize(dcfg.test_scale, dcfg.label_mode)] if dcfg.test_scale else []) + [norm])
     crop = tuple(dcfg.crop_size)
     rc = RandomCrop(crop, dcfg.cat_max_ratio, dcfg.ignore_index)
-    ts = [RandomResizedCrop(RandomResize(dcfg.scale or None, dcfg.ratio_range, dcfg.label_mode), rc)
+    ts = [RandomResizedCrop(RandomResize(dcfg.scale or None, dcfg.ratio_range, dcfg.label_mode, dcfg.keep_ratio, dcfg.ratio_draw), rc)
           if dcfg.ratio_range else rc]
-    if dcfg.flip: ts.append(RandomFlip(dcfg.flip))
+    if dcfg.flip: ts.append(RandomFlip(dcfg.flip, dcfg.flip_pairs))
+    if dcfg.rotate: ts.append(RandomRotate(dcfg.rotate[0], dcfg.rotate[1], dcfg.ignore_index))
     if dcfg.photometric: ts.append(PhotoMetricDistortion())
     ts += [norm, Pad(crop, 0.0, dcfg.ignore_index)]
     return Compose(ts)

@@ -129,6 +129,11 @@ def test_two_ranks_hold_identical_queues_filled_from_both(tmp_path, torchrun):
     assert res['world'] == 2 and res['queues_equal'] and all(res['found_from_rank'])
     assert res['written'] == sum(res['local_counts'])
     assert res['train_buffers_equal'] and res['train_params_equal']
+    # the released path on 2 ranks: every term (CE, aux, contrast) / 2, as train_contrast.py divides the summed loss
+    assert res['divide_flag'] and set(res['loss_ratios']) >= {'seg', 'aux', 'region_contrast'}
+    assert all(abs(r - 2.0) < 1e-6 for r in res['loss_ratios'].values()), res['loss_ratios']
+    # enqueue_ranks='first': both ranks hold rank 0's centres only (what DDP's buffer broadcast leaves)
+    assert res['first_equal'] and res['first_found'] == [True, False] and res['first_written'] == res['local_counts'][0]
 
 
 def _smoke(extra=()):

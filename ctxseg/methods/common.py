@@ -11,7 +11,7 @@ from torch import nn, Tensor
 
 # %% auto #0
 __all__ = ['ProjectionHead', 'feature_channels', 'pick_feature', 'labels_to_grid', 'StepCounter', 'warmup_weight',
-           'rank_within_group', 'ClassQueue', 'all_gather_cat', 'embedding_stats', 'fp32_loss']
+           'rank_within_group', 'ClassQueue', 'all_gather_cat', 'broadcast_first', 'embedding_stats', 'fp32_loss']
 
 # %% ../../nbs/30_contrast_plumbing.ipynb #0eab5bf3
 class ProjectionHead(nn.Module):
@@ -132,6 +132,16 @@ def all_gather_cat(x: Tensor) -> Tensor:
     buf = [x.new_zeros((m, *x.shape[1:])) for _ in range(world)]
     dist.all_gather(buf, torch.cat([x.detach(), pad]).contiguous())
     return torch.cat([b[:s] for b, s in zip(buf, sizes)])
+
+def broadcast_first(x: Tensor) -> Tensor:
+    """Rank 0's `x` (N_0×…) on every rank; identity without a process group. It is what DDP's default buffer
+    broadcast leaves of a write that each rank makes to its own copy of a buffer: rank 0's, at the next forward."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return x
+    n = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
+    dist.broadcast(n, 0)
+    buf = x.detach().clone().contiguous() if dist.get_rank() == 0 else x.new_zeros((int(n), *x.shape[1:]))
+    dist.broadcast(buf, 0)
+    return buf
 
 # %% ../../nbs/30_contrast_plumbing.ipynb #fcc3176a
 def embedding_stats(f: Tensor, y: Tensor) -> dict:

@@ -281,8 +281,7 @@ def tsc_metrics(f: Tensor, y: Tensor, ks=(3, 5)) -> dict:
 CPU_PARAMS = dict(temperature=0.1, loss_weight=0.1, num_positives=100, num_negatives=1024, proj_dim=256)
 SMOKE_PARAMS = dict(proj_dim=16, num_positives=16, num_negatives=64)
 GPU_PARAMS = dict(temperature=0.1, loss_weight=0.1, num_positives=100, num_negatives=1024, proj_dim=256)
-GPU_NETS = {'aspp_r101': ('resnet101', 'aspp', dict(stem='deep')), 'fcn_hr48': ('hrnet_w48', 'fcn', {}),
-            'ocr_hr48': ('hrnet_w48', 'ocr', {})}
+GPU_NETS = ('aspp_r101', 'fcn_hr48', 'ocr_hr48')   # openseg's networks (ctxseg.methods.pixel_contrast.OPENSEG_NETS)
 GPU_DATASETS = ('cityscapes', 'camvid', 'ade20k', 'coco_stuff10k', 'pascal_context')
 SAMPLING_NAMES = {'ccl': dict(sampling='random'), 'ccl_semihard': dict(sampling='semi_hard'), 'contextrast': dict(sampling='bane')}
 SWEEPS = {**{f'r{int(r * 100):02d}': dict(ratio=r) for r in (0.1, 0.3, 0.7, 1.0)},
@@ -302,9 +301,10 @@ def _with_method(base, name: str, params: dict):
 def gpu_contextrast(dataset: str = 'cityscapes', net: str = 'fcn_hr48', method: bool = True):
     "gpu profile: the paper's schedule for `dataset` (Sec. 4.1) on one of its three networks, with or without the loss."
     from ctxseg import configs as C
-    bb, head, kw = GPU_NETS[net]
+    from ctxseg.methods.pixel_contrast import openseg_model
+    d, t, e = C.recipe(dataset, 'contextrast')
     name = f"contextrast_{dataset}_{net}" + ('' if method else '_baseline')
-    cfg = C._gpu_preset(name, dataset, 'contextrast', bb, head, **kw)
+    cfg = C.Config(name=name, profile='gpu', model=openseg_model(net), data=d, train=t, eval=e)
     if method: cfg.method = C.MethodConfig('contextrast', dict(GPU_PARAMS))
     return cfg
 
@@ -317,8 +317,8 @@ PRESETS = {
        for k, v in SWEEPS.items()},
     **{f'contextrast_{d}_{n}': (lambda d=d, n=n: gpu_contextrast(d, n))
        for d in GPU_DATASETS for n in GPU_NETS if d == 'cityscapes' or n == 'fcn_hr48'},
-    **{f'contextrast_{d}_fcn_hr48_baseline': (lambda d=d: gpu_contextrast(d, 'fcn_hr48', method=False))
-       for d in GPU_DATASETS if d != 'cityscapes'},
+    **{f'contextrast_{d}_{n}_baseline': (lambda d=d, n=n: gpu_contextrast(d, n, method=False))
+       for d in GPU_DATASETS for n in GPU_NETS if d == 'cityscapes' or n == 'fcn_hr48'},
 }
 
 CPU_TARGETS = [None, 'car', 'boat', 'bush', 'rock', 'sign', ('BF@1', 'wire')]

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/41_gald_module.ipynb #4cba7cdb
 from __future__ import annotations
+from functools import partial
 import math
 import torch
 import torch.nn as nn
@@ -13,7 +14,7 @@ from ..models.heads import SegHead, ConvBNReLU, resize
 # %% auto #0
 __all__ = ['GA_MODULES', 'ARRANGEMENTS', 'LD_MODULES', 'LAYOUTS', 'PRESETS', 'ABLATION_ROWS', 'LD_TARGETS', 'CPU_CLAIMS',
            'local_offsets', 'local_attention_weights', 'local_attention', 'local_attention_unfold', 'PyramidPooling',
-           'ASPP', 'NonLocal2d', 'CGNL2d', 'ConvThen', 'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head',
+           'ASPP', 'NonLocal2d', 'CGNL2d', 'ConvThen', 'DownUp', 'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head',
            'watched_parts', 'synthetic_gald', 'cityscapes_gald', 'smoke_gald', 'ablation_table', 'class_iou',
            'cpu_claims']
 
@@ -140,12 +141,12 @@ def local_attention_unfold(query, key, value, kernel_size: int = 5, dilation: in
 class PyramidPooling(nn.Module):
     "PSPNet's pyramid pooling (as `PSPHead` without the classifier): [x; up ψ_s(pool_s x)] → 3×3 conv → C."
     def __init__(self, cin: int, channels: int, pool_scales=(1, 2, 3, 6), norm_layer=nn.BatchNorm2d,
-                 align_corners: bool = False):
+                 align_corners: bool = False, block=None):
         super().__init__()
+        cbr = block or partial(ConvBNReLU, norm_layer=norm_layer)        # a head passes its own (bias, activation)
         self.pool_scales, self.align_corners = tuple(pool_scales), align_corners
-        self.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvBNReLU(cin, channels, 1, 1, norm_layer))
-                                     for s in self.pool_scales])
-        self.bottleneck = ConvBNReLU(cin + len(self.pool_scales) * channels, channels, 3, 1, norm_layer)
+        self.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(s), cbr(cin, channels, 1, 1)) for s in self.pool_scales])
+        self.bottleneck = cbr(cin + len(self.pool_scales) * channels, channels, 3, 1)
 
     def forward(self, x):
         pyramid = [x] + [resize(st(x), x.shape[-2:], self.align_corners) for st in self.stages]   # B×C×h×w each
@@ -154,12 +155,13 @@ class PyramidPooling(nn.Module):
 class ASPP(nn.Module):
     "DeepLabV3's ASPP (as `ASPPHead` without the classifier): image pool + 1×1 + dilated 3×3 branches → 3×3 → C."
     def __init__(self, cin: int, channels: int, dilations=(1, 12, 24, 36), norm_layer=nn.BatchNorm2d,
-                 align_corners: bool = False):
+                 align_corners: bool = False, block=None):
         super().__init__()
+        cbr = block or partial(ConvBNReLU, norm_layer=norm_layer)
         self.dilations, self.align_corners = tuple(dilations), align_corners
-        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvBNReLU(cin, channels, 1, 1, norm_layer))
-        self.branches = nn.ModuleList([ConvBNReLU(cin, channels, 1 if d == 1 else 3, d, norm_layer) for d in self.dilations])
-        self.bottleneck = ConvBNReLU((len(self.dilations) + 1) * channels, channels, 3, 1, norm_layer)
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), cbr(cin, channels, 1, 1))
+        self.branches = nn.ModuleList([cbr(cin, channels, 1 if d == 1 else 3, d) for d in self.dilations])
+        self.bottleneck = cbr((len(self.dilations) + 1) * channels, channels, 3, 1)
 
     def forward(self, x):
         outs = [resize(self.image_pool(x), x.shape[-2:], self.align_corners)] + [b(x) for b in self.branches]
@@ -218,16 +220,31 @@ class ConvThen(nn.Sequential):
     def __init__(self, cin: int, channels: int, block: nn.Module | None = None, norm_layer=nn.BatchNorm2d):
         super().__init__(ConvBNReLU(cin, channels, 3, 1, norm_layer), *([block] if block is not None else []))
 
+class DownUp(nn.Module):
+    """GALD's released GA block (`GALDBlock` of lxtGH/GALD-DGCNet `libs/models/GALDNet.py`): a depthwise 3×3
+    stride-2 convolution (no padding, with a bias) + norm + ReLU to 1/16, then `block`, then bilinear back."""
+    def __init__(self, channels: int, block: nn.Module, norm_layer=nn.BatchNorm2d, align_corners: bool = False):
+        super().__init__()
+        self.down = nn.Sequential(nn.Conv2d(channels, channels, 3, stride=2, groups=channels, bias=True),
+                                  norm_layer(channels), nn.ReLU(inplace=True))
+        self.block, self.align_corners = block, align_corners
+
+    def forward(self, x):
+        return resize(self.block(self.down(x)), x.shape[-2:], self.align_corners)
+
 GA_MODULES = ('none', 'psp', 'aspp', 'nl', 'cgnl')
 
 def build_ga(name: str, cin: int, channels: int, norm_layer=nn.BatchNorm2d, align_corners: bool = False,
              pool_scales=(1, 2, 3, 6), dilations=(1, 12, 24, 36), inter_channels: int | None = None,
-             groups: int = 8) -> nn.Module:
-    "Global aggregation `name` (one of `GA_MODULES`) from C_in to C channels; 'none' is a plain 3×3 conv-BN-ReLU."
+             groups: int = 8, downsample: bool = False) -> nn.Module:
+    """Global aggregation `name` (one of `GA_MODULES`) from C_in to C channels; 'none' is a plain 3×3 conv-BN-ReLU.
+    `downsample` (NL, CGNL): the attention runs at half the resolution inside `DownUp`, as the released code does."""
+    if downsample and name not in ('nl', 'cgnl'): raise ValueError(f"downsample applies to 'nl' and 'cgnl', not {name!r}")
+    wrap = (lambda b: DownUp(channels, b, norm_layer, align_corners)) if downsample else (lambda b: b)
     if name == 'psp': return PyramidPooling(cin, channels, pool_scales, norm_layer, align_corners)
     if name == 'aspp': return ASPP(cin, channels, dilations, norm_layer, align_corners)
-    if name == 'nl': return ConvThen(cin, channels, NonLocal2d(channels, inter_channels, norm_layer), norm_layer)
-    if name == 'cgnl': return ConvThen(cin, channels, CGNL2d(channels, inter_channels, groups), norm_layer)
+    if name == 'nl': return ConvThen(cin, channels, wrap(NonLocal2d(channels, inter_channels, norm_layer)), norm_layer)
+    if name == 'cgnl': return ConvThen(cin, channels, wrap(CGNL2d(channels, inter_channels, groups)), norm_layer)
     if name == 'none': return ConvThen(cin, channels, None, norm_layer)
     raise ValueError(f"unknown global aggregation {name!r}; choose from {GA_MODULES}")
 
@@ -235,14 +252,14 @@ def build_ga(name: str, cin: int, channels: int, norm_layer=nn.BatchNorm2d, alig
 class LDv1(nn.Module):
     "Local distribution v1 (Li et al. BMVC'19 / TIP'21, Eqs. 1–2): X_gald = M⊙X_g + X_g, M = σ(up(W_d X_g))."
     def __init__(self, channels: int, num_downsample: int = 3, form: str = 'paper', norm_layer=nn.BatchNorm2d,
-                 align_corners: bool = False):
+                 align_corners: bool = False, bias: bool = False):
         super().__init__()
         if form not in ('paper', 'code'): raise ValueError(f"LDv1 form must be 'paper' or 'code', got {form!r}")
         self.form, self.align_corners, self.num_downsample = form, align_corners, num_downsample
         pad = 1 if form == 'paper' else 0
         layers = []
         for i in range(num_downsample):
-            layers += [nn.Conv2d(channels, channels, 3, stride=2, padding=pad, groups=channels, bias=False),
+            layers += [nn.Conv2d(channels, channels, 3, stride=2, padding=pad, groups=channels, bias=bias),
                        norm_layer(channels)]
             if form == 'code' or i < num_downsample - 1: layers.append(nn.ReLU(inplace=True))
         self.down = nn.Sequential(*layers)
@@ -311,7 +328,8 @@ class GALDHead(SegHead):
                  arrangement: str = 'ga_then_ld', layout: str = 'authors', kernel_size: int = 5, dilation: int = 3,
                  key_channels: int | None = None, attn_scale: float | None = None, ldv1_form: str = 'paper',
                  ldv1_downsample: int = 3, pool_scales=(1, 2, 3, 6), dilations=(1, 12, 24, 36),
-                 ga_inter_channels: int | None = None, cgnl_groups: int = 8, cgnl_zero_init: bool = False, **kw):
+                 ga_inter_channels: int | None = None, cgnl_groups: int = 8, cgnl_zero_init: bool = False,
+                 ga_downsample: bool = False, ldv1_bias: bool = False, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
         if ga not in GA_MODULES: raise ValueError(f"unknown global aggregation ga={ga!r}; choose from {GA_MODULES}")
         if ld not in LD_MODULES: raise ValueError(f"unknown local distribution ld={ld!r}; choose from {LD_MODULES}")
@@ -323,9 +341,10 @@ class GALDHead(SegHead):
         first = ld == 'none' or arrangement != 'ld_then_ga'           # GA reads X (else LD's output)
         ld_out = {'none': 0, 'v1': C if arrangement == 'ga_then_ld' else cin, 'v2': C}[ld]
         ga_in = cin if first else ld_out
-        self.ga = build_ga(ga, ga_in, C, norm, self.align_corners, pool_scales, dilations, ga_inter_channels, cgnl_groups)
+        self.ga = build_ga(ga, ga_in, C, norm, self.align_corners, pool_scales, dilations, ga_inter_channels, cgnl_groups,
+                           ga_downsample)
         if ld == 'v1':
-            self.ld = LDv1(ld_out, ldv1_downsample, ldv1_form, norm, self.align_corners)
+            self.ld = LDv1(ld_out, ldv1_downsample, ldv1_form, norm, self.align_corners, ldv1_bias)
         elif ld == 'v2':
             ld_in = C + cin if arrangement == 'ga_then_ld' else cin
             self.ld = LDv2(ld_in, C, key_channels, kernel_size, dilation, attn_scale)
@@ -405,21 +424,22 @@ def synthetic_gald(ga: str = 'aspp', ld: str = 'v2', arrangement: str = 'ga_then
     cfg.train.grad_norms = watched_parts(cfg.model.head_kwargs)
     return cfg
 
-def cityscapes_gald(depth: int = 101, ga: str = 'aspp', ld: str = 'v2') -> _C.Config:
-    "GPU profile: the GALD paper's Cityscapes recipe (see above)."
-    cfg = _C.Config(
-        name=f'cityscapes_gald_{ga}_ld{ld}_r{depth}', profile='gpu',
-        model=_C.ModelConfig(backbone=f'resnet{depth}', stem='deep', dilation='gald', output_stride=8, base_width=64,
-                             pretrained=f'resnet{depth}_deep', head='gald', head_channels=512,
-                             head_kwargs={'ga': ga, 'ld': ld, 'arrangement': 'ga_then_ld', 'layout': 'authors',
-                                          'kernel_size': 5, 'dilation': 3, 'dilations': [1, 12, 24, 36]},
-                             aux=True, aux_channels=512, aux_weight=0.4, dropout=0.0, align_corners=True),
-        data=_C.DataConfig(dataset='cityscapes', root='data/cityscapes', crop_size=[832, 832], batch_size=8, num_workers=4),
-        train=_C.TrainConfig(iters=50000, lr=0.01, momentum=0.9, weight_decay=5e-4, poly_power=0.9, min_lr=0.0,
-                             loss='ohem_batch', ohem_thresh=0.7, ohem_min_kept=100000, log_interval=50,
-                             eval_interval=5000, ckpt_interval=2000),
-        eval=_C.EvalConfig(mode='slide', crop_size=[832, 832], stride=[555, 555], boundary_tolerances=[3, 5, 9, 12]))
-    return cfg
+def cityscapes_gald(depth: int = 101, ga: str = 'aspp', ld: str = 'v2', source: str = 'gald') -> _C.Config:
+    """GPU profile: the GALD paper's Cityscapes recipe and head (TIP, `source='gald'`), or the released code's network
+    and recipe (`source='gald_code'`: CGNL at 1/16 + LDv1 in the code's form, 769 crops; see above)."""
+    d, t, e = _C.recipe('cityscapes', source)
+    hk = {'ga': ga, 'ld': ld, 'arrangement': 'ga_then_ld', 'layout': 'authors', 'kernel_size': 5, 'dilation': 3,
+          'dilations': [1, 12, 24, 36]}
+    if source == 'gald_code':
+        hk = {'ga': 'cgnl', 'ld': 'v1', 'arrangement': 'ga_then_ld', 'layout': 'authors', 'ga_downsample': True,
+              'ldv1_form': 'code', 'ldv1_bias': True}
+    m = _C.ModelConfig(backbone=f'resnet{depth}', stem='deep', dilation='gald', output_stride=8, base_width=64,
+                       pretrained=f'resnet{depth}_deep', head='gald', head_channels=512, head_kwargs=hk,
+                       aux=True, aux_channels=512, aux_bias=True, aux_dropout=0.1, aux_weight=0.4, dropout=0.0,
+                       align_corners=True)
+    t.log_interval, t.eval_interval = 50, 5000
+    e.boundary_tolerances = [3, 5, 9, 12]
+    return _C.Config(name=f"cityscapes_gald_{hk['ga']}_ld{hk['ld']}_r{depth}", profile='gpu', model=m, data=d, train=t, eval=e)
 
 def smoke_gald(ld: str = 'v2') -> _C.Config:
     "Smoke profile: the `smoke` trunk with an ASPP + LD head (seconds on CPU; tests and CI)."
@@ -442,6 +462,8 @@ PRESETS = {
                                                                layout='compact'),
     'cityscapes_gald_aspp_ldv2_r101': lambda: cityscapes_gald(101),
     'cityscapes_gald_aspp_ldv2_r50': lambda: cityscapes_gald(50),
+    'cityscapes_gald_cgnl_ldv1_r101': lambda: cityscapes_gald(101, source='gald_code'),
+    'cityscapes_gald_cgnl_ldv1_r50': lambda: cityscapes_gald(50, source='gald_code'),
 }
 
 # %% ../../nbs/41_gald_module.ipynb #2e058387

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/51_mcibi_module.ipynb #60f0a75f
 from __future__ import annotations
+from functools import partial
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -178,14 +179,15 @@ def all_reduce_mean(t: Tensor) -> Tensor:
 class SelfAttentionBlock(nn.Module):
     "Eq. (mcibi-sa): queries from `query` (B×Cq×h×w), keys and values from `key` (B×Ck×h'×w'); B×C_out×h×w."
     def __init__(self, query_channels: int, key_channels: int, transform_channels: int = 256, out_channels: int | None = None,
-                 norm_layer=nn.BatchNorm2d):
+                 norm_layer=nn.BatchNorm2d, block=None):
         super().__init__()
+        cbr = block or partial(ConvBNReLU, norm_layer=norm_layer)        # a head passes its own (activation)
         t, out = transform_channels, out_channels or query_channels
         self.transform_channels = t
-        self.query_project = nn.Sequential(ConvBNReLU(query_channels, t, 1, 1, norm_layer), ConvBNReLU(t, t, 1, 1, norm_layer))
-        self.key_project = nn.Sequential(ConvBNReLU(key_channels, t, 1, 1, norm_layer), ConvBNReLU(t, t, 1, 1, norm_layer))
-        self.value_project = ConvBNReLU(key_channels, t, 1, 1, norm_layer)
-        self.out_project = ConvBNReLU(t, out, 1, 1, norm_layer)
+        self.query_project = nn.Sequential(cbr(query_channels, t, 1, 1), cbr(t, t, 1, 1))
+        self.key_project = nn.Sequential(cbr(key_channels, t, 1, 1), cbr(t, t, 1, 1))
+        self.value_project = cbr(key_channels, t, 1, 1)
+        self.out_project = cbr(t, out, 1, 1)
 
     def forward(self, query: Tensor, key: Tensor, fused: bool = True) -> Tensor:
         B, _, h, w = query.shape
@@ -214,18 +216,18 @@ class MCIBIHead(SegHead):
         self.stage1_weight, self.base_momentum, self.momentum_base_lr = stage1_weight, base_momentum, momentum_base_lr
         self.consistency_weight, self.consistency_from_iter, self.consistency_bn = consistency_weight, consistency_from_iter, consistency_bn
         from ctxseg.methods.gald import ASPP
-        cin, C, norm = self.in_channels, channels, self.norm_layer
+        cin, C, norm, cbr = self.in_channels, channels, self.norm_layer, self.cbr   # every block: the head's activation
         self.hard_aggregate, self.context_within_image = hard_aggregate, context_within_image
-        self.aspp = ASPP(cin, C, dilations, norm, self.align_corners) if context_within_image else None
-        self.memory_input = ConvBNReLU(cin, C, 3, 1, norm)
-        self.decoder_stage1 = nn.Sequential(ConvBNReLU(C, C, 1, 1, norm), nn.Dropout2d(self.dropout.p if isinstance(self.dropout, nn.Dropout2d) else 0.0),
+        self.aspp = ASPP(cin, C, dilations, norm, self.align_corners, block=cbr) if context_within_image else None
+        self.memory_input = cbr(cin, C, 3, 1)
+        self.decoder_stage1 = nn.Sequential(cbr(C, C, 1, 1), nn.Dropout2d(self.dropout.p if isinstance(self.dropout, nn.Dropout2d) else 0.0),
                                             Classifier(C, num_classes))
-        self.self_attention = SelfAttentionBlock(C, C, transform_channels, C, norm)
-        self.bottleneck = ConvBNReLU(2 * C, C, 3, 1, norm)
+        self.self_attention = SelfAttentionBlock(C, C, transform_channels, C, norm, block=cbr)
+        self.bottleneck = cbr(2 * C, C, 3, 1)
         if context_within_image:
-            self.self_attention_ms = SelfAttentionBlock(C, C, transform_channels, C, norm)
-            self.bottleneck_ms = ConvBNReLU(2 * C, C, 3, 1, norm)
-        self.decoder_stage2 = ConvBNReLU(C, C, 1, 1, norm)                     # then dropout + classifier (SegHead)
+            self.self_attention_ms = SelfAttentionBlock(C, C, transform_channels, C, norm, block=cbr)
+            self.bottleneck_ms = cbr(2 * C, C, 3, 1)
+        self.decoder_stage2 = cbr(C, C, 1, 1)                                  # then dropout + classifier (SegHead)
         self.register_buffer('memory', torch.zeros(num_classes, C))
         self.register_buffer('step', torch.zeros((), dtype=torch.long))        # training steps seen (saved with the model)
         self.init_weights()
@@ -295,7 +297,7 @@ class MCIBIPlusPlusHead(SegHead):
                  dilations=(1, 12, 24, 36), pool_scales=(1, 2, 3, 6), context_self_attention: bool = True,
                  fpn_in_channels: list[int] | None = None, fpn_channels: int = 1024, force_use_preds_pr: bool = False,
                  hard_aggregate: bool = False, pr_weight: float = 0.4, cwi_weight: float = 1.0, momentum: float = 0.1,
-                 downsample_input: bool = False, **kw):
+                 downsample_input: bool = False, decoder_kernel: int | None = None, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
         from ctxseg.methods.gald import ASPP, PyramidPooling
         self.downsample = _downsample(self.in_channels, self.norm_layer) if downsample_input else None
@@ -303,24 +305,26 @@ class MCIBIPlusPlusHead(SegHead):
         if fpn_in_channels and context is None: raise ValueError('the FPN variant needs a context module (its top level is [Y; F_cwi])')
         cin, C, norm, ac = self.in_channels, channels, self.norm_layer, self.align_corners
         p = self.dropout.p if isinstance(self.dropout, nn.Dropout2d) else 0.0
-        decoder = lambda: nn.Sequential(ConvBNReLU(C, C, 1, 1, norm), nn.Dropout2d(p), Classifier(C, num_classes))
+        cbr = self.cbr                                                           # every block: the head's activation
+        decoder = lambda: nn.Sequential(cbr(C, C, 1, 1), nn.Dropout2d(p), Classifier(C, num_classes))
         self.hard_aggregate, self.force_use_preds_pr = hard_aggregate, force_use_preds_pr
         self.pr_weight, self.cwi_weight, self.momentum_value = pr_weight, cwi_weight, momentum
-        self.context = (None if context is None else ASPP(cin, C, dilations, norm, ac) if context == 'aspp'
-                        else PyramidPooling(cin, C, pool_scales, norm, ac))
+        self.context = (None if context is None else ASPP(cin, C, dilations, norm, ac, block=cbr) if context == 'aspp'
+                        else PyramidPooling(cin, C, pool_scales, norm, ac, block=cbr))
         self.decoder_cwi = decoder() if context else None
-        self.memory_input = ConvBNReLU(cin, C, 3, 1, norm)
+        self.memory_input = cbr(cin, C, 3, 1)
         self.decoder_pr = decoder()
-        self.self_attention = SelfAttentionBlock(C, C, transform_channels, C, norm)
-        self.memory_bottleneck = ConvBNReLU(2 * C, C, 3, 1, norm)
-        self.context_attention = SelfAttentionBlock(C, C, C // 2, C, norm) if context and context_self_attention else None
+        self.self_attention = SelfAttentionBlock(C, C, transform_channels, C, norm, block=cbr)
+        self.memory_bottleneck = cbr(2 * C, C, 3, 1)
+        self.context_attention = SelfAttentionBlock(C, C, C // 2, C, norm, block=cbr) if context and context_self_attention else None
         self.fpn_in_channels = list(fpn_in_channels or [])
-        self.lateral_convs = nn.ModuleList([ConvBNReLU(c, fpn_channels, 1, 1, norm) for c in self.fpn_in_channels])
-        self.fpn_convs = nn.ModuleList([ConvBNReLU(fpn_channels, C, 3, 1, norm) for _ in self.fpn_in_channels])
+        self.lateral_convs = nn.ModuleList([cbr(c, fpn_channels, 1, 1) for c in self.fpn_in_channels])
+        self.fpn_convs = nn.ModuleList([cbr(fpn_channels, C, 3, 1) for _ in self.fpn_in_channels])
         if self.fpn_in_channels and fpn_channels != 2 * C:
             raise ValueError(f'fpn_channels must equal 2·channels ({2 * C}): the top level [Y; F_cwi] joins the top-down sum')
         cls_in = (len(self.fpn_in_channels) * C + 2 * C) if self.fpn_in_channels else (2 * C if context else C)
-        self.decoder_cls = ConvBNReLU(cls_in, C, 3 if context else 1, 1, norm)     # then dropout + classifier (SegHead)
+        k = decoder_kernel or (3 if context else 1)                              # ssseg's configs: 3, or 1 (Cityscapes and LIP R-50)
+        self.decoder_cls = cbr(cls_in, C, k, 1)                                  # then dropout + classifier (SegHead)
         self.register_buffer('stats', torch.stack([torch.zeros(num_classes), torch.ones(num_classes)], 1))   # (μ, σ)
         self.register_buffer('noise', distribution_noise(num_classes, C), persistent=False)
         self.init_weights()
@@ -379,19 +383,26 @@ _MOMENTUM_BASE_LR = {'ade20k': 1.0, 'lip': 1.0, 'cityscapes': 0.9, 'coco_stuff10
 _TRAIN_SET = {'cityscapes': 'cityscapes_trainval'}
 
 def gpu_mcibi(dataset: str, depth: int = 101, variant: str = 'mcibi', gpus: int = 8) -> _C.Config:
-    "gpu profile: the authors' `dataset` recipe with the MCIBI (or MCIBI++) head on ResNet-`depth`-D8 (see above)."
-    d, t, e = _C.recipe(dataset, 'mcibi', gpus=gpus)
-    per_epoch = _C.epochs_to_iters(1, _C.TRAIN_SIZES[_TRAIN_SET.get(dataset, dataset)], d.batch_size * gpus)
+    """gpu profile: the authors' `dataset` recipe with the MCIBI (or MCIBI++) head on ResNet-`depth`-D8 with ssseg's
+    V1c stem and open-mmlab's ImageNet weights (see above). MCIBI++ on R-50 is the released configuration of each
+    dataset (`mcibiplusplus_aspp_resnet50os8_*`), which for Cityscapes has its own recipe."""
+    source = 'mcibipp_r50' if (variant == 'mcibi++' and depth == 50 and dataset == 'cityscapes') else 'mcibi'
+    d, t, e = _C.recipe(dataset, source, gpus=gpus)
+    per_epoch = _C.iters_for_epochs(1, _C.TRAIN_SIZES[_TRAIN_SET.get(dataset, dataset)], d.batch_size, gpus)
     if variant == 'mcibi':
         kw = {'variant': 'mcibi', 'dilations': [1, 12, 24, 36], 'transform_channels': 256, 'base_momentum': 0.9,
               'momentum_base_lr': _MOMENTUM_BASE_LR[dataset] * t.lr,
               'consistency_weight': 1.0 if dataset == 'ade20k' else 0.0, 'consistency_from_iter': per_epoch}
     else:
         kw = {'variant': 'mcibi++', 'dilations': [1, 12, 24, 36], 'transform_channels': 256, 'momentum': 0.1}
-        if dataset == 'ade20k':
+        if dataset == 'ade20k' and depth == 101:      # the paper's ADE20K row: an FPN over the ASPP head (no released R-101 config)
             kw.update(context_self_attention=False, fpn_in_channels=[256, 512, 1024], fpn_channels=1024)
-    m = _C.ModelConfig(backbone=f'resnet{depth}', stem='deep', base_width=64, pretrained=f'resnet{depth}_deep', head='mcibi',
-                       head_channels=512, head_kwargs=kw, aux=True, aux_channels=512, aux_weight=0.4, dropout=0.1)
+        if depth == 50:                               # the released R-50 configs
+            if dataset == 'ade20k': kw.update(context_self_attention=False)
+            if dataset in ('cityscapes', 'lip'): kw.update(decoder_kernel=1)
+    m = _C.ModelConfig(backbone=f'resnet{depth}', stem='v1c', base_width=64, pretrained=f'resnet{depth}_v1c', head='mcibi',
+                       head_channels=512, head_kwargs=kw, aux=True, aux_channels=512, aux_weight=0.4, dropout=0.1,
+                       activation='leaky_relu' if (dataset == 'lip' and variant == 'mcibi') else 'relu')
     name = f"{dataset}_{'mcibi' if variant == 'mcibi' else 'mcibipp'}_r{depth}"
     return _C.Config(name=name, profile='gpu', model=m, data=d, train=t, eval=e)
 
@@ -423,6 +434,7 @@ PRESETS = {
     **{f'{ds}_mcibi_r{dep}': (lambda ds=ds, dep=dep: gpu_mcibi(ds, dep)) for ds in ('ade20k', 'cityscapes', 'coco_stuff10k', 'lip')
        for dep in (50, 101)},
     'cityscapes_mcibipp_r101': lambda: gpu_mcibi('cityscapes', 101, 'mcibi++'),
+    **{f'{ds}_mcibipp_r50': (lambda ds=ds: gpu_mcibi(ds, 50, 'mcibi++')) for ds in ('ade20k', 'cityscapes', 'coco_stuff10k', 'lip')},
     'ade20k_mcibipp_r101': lambda: gpu_mcibi('ade20k', 101, 'mcibi++'),
 }
 

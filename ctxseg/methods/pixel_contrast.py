@@ -12,10 +12,10 @@ from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_g
                                    warmup_weight, ClassQueue, all_gather_cat, fp32_loss)
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'CPU_MEMORY_PARAMS', 'GPU_PARAMS', 'SMOKE_PARAMS', 'PRESETS',
-           'CPU_TARGETS', 'CPU_CLAIMS', 'COMBINATION_CLAIMS', 'hard_anchor_sampling', 'anchor_slots', 'info_nce',
-           'contrastive_terms', 'contrastive_loss', 'batch_loss_stats', 'loss_stats', 'slot_terms', 'mine',
-           'PixelContrast', 'build_method']
+__all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'CPU_MEMORY_PARAMS', 'GPU_PARAMS', 'OPENSEG_NETS', 'SMOKE_PARAMS',
+           'PRESETS', 'CPU_TARGETS', 'CPU_CLAIMS', 'COMBINATION_CLAIMS', 'hard_anchor_sampling', 'anchor_slots',
+           'info_nce', 'contrastive_terms', 'contrastive_loss', 'batch_loss_stats', 'loss_stats', 'slot_terms', 'mine',
+           'PixelContrast', 'build_method', 'openseg_model']
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #45a7a873
 def _anchor_slots(embeddings: Tensor, labels: Tensor, predictions: Tensor, num_classes: int, max_samples: int,
@@ -385,17 +385,35 @@ def _with_method(base: str, name: str, params: dict, overrides=()):
     cfg.method = C.MethodConfig('pixel_contrast', dict(params))
     return cfg
 
-def _cityscapes_contrast(hrnet: bool, method: bool = True):
+# The networks of ContrastiveSeg's code base (openseg), as its Cityscapes scripts build them; Contextrast, which
+# released no code and compares with ContrastiveSeg on the same three networks, uses them too.
+OPENSEG_NETS = {
+    'aspp_r101': dict(backbone='resnet101', stem='deep', dilation='mmseg', pretrained='resnet101_deep', head='aspp',
+                      head_channels=512, head_kwargs={'dilations': [1, 12, 24, 36], 'refine': True}, dropout=0.0,
+                      aux=True, aux_channels=256, aux_bias=True, aux_dropout=0.0, aux_weight=0.4, align_corners=True),
+    'fcn_hr48': dict(backbone='hrnet_w48', pretrained='hrnet_w48', head='fcn', head_channels=720,
+                     head_kwargs={'num_convs': 1, 'kernel_size': 3, 'concat_input': False, 'conv_bias': True,
+                                  'classifier_bias': False}, dropout=0.1, aux=False, align_corners=True),
+    'ocr_hr48': dict(backbone='hrnet_w48', pretrained='hrnet_w48', head='ocr', head_channels=512,
+                     head_kwargs={'ocr_channels': 256, 'conv_bias': True}, dropout=0.05, aux=False, aux_weight=0.4,
+                     align_corners=True),
+}
+
+def openseg_model(net: str):
+    "The `ModelConfig` of openseg's network `net` ('aspp_r101', 'fcn_hr48', 'ocr_hr48')."
     from ctxseg import configs as C
-    base = 'cityscapes_ocr_hr48' if hrnet else 'cityscapes_aspp_r101'
-    ov = ['data.crop_size=[512, 1024]', 'data.batch_size=2', 'train.iters=40000', 'train.lr=0.01', 'train.min_lr=0.0',
-          'train.weight_decay=0.0005', 'model.stem=deep', 'model.align_corners=true']
-    if hrnet:
-        ov += ['model.head=fcn', 'model.head_channels=720', 'model.head_kwargs={"num_convs": 1, "concat_input": false}',
-               'model.aux=false']
-    name = f"cityscapes_{'pixcon' if method else 'pixcon_base'}_{'hr48' if hrnet else 'aspp_r101'}"
-    cfg = _with_method(base, name, {**GPU_PARAMS, 'feature': 'concat' if hrnet else 'layer4'}, ov)
-    if not method: cfg.method = C.MethodConfig()                            # the same recipe without the loss
+    return C.ModelConfig(**{**OPENSEG_NETS[net], 'head_kwargs': dict(OPENSEG_NETS[net]['head_kwargs'])})
+
+_NET_NAMES = {'fcn_hr48': 'hr48', 'aspp_r101': 'aspp_r101', 'ocr_hr48': 'ocr_hr48'}
+
+def _cityscapes_contrast(net: str, method: bool = True, name: str = ''):
+    "gpu profile: ContrastiveSeg's Cityscapes recipe on openseg's network `net`, with the contrast loss or without."
+    from ctxseg import configs as C
+    d, t, e = C.recipe('cityscapes', 'pixel_contrast')
+    name = name or f"cityscapes_{'pixcon' if method else 'pixcon_base'}_{_NET_NAMES[net]}"
+    cfg = C.Config(name=name, profile='gpu', model=openseg_model(net), data=d, train=t, eval=e)
+    if method:
+        cfg.method = C.MethodConfig('pixel_contrast', {**GPU_PARAMS, 'feature': 'layer4' if net == 'aspp_r101' else 'concat'})
     cfg.train.class_weights = list(CITYSCAPES_CE_WEIGHTS)
     return cfg
 
@@ -414,10 +432,14 @@ PRESETS = {
     # a combination no paper ran: the best head method of the cpu grids (MCIBI++) with the best loss (in-batch pixel contrast)
     'synthetic_mcibipp_pixcon_batch': lambda: _with_method('synthetic_mcibipp', 'synthetic_mcibipp_pixcon_batch', CPU_PARAMS),
     'smoke_mcibipp_pixcon': lambda: _with_method('smoke_mcibipp', 'smoke_mcibipp_pixcon', {**SMOKE_PARAMS, 'memory': False}),
-    'cityscapes_pixcon_hr48': lambda: _cityscapes_contrast(True),
-    'cityscapes_pixcon_aspp_r101': lambda: _cityscapes_contrast(False),
-    'cityscapes_pixcon_base_hr48': lambda: _cityscapes_contrast(True, method=False),
-    'cityscapes_pixcon_base_aspp_r101': lambda: _cityscapes_contrast(False, method=False),
+    **{f'cityscapes_pixcon_{n}': (lambda net=net: _cityscapes_contrast(net)) for net, n in _NET_NAMES.items()},
+    'cityscapes_pixcon_base_hr48': lambda: _cityscapes_contrast('fcn_hr48', method=False),
+    'cityscapes_pixcon_base_aspp_r101': lambda: _cityscapes_contrast('aspp_r101', method=False),
+    # the same two baselines under the names of the papers' baseline rows (ContrastiveSeg README: 79.27 and 72.75)
+    'pixel_contrast_cityscapes_fcn_hr48_baseline':
+        lambda: _cityscapes_contrast('fcn_hr48', method=False, name='pixel_contrast_cityscapes_fcn_hr48_baseline'),
+    'pixel_contrast_cityscapes_aspp_r101_baseline':
+        lambda: _cityscapes_contrast('aspp_r101', method=False, name='pixel_contrast_cityscapes_aspp_r101_baseline'),
 }
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #3e826bc8

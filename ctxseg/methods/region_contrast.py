@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch import nn, Tensor
 from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_grid, StepCounter,
-                                   warmup_weight, rank_within_group, all_gather_cat, fp32_loss)
+                                   warmup_weight, rank_within_group, all_gather_cat, broadcast_first, fp32_loss)
 from .pixel_contrast import info_nce
 
 # %% auto #0
@@ -126,10 +126,12 @@ DEFAULTS = dict(
     loss='infonce',             # 'infonce': Eq. (rc-infonce) (paper) | 'code': Eq. (rc-code) (released code)
     temperature=0.2, loss_weight=0.1, queue_len=2975, warmup_iters=0,
     queue_init='zeros',         # 'zeros' (slots count once written) | 'randn': random unit vectors, all valid (released code)
-    divide_by_world_size=False, # the released train_contrast.py: loss / world size, on top of DDP averaging
-    authors_code=False,         # all of the released path: region='pred', per_image=False, loss='code', 'randn', divide
+    divide_by_world_size=False, # the released train_contrast.py: EVERY loss term (CE, aux, contrast) / world size
+    enqueue_ranks='all',        # 'all': every rank's centres, gathered | 'first': rank 0's only (the released code, see below)
+    authors_code=False,         # all of the released path: 'pred', per_image=False, 'code', 'randn', divide, 'first'
 )
-AUTHORS = dict(region='pred', per_image=False, loss='code', queue_init='randn', divide_by_world_size=True)
+AUTHORS = dict(region='pred', per_image=False, loss='code', queue_init='randn', divide_by_world_size=True,
+               enqueue_ranks='first')
 
 def _world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -142,7 +144,8 @@ class RegionContrast(nn.Module):
         if unknown: raise ValueError(f"unknown region_contrast param(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
         p = {**DEFAULTS, **params}
         if p['authors_code']: p.update({k: v for k, v in AUTHORS.items() if k not in params})
-        for k, allowed in (('region', ('gt', 'pred')), ('loss', ('infonce', 'code')), ('queue_init', ('zeros', 'randn'))):
+        for k, allowed in (('region', ('gt', 'pred')), ('loss', ('infonce', 'code')), ('queue_init', ('zeros', 'randn')),
+                           ('enqueue_ranks', ('all', 'first'))):
             if p[k] not in allowed: raise ValueError(f"region_contrast {k}={p[k]!r}: expected one of {allowed}")
         self.p, self.num_classes, self.ignore_index = p, num_classes, ignore_index
         self.proj = ProjectionHead(in_channels, p['proj_dim']) if p['proj_dim'] > 0 else None
@@ -156,6 +159,11 @@ class RegionContrast(nn.Module):
         self.register_buffer('ptrs', torch.zeros(num_classes, dtype=torch.long))
         self.counter = StepCounter()
         self.stats: dict[str, Tensor] = {}
+
+    @property
+    def divide_by_world_size(self) -> bool:
+        "Whether the `Segmentor` divides every loss term by the world size (the released path)."
+        return bool(self.p['divide_by_world_size'])
 
     def valid(self) -> Tensor:
         "K×L: the slots that hold an entry."
@@ -179,7 +187,7 @@ class RegionContrast(nn.Module):
                 raise ValueError(f'class {int(classes.max())} in the class map, but the method has {self.num_classes} classes')
             if p['loss'] == 'code': loss = authors_region_loss(centres, classes, self.queues, p['temperature'])
             else: loss = paper_region_loss(centres, classes, self.queues, self.valid(), p['temperature'])
-            if p['divide_by_world_size']: loss = loss / _world()
+
             self.stats = {'raw': loss.detach(), 'centres': torch.tensor(float(classes.numel())),
                           'filled': self.filled.float().mean()}
             if self.training: self.enqueue(centres.detach(), classes)
@@ -187,8 +195,9 @@ class RegionContrast(nn.Module):
 
     @torch.no_grad()
     def enqueue(self, centres: Tensor, classes: Tensor) -> None:
-        "Every rank's centres, gathered in rank order, written into the memory (identical on every rank)."
-        centres, classes = all_gather_cat(centres), all_gather_cat(classes)
+        "Every rank's centres, gathered in rank order (or rank 0's only), written into the memory (identical on every rank)."
+        if self.p['enqueue_ranks'] == 'first': centres, classes = broadcast_first(centres), broadcast_first(classes)
+        else: centres, classes = all_gather_cat(centres), all_gather_cat(classes)
         enqueue_regions(self.queues, self.ptrs, centres, classes)
         counts = torch.bincount(classes.long(), minlength=self.num_classes)
         self.filled.copy_(torch.clamp(self.filled + counts, max=self.queues.shape[2]))
@@ -211,13 +220,18 @@ def _with_method(base, name: str, params: dict, overrides=()):
     return cfg
 
 def gpu_region_contrast(dataset: str = 'cityscapes', method: bool = True):
-    "gpu profile: the released Cityscapes recipe, or (ADE20K, COCO-Stuff-10k) the same model on another recipe; not released by the authors."
+    """gpu profile: the released Cityscapes network and recipe, or (ADE20K, COCO-Stuff-10k) the same network on another
+    recipe, which the authors did not release. 8 GPUs, as the released `train.sh`."""
     from ctxseg import configs as C
     source = {'cityscapes': 'region_contrast', 'ade20k': 'mmseg', 'coco_stuff10k': 'pixel_contrast'}[dataset]
     name = f"{dataset}_regcon{'' if method else '_base'}_r50"
-    cfg = C._gpu_preset(name, dataset, source, 'resnet50', 'aspp', stem='deep', dilation='multigrid', head_channels=256,
-                        head_kwargs={'dilations': [12, 24, 36]}, aux_channels=256, align_corners=True, dropout=0.1)
-    if dataset == 'cityscapes': cfg.data.batch_size = 1                   # per GPU: 8 GPUs × 1 image
+    d, t, e = C.recipe(dataset, source, gpus=8)
+    m = C.ModelConfig(backbone='resnet50', stem='deep', dilation='multigrid', base_width=64, pretrained='resnet50_deep',
+                      head='aspp', head_channels=256, head_kwargs={'dilations': [1, 12, 24, 36]}, aux=True,
+                      aux_channels=256, aux_bias=True, aux_weight=0.4, dropout=0.1, align_corners=True)
+    t.aux_loss = t.loss                                                # the released code: one criterion for both outputs
+    t.divide_loss_by_world = True                                      # and every term / world size, with or without the contrast
+    cfg = C.Config(name=name, profile='gpu', model=m, data=d, train=t, eval=e)
     if method:
         cfg.method = C.MethodConfig('region_contrast', dict(authors_code=True, temperature=0.2, loss_weight=0.1,
                                                              queue_len=C.TRAIN_SIZES[dataset]))

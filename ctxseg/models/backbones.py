@@ -11,11 +11,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import timm
+from timm.models.hrnet import HighResolutionModule
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'STEMS', 'KEY_MAPS', 'PRETRAINED', 'BACKBONES', 'conv3x3', 'conv1x1', 'BasicBlock', 'Bottleneck',
-           'layer_strides', 'dilation_schedule', 'make_stem', 'ResNet', 'HRNetV2', 'PretrainedMismatchError',
-           'auto_key_map', 'read_state_dict', 'load_pretrained', 'weights_dir', 'pretrained_path', 'build_backbone']
+__all__ = ['SCHEDULES', 'STEMS', 'HRNET_FUSE', 'KEY_MAPS', 'PRETRAINED', 'BACKBONES', 'conv3x3', 'conv1x1', 'BasicBlock',
+           'Bottleneck', 'layer_strides', 'dilation_schedule', 'make_stem', 'ResNet', 'HRNetV2',
+           'PretrainedMismatchError', 'auto_key_map', 'read_state_dict', 'load_pretrained', 'weights_dir',
+           'pretrained_path', 'build_backbone']
 
 # %% ../../nbs/03_backbones.ipynb #2072a236
 def conv3x3(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -166,17 +168,39 @@ def _swap_norm(module: nn.Module, norm_layer) -> nn.Module:
         else: _swap_norm(child, norm_layer)
     return module
 
+class _BilinearFuse(HighResolutionModule):
+    "timm's HRNet module with the fusion of the segmentation code bases: a lower branch resized bilinearly to the higher one's size."
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.num_branches == 1: return [self.branches[0](x[0])]
+        for i, branch in enumerate(self.branches): x[i] = branch(x[i])
+        out = []
+        for i, fuse_outer in enumerate(self.fuse_layers):
+            size, y = x[i].shape[-2:], 0
+            for j, f in enumerate(fuse_outer):
+                if j > i:                                       # 1×1 conv + BN, then to branch i's size (not ×2^(j−i) nearest)
+                    y = y + F.interpolate(f[:-1](x[j]), size=size, mode='bilinear', align_corners=self.align_corners)
+                else: y = y + f(x[j])
+            out.append(self.fuse_act(y))
+        return out
+
+HRNET_FUSE = ('bilinear', 'nearest')
+
 class HRNetV2(nn.Module):
     "HRNetV2 (Wang et al., TPAMI'20) on timm's HRNet: 4 branch outputs + their 1/4-scale concatenation."
     feature_names = ['branch1', 'branch2', 'branch3', 'branch4', 'concat']
 
     def __init__(self, width: int = 48, in_channels: int = 3, align_corners: bool = False,
-                 stem_relu: bool = True, norm_layer=nn.BatchNorm2d):
+                 stem_relu: bool = True, norm_layer=nn.BatchNorm2d, fuse: str = 'bilinear'):
         super().__init__()
         name = f'hrnet_w{width}'
         if name not in timm.list_models('hrnet_w*'): raise ValueError(f"timm has no {name}")
+        if fuse not in HRNET_FUSE: raise ValueError(f"unknown HRNet fusion {fuse!r}; choose from {HRNET_FUSE}")
         self.body = timm.create_model(name, pretrained=False, features_only=True, feature_location='',
                                       out_indices=(1, 2, 3, 4), in_chans=in_channels)
+        if fuse == 'bilinear':                             # the segmentation code bases (see above)
+            for m in self.body.modules():
+                if isinstance(m, HighResolutionModule): m.__class__, m.align_corners = _BilinearFuse, align_corners
+        self.fuse = fuse
         if not stem_relu: self.body.act1 = nn.Identity()   # ssseg mcibi_version
         if norm_layer is not nn.BatchNorm2d: _swap_norm(self.body, norm_layer)
         ch = list(self.body.feature_info.channels())

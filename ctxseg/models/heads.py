@@ -5,40 +5,58 @@
 # %% ../../nbs/04_heads.ipynb #ddc09fd6
 from __future__ import annotations
 import importlib, math
+from functools import partial
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['HEADS', 'ConvBNReLU', 'Classifier', 'resize', 'SegHead', 'FCNHead', 'PSPHead', 'ASPPHead', 'spatial_gather',
-           'ObjectAttention', 'OCRHead', 'AuxHead', 'build_head', 'build_aux_head']
+__all__ = ['ACTIVATIONS', 'HEADS', 'activation', 'ConvBNReLU', 'Classifier', 'resize', 'SegHead', 'FCNHead', 'PSPHead',
+           'ASPPHead', 'spatial_gather', 'ObjectAttention', 'OCRHead', 'AuxHead', 'build_head', 'build_aux_head']
 
 # %% ../../nbs/04_heads.ipynb #75cdd440
+ACTIVATIONS = {'relu': lambda: nn.ReLU(inplace=True), 'leaky_relu': lambda: nn.LeakyReLU(0.01, inplace=True)}
+
+def activation(name: str = 'relu') -> nn.Module:
+    "A fresh activation by name: 'relu' (every baseline) or 'leaky_relu' (slope 0.01, ssseg's MCIBI heads on LIP)."
+    if name not in ACTIVATIONS: raise ValueError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
 class ConvBNReLU(nn.Sequential):
-    "k×k convolution (no bias, 'same' padding for any dilation) → norm → ReLU."
-    def __init__(self, cin: int, cout: int, kernel_size: int = 1, dilation: int = 1, norm_layer=nn.BatchNorm2d):
+    "k×k convolution ('same' padding for any dilation; a bias only if `bias`) → norm → activation `act` (ReLU)."
+    def __init__(self, cin: int, cout: int, kernel_size: int = 1, dilation: int = 1, norm_layer=nn.BatchNorm2d,
+                 bias: bool = False, act: str = 'relu'):
         super().__init__(nn.Conv2d(cin, cout, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation,
-                                   bias=False),
-                         norm_layer(cout), nn.ReLU(inplace=True))
+                                   bias=bias),
+                         norm_layer(cout), activation(act))
 
 class Classifier(nn.Conv2d):
-    "1×1 convolution from a representation to class logits (with bias; initialised normal(0, 0.01))."
-    def __init__(self, cin: int, num_classes: int): super().__init__(cin, num_classes, 1)
+    "1×1 convolution from a representation to class logits (a bias unless `bias=False`; initialised normal(0, 0.01))."
+    def __init__(self, cin: int, num_classes: int, bias: bool = True): super().__init__(cin, num_classes, 1, bias=bias)
 
 def resize(x: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
     "Bilinear resize of a B×C×h×w map to `size` = (H, W)."
     return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=align_corners)
 
 class SegHead(nn.Module):
-    "What every head shares: picks its input feature, ends in dropout + 1×1 classifier, initialises weights."
+    """What every head shares: picks its input feature, builds its conv-norm-activation blocks one way (`cbr`),
+    ends in dropout + 1×1 classifier, initialises weights. `conv_bias`, `act` and `classifier_bias` reproduce code
+    bases whose blocks differ from mmseg's (see the table above)."""
     def __init__(self, in_channels: int | list[int], num_classes: int, channels: int = 512, dropout: float = 0.1,
-                 norm_layer=nn.BatchNorm2d, align_corners: bool = False, in_index: int = -1):
+                 norm_layer=nn.BatchNorm2d, align_corners: bool = False, in_index: int = -1, conv_bias: bool = False,
+                 act: str = 'relu', classifier_bias: bool = True):
         super().__init__()
         self.in_channels = in_channels[in_index] if isinstance(in_channels, (list, tuple)) else int(in_channels)
         self.num_classes, self.channels, self.in_index = num_classes, channels, in_index
         self.norm_layer, self.align_corners = norm_layer, align_corners
+        activation(act)                                                  # an unknown name fails here, not later
+        self.conv_bias, self.act = conv_bias, act
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = Classifier(channels, num_classes)
+        self.classifier = Classifier(channels, num_classes, bias=classifier_bias)
+
+    def cbr(self, cin: int, cout: int, kernel_size: int = 1, dilation: int = 1) -> ConvBNReLU:
+        "A `ConvBNReLU` with this head's norm layer, conv bias and activation."
+        return ConvBNReLU(cin, cout, kernel_size, dilation, self.norm_layer, self.conv_bias, self.act)
 
     def pick(self, feats, index: int | None = None) -> torch.Tensor:
         "The input feature map (a list of features is indexed with `in_index`)."
@@ -51,7 +69,8 @@ class SegHead(nn.Module):
     def init_weights(self):
         for m in self.modules():
             if isinstance(m, Classifier):
-                nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
+                nn.init.normal_(m.weight, 0, 0.01)
+                if m.bias is not None: nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
                 if m.bias is not None: nn.init.zeros_(m.bias)
@@ -64,12 +83,12 @@ class FCNHead(SegHead):
     def __init__(self, in_channels, num_classes, channels: int = 512, num_convs: int = 2, kernel_size: int = 3,
                  concat_input: bool = True, dilation: int = 1, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
-        cin, norm = self.in_channels, self.norm_layer
+        cin = self.in_channels
         if num_convs == 0 and cin != channels:
             raise ValueError(f"num_convs=0 needs in_channels == channels, got {cin} and {channels}")
-        self.convs = nn.Sequential(*[ConvBNReLU(cin if i == 0 else channels, channels, kernel_size, dilation, norm)
+        self.convs = nn.Sequential(*[self.cbr(cin if i == 0 else channels, channels, kernel_size, dilation)
                                      for i in range(num_convs)])
-        self.conv_cat = ConvBNReLU(cin + channels, channels, kernel_size, 1, norm) if concat_input else None
+        self.conv_cat = self.cbr(cin + channels, channels, kernel_size, 1) if concat_input else None
         self.init_weights()
 
     def forward(self, feats) -> dict[str, torch.Tensor]:
@@ -83,11 +102,11 @@ class PSPHead(SegHead):
     "Pyramid pooling module (PSPNet, Zhao et al. CVPR'17; mmseg form)."
     def __init__(self, in_channels, num_classes, channels: int = 512, pool_scales=(1, 2, 3, 6), **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
-        cin, norm = self.in_channels, self.norm_layer
+        cin = self.in_channels
         self.pool_scales = tuple(pool_scales)
-        self.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvBNReLU(cin, channels, 1, 1, norm))
+        self.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(s), self.cbr(cin, channels, 1, 1))
                                      for s in self.pool_scales])
-        self.bottleneck = ConvBNReLU(cin + len(self.pool_scales) * channels, channels, 3, 1, norm)
+        self.bottleneck = self.cbr(cin + len(self.pool_scales) * channels, channels, 3, 1)
         self.init_weights()
 
     def forward(self, feats) -> dict[str, torch.Tensor]:
@@ -98,14 +117,17 @@ class PSPHead(SegHead):
 
 # %% ../../nbs/04_heads.ipynb #6a0acc0e
 class ASPPHead(SegHead):
-    "ASPP head (DeepLabV3; mmseg/ssseg form): image pooling + 1×1 + dilated 3×3 branches, 3×3 fusion."
-    def __init__(self, in_channels, num_classes, channels: int = 512, dilations=(1, 12, 24, 36), **kw):
+    """ASPP head (DeepLabV3; mmseg/ssseg form): image pooling + 1×1 + dilated 3×3 branches, 3×3 fusion; with
+    `refine`, ContrastiveSeg's extra 3×3 conv + norm (no activation) before the classifier."""
+    def __init__(self, in_channels, num_classes, channels: int = 512, dilations=(1, 12, 24, 36), refine: bool = False, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
-        cin, norm = self.in_channels, self.norm_layer
+        cin = self.in_channels
         self.dilations = tuple(dilations)
-        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvBNReLU(cin, channels, 1, 1, norm))
-        self.branches = nn.ModuleList([ConvBNReLU(cin, channels, 1 if d == 1 else 3, d, norm) for d in self.dilations])
-        self.bottleneck = ConvBNReLU((len(self.dilations) + 1) * channels, channels, 3, 1, norm)
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), self.cbr(cin, channels, 1, 1))
+        self.branches = nn.ModuleList([self.cbr(cin, channels, 1 if d == 1 else 3, d) for d in self.dilations])
+        self.bottleneck = self.cbr((len(self.dilations) + 1) * channels, channels, 3, 1)
+        self.refine = (nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), self.norm_layer(channels))
+                       if refine else None)
         self.init_weights()
 
     def forward(self, feats) -> dict[str, torch.Tensor]:
@@ -113,6 +135,7 @@ class ASPPHead(SegHead):
         outs = [resize(self.image_pool(x), x.shape[-2:], self.align_corners)]  # B×C×h×w (constant map)
         outs += [b(x) for b in self.branches]                                  # B×C×h×w each
         rep = self.bottleneck(torch.cat(outs, 1))                              # B×C×h×w
+        if self.refine is not None: rep = self.refine(rep)                     # B×C×h×w
         return {'logits': self.classify(rep), 'rep': rep}
 
 # %% ../../nbs/04_heads.ipynb #75c2b4f2
@@ -122,16 +145,15 @@ def spatial_gather(f: torch.Tensor, region_logits: torch.Tensor) -> torch.Tensor
     return torch.einsum('bkn,bcn->bck', p, f.flatten(2))    # B×C×K
 
 class ObjectAttention(nn.Module):
-    "Pixel–region attention of OCR: y_i = ρ(Σ_k softmax_k(q(f_i)·k(f_k)/√C_k) δ(f_k))."
-    def __init__(self, channels: int, key_channels: int, norm_layer=nn.BatchNorm2d):
+    "Pixel–region attention of OCR: y_i = ρ(Σ_k softmax_k(q(f_i)·k(f_k)/√C_k) δ(f_k)); `block` builds its conv-BN-ReLUs."
+    def __init__(self, channels: int, key_channels: int, norm_layer=nn.BatchNorm2d, block=None):
         super().__init__()
+        cbr = block or partial(ConvBNReLU, norm_layer=norm_layer)
         self.key_channels = key_channels
-        self.query = nn.Sequential(ConvBNReLU(channels, key_channels, 1, 1, norm_layer),
-                                   ConvBNReLU(key_channels, key_channels, 1, 1, norm_layer))
-        self.key = nn.Sequential(ConvBNReLU(channels, key_channels, 1, 1, norm_layer),
-                                 ConvBNReLU(key_channels, key_channels, 1, 1, norm_layer))
-        self.value = ConvBNReLU(channels, key_channels, 1, 1, norm_layer)
-        self.out = ConvBNReLU(key_channels, channels, 1, 1, norm_layer)
+        self.query = nn.Sequential(cbr(channels, key_channels, 1, 1), cbr(key_channels, key_channels, 1, 1))
+        self.key = nn.Sequential(cbr(channels, key_channels, 1, 1), cbr(key_channels, key_channels, 1, 1))
+        self.value = cbr(channels, key_channels, 1, 1)
+        self.out = cbr(key_channels, channels, 1, 1)
 
     def forward(self, f: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
         "f: B×C×h×w pixels, regions: B×C×K → B×C×h×w context."
@@ -148,14 +170,13 @@ class OCRHead(SegHead):
     def __init__(self, in_channels, num_classes, channels: int = 512, ocr_channels: int = 256,
                  region_channels: int | None = None, region_in_index: int | None = None, dropout: float = 0.05, **kw):
         super().__init__(in_channels, num_classes, channels, dropout=dropout, **kw)
-        norm = self.norm_layer
         self.region_in_index = self.in_index if region_in_index is None else region_in_index
         rin = in_channels[self.region_in_index] if isinstance(in_channels, (list, tuple)) else self.in_channels
         rc = region_channels or rin
-        self.region = nn.Sequential(ConvBNReLU(rin, rc, 3, 1, norm), Classifier(rc, num_classes))
-        self.pixel = ConvBNReLU(self.in_channels, channels, 3, 1, norm)
-        self.attention = ObjectAttention(channels, ocr_channels, norm)
-        self.fuse = ConvBNReLU(2 * channels, channels, 1, 1, norm)
+        self.region = nn.Sequential(self.cbr(rin, rc, 3, 1), Classifier(rc, num_classes))
+        self.pixel = self.cbr(self.in_channels, channels, 3, 1)
+        self.attention = ObjectAttention(channels, ocr_channels, block=self.cbr)
+        self.fuse = self.cbr(2 * channels, channels, 1, 1)
         self.init_weights()
 
     def forward(self, feats) -> dict[str, torch.Tensor]:
@@ -170,7 +191,7 @@ class OCRHead(SegHead):
 
 # %% ../../nbs/04_heads.ipynb #ba0d2ab5
 class AuxHead(FCNHead):
-    "Auxiliary FCN head on stage 3: one 3×3 conv-BN-ReLU, dropout, classifier (mmseg's aux FCNHead)."
+    "Auxiliary FCN head on stage 3: one 3×3 conv-BN-ReLU, dropout, classifier (mmseg's aux FCNHead); `conv_bias` for the others."
     def __init__(self, in_channels, num_classes, channels: int = 256, dropout: float = 0.1, in_index: int = -2, **kw):
         kw.setdefault('num_convs', 1); kw.setdefault('concat_input', False)
         super().__init__(in_channels, num_classes, channels, dropout=dropout, in_index=in_index, **kw)

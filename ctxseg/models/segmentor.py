@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 import torch
+import torch.distributed as dist
 from torch import nn, Tensor
 from .backbones import build_backbone
 from .heads import build_head, build_aux_head
@@ -35,12 +36,13 @@ class Segmentor(nn.Module):
     "Backbone + head (+ auxiliary head, + loss method). See the contract above."
     def __init__(self, backbone: nn.Module, head: nn.Module, aux_head: nn.Module | None = None,
                  method: nn.Module | None = None, loss: nn.Module | None = None, aux_loss: nn.Module | None = None,
-                 aux_weight: float = 0.4, num_classes: int | None = None):
+                 aux_weight: float = 0.4, num_classes: int | None = None, divide_by_world: bool = False):
         super().__init__()
         self.backbone, self.head, self.aux_head, self.method = backbone, head, aux_head, method
         self.loss = loss if loss is not None else SegLoss('ce')
         self.aux_loss = aux_loss if aux_loss is not None else SegLoss('ce', ignore_index=self.loss.ignore_index)
         self.aux_weight, self.num_classes = aux_weight, num_classes
+        self.divide_by_world = divide_by_world     # every loss term / world size (the gradients DDP averages are then 1/N)
         self.lr: float | None = None          # this step's learning rate, set by the engine; a head may read it (MCIBI)
 
     def forward(self, images: Tensor, targets: Tensor | None = None) -> SegOutput:
@@ -61,6 +63,9 @@ class Segmentor(nn.Module):
                 res.stats.update({f'method.{k}': v for k, v in (getattr(self.method, 'stats', None) or {}).items()})
             if hasattr(self.head, 'training_losses'):              # a head method's training-only terms (MCIBI)
                 res.losses.update(self.head.training_losses(out, targets, self.aux_loss, lr=self.lr))
+            if self.divide_by_world and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                n = dist.get_world_size()                          # RegionContrast's released code: every term / world size
+                res.losses = {k: v / n for k, v in res.losses.items()}
             res.stats.update({f'head.{k}': v for k, v in out.get('stats', {}).items()})
         return res
 
@@ -97,19 +102,24 @@ def build_model(cfg, num_classes: int, ignore_index: int = 255) -> Segmentor:
     m, t = cfg.model, cfg.train
     s_trunk, s_head, s_aux, s_method = _init_seeds()
     bb_kw = dict(output_stride=m.output_stride, base_width=m.base_width, pretrained=m.pretrained,
-                 pretrained_key_map=m.pretrained_key_map or None)
+                 pretrained_key_map=m.pretrained_key_map or None, align_corners=m.align_corners)
     if m.backbone.startswith('resnet'): bb_kw.update(stem=m.stem, dilation=m.dilation)
     backbone = _seeded(s_trunk, lambda: build_backbone(m.backbone, **bb_kw))
     chans = list(backbone.out_channels)
+    head_kw = {'act': m.activation, **m.head_kwargs}
     head = _seeded(s_head, lambda: build_head(m.head, chans[-1], num_classes, channels=m.head_channels,
-                                              dropout=m.dropout, align_corners=m.align_corners, **m.head_kwargs))
-    aux = (_seeded(s_aux, lambda: build_aux_head(chans[-2], num_classes, channels=m.aux_channels, dropout=m.dropout,
-                                                 align_corners=m.align_corners)) if m.aux and m.head != 'ocr' else None)
+                                              dropout=m.dropout, align_corners=m.align_corners, **head_kw))
+    aux_dropout = m.dropout if m.aux_dropout is None else m.aux_dropout
+    aux = (_seeded(s_aux, lambda: build_aux_head(chans[-2], num_classes, channels=m.aux_channels, dropout=aux_dropout,
+                                                 align_corners=m.align_corners, conv_bias=m.aux_bias, act=m.activation))
+           if m.aux and m.head != 'ocr' else None)
     loss_kw = dict(class_weights=t.class_weights, ignore_index=ignore_index, ohem_thresh=t.ohem_thresh,
                    ohem_min_kept=t.ohem_min_kept, align_corners=m.align_corners)
-    # The auxiliary term is plain CE in every code base except ssseg's (GALD applies OHEM to the main output only).
-    loss, aux_loss = SegLoss(t.loss, **loss_kw), SegLoss('ce', **loss_kw)
+    # The auxiliary term is plain CE in ssseg, ContrastiveSeg and GALD; RegionContrast applies its OHEM to both.
+    loss, aux_loss = SegLoss(t.loss, **loss_kw), SegLoss(t.aux_loss, **loss_kw)
     channels = dict(zip(backbone.feature_names, chans)); channels['rep'] = m.head_channels
     method = _seeded(s_method, lambda: build_method(cfg.method, channels, num_classes, ignore_index))
+    divide = t.divide_loss_by_world or bool(getattr(method, 'divide_by_world_size', False))
     return Segmentor(backbone, head, aux, method, loss, aux_loss,
-                     aux_weight=m.aux_weight if (m.aux or m.head == 'ocr') else 0.0, num_classes=num_classes)
+                     aux_weight=m.aux_weight if (m.aux or m.head == 'ocr') else 0.0, num_classes=num_classes,
+                     divide_by_world=divide)
