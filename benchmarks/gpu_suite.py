@@ -50,7 +50,7 @@ TINY = ['model.base_width=8', 'model.head_channels=32', 'model.aux_channels=16',
 
 
 def _cfg(name, overrides, a, amp=True):
-    ov = [*overrides, f'train.amp={str(amp).lower()}', f'train.channels_last={str(amp).lower()}']
+    ov = [*overrides, f'train.amp={str(amp).lower()}', f'train.channels_last={str(amp).lower()}', 'model.pretrained=']
     if a.tiny: ov += TINY
     return C.get(name, ov)
 

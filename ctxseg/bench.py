@@ -80,6 +80,7 @@ def benchmark(cfg: C.Config, size=(512, 512), batch: int = 2, iters: int = 10, w
     of the device; None on CPU). With `compile`, the training steps run through `torch.compile` (the FLOPs are
     counted on the plain module)."""
     dev = torch.device('cuda' if (device == 'auto' and torch.cuda.is_available()) else ('cpu' if device == 'auto' else device))
+    cfg = C.apply_overrides(cfg, ['model.pretrained='])     # speed needs no ImageNet weights (and no download)
     torch.manual_seed(0)
     model = build_model(cfg, num_classes).to(dev).train()
     model.lr = cfg.train.lr          # as the engine sets it: a memory whose momentum follows the learning rate reads it

@@ -11,8 +11,8 @@ import torch
 from . import configs as C
 
 # %% auto #0
-__all__ = ['PREPARE_HELP', 'DEMO_PRESETS', 'results_table', 'cmd_train', 'cmd_eval', 'cmd_predict', 'cmd_bench', 'cmd_prepare',
-           'cmd_demo', 'parser', 'main']
+__all__ = ['PREPARE_HELP', 'DEMO_PRESETS', 'results_table', 'cmd_train', 'cmd_eval', 'cmd_predict', 'cmd_rehearse', 'cmd_bench',
+           'cmd_prepare', 'cmd_demo', 'parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #8c55b0b0
 def _pct(v): return '  n/a' if v is None or (isinstance(v, float) and math.isnan(v)) else f'{100 * v:5.1f}'
@@ -118,6 +118,13 @@ def cmd_predict(args) -> int:
     print(f"wrote {2 * len(files)} files to {out}")
     return 0
 
+def cmd_rehearse(args) -> int:
+    from ctxseg.rehearse import rehearse, summary
+    out = Path(args.out or Path('runs') / 'rehearsal' / f'{args.preset}.json')
+    rec = rehearse(args.preset, reduced=args.reduced, ddp=not args.no_ddp, out=out)
+    print(summary(rec)); print(f'record: {out}')
+    return 0 if rec['ok'] else 1
+
 def cmd_bench(args) -> int:
     from ctxseg.bench import benchmark_isolated, format_table
     presets = args.presets or ['synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr']
@@ -216,6 +223,14 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument('--out', default='runs/demo'); d.add_argument('--iters', type=int); d.add_argument('--presets', nargs='*')
     common(d); d.set_defaults(fn=cmd_demo)
     _add_prepare_parser(sub)                            # `ctxseg prepare DATASET --src RAW --dst PREPARED`
+    rh = sub.add_parser('rehearse', help='two training steps of a gpu preset on the CPU, at full size, on a dataset-layout fixture',
+                        description='Rehearse a gpu preset: a fixture of its dataset at the real resolution, two optimiser '
+                                    'steps in float32 and in bf16 autocast with every loss term on, FLOPs, peak memory, a GPU '
+                                    'memory estimate, and the memories through DDP on two gloo processes (ctxseg.rehearse).')
+    rh.add_argument('preset'); rh.add_argument('--reduced', action='store_true', help='a quarter of each side (minutes)')
+    rh.add_argument('--no-ddp', action='store_true', help='skip the two-process DDP check')
+    rh.add_argument('--out', help='the record (default runs/rehearsal/<preset>.json)')
+    rh.set_defaults(fn=cmd_rehearse)
     from ctxseg.runner import add_run_notebooks_parser
     add_run_notebooks_parser(sub)                       # `ctxseg run-notebooks --profile smoke|cpu|gpu`
     ls = sub.add_parser('presets', help='list presets'); ls.set_defaults(fn=lambda a: print('\n'.join(C.names())) or 0)

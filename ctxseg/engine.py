@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_engine.ipynb #f5f25c6b
 from __future__ import annotations
-import json, math, os, random, sys, time, hashlib, platform, subprocess
+import dataclasses, json, math, os, random, sys, time, hashlib, platform, subprocess, warnings
 # Intel MKL picks its matrix-product kernels by CPU (AVX-512, AMX, ...), and different kernels round differently;
 # pin the AVX2 code path, which every x86-64 CPU of the last decade has, so that a run reproduces bit for bit on
 # another machine. MKL reads this once, at its first matrix product: it must be set before any (see below).
@@ -25,7 +25,8 @@ from .models.segmentor import build_model
 __all__ = ['dist_info', 'setup_distributed', 'is_main', 'seed_everything', 'poly_lr', 'build_optimizer', 'set_lr',
            'CheckpointError', 'atomic_write_bytes', 'atomic_write_json', 'save_checkpoint', 'load_checkpoint',
            'rng_state', 'set_rng_state', 'infer_whole', 'infer_slide', 'infer_ms_flip', 'infer', 'evaluate',
-           'NonFiniteLossError', 'numerics', 'pin_numerics', 'data_version', 'broadcast_buffers', 'train']
+           'NonFiniteLossError', 'numerics', 'pin_numerics', 'data_version', 'broadcast_buffers', 'autocast_for',
+           'train_step', 'train']
 
 # %% ../nbs/08_engine.ipynb #bfc46353
 def dist_info() -> tuple[int, int]:
@@ -163,7 +164,13 @@ def infer_ms_flip(model, images, scales, flip, align_corners=False, flip_pairs=(
     return acc / (len(scales) * (2 if flip else 1))
 
 def infer(model, images, ecfg, num_classes, align_corners=False, flip_pairs=()):
-    "Full-resolution scores for `images` with the mode of `ecfg` (an `EvalConfig`)."
+    """Full-resolution scores for `images` with the mode of `ecfg` (an `EvalConfig`); with `ecfg.resize`, of the images
+    resized to exactly that size, the scores brought back to the images' own (ssseg's test on LIP)."""
+    if getattr(ecfg, 'resize', None):
+        H, W = images.shape[-2:]
+        x = F.interpolate(images, size=tuple(ecfg.resize), mode='bilinear', align_corners=align_corners)
+        scores = infer(model, x, dataclasses.replace(ecfg, resize=[]), num_classes, align_corners, flip_pairs)
+        return _resize(scores, (H, W), align_corners)
     if ecfg.mode == 'whole': return infer_whole(model, images, align_corners)
     if ecfg.mode == 'slide': return infer_slide(model, images, ecfg.crop_size, ecfg.stride, num_classes, align_corners)
     if ecfg.mode == 'ms_flip': return infer_ms_flip(model, images, ecfg.scales, ecfg.flip, align_corners, flip_pairs)
@@ -262,6 +269,32 @@ def _grad_norms(watched: dict) -> dict[str, float]:
     "The L2 norm of the gradient of each group of `_watched_params` (0 where no gradient reached it)."
     return {pre: float(torch.nn.utils.get_total_norm([p.grad for p in ps if p.grad is not None])) for pre, ps in watched.items()}
 
+def autocast_for(tcfg, device) -> object:
+    "The training step's precision: bf16 autocast on CUDA when `tcfg.amp`, else nothing (float32)."
+    return torch.autocast('cuda', dtype=torch.bfloat16) if (tcfg.amp and device.type == 'cuda') else nullcontext()
+
+def train_step(model, opt, x, y, amp, params, max_grad_norm: float = 0.0, world: int = 1, watched=None, it: int = 0):
+    """One SGD step of `model` on the batch (`x`, `y`): forward under `amp` with the loss terms, a finiteness check that
+    every rank shares, backward, the gradient norms of `watched` (before clipping), clipping, the step. Returns
+    `(res, terms, vals, grad_norm, watched_norms)`: the `SegOutput`, the float terms, [loss, *terms] detached."""
+    with amp:
+        res = model(x, y)
+    terms = {k: v.float() for k, v in res.losses.items()}
+    loss = sum(terms.values())
+    vals = torch.stack([loss.detach()] + [v.detach() for v in terms.values()])
+    finite = torch.isfinite(vals).all().to(torch.int32)
+    if world > 1: dist.all_reduce(finite, op=dist.ReduceOp.MIN)   # every rank stops together
+    if not bool(finite):
+        bad = [k for k, v in terms.items() if not torch.isfinite(v)] or ['loss']
+        raise NonFiniteLossError(f"non-finite loss at iteration {it + 1}: term(s) {', '.join(bad)} = "
+                                 f"{[float(terms[k]) if k in terms else float(loss) for k in bad]}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gparts = _grad_norms(watched) if watched else None                 # before clipping
+    gnorm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float('inf'))
+    opt.step()
+    return res, terms, vals, gnorm, gparts
+
 def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, return_model: bool = False):
     """Train `cfg` into `out_dir`; returns the final metrics (or {'status': 'paused'} when the time budget ran out),
     and the trained model as well when `return_model`."""
@@ -281,6 +314,10 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
         if device.type == 'cuda': os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     pin_numerics(tc)
     seed_everything(tc.seed + rank)
+    if cfg.profile == 'gpu' and world != tc.gpus and main:
+        warnings.warn(f"{cfg.name} is written for {tc.gpus} GPU(s) × {cfg.data.batch_size} images; on {world} the total batch is "
+                      f"{world * cfg.data.batch_size}, not {tc.gpus * cfg.data.batch_size}, and the effective learning rate "
+                      f"changes with it (torchrun --nproc_per_node={tc.gpus} reproduces the recipe)")
 
     train_ds, val_ds = build_dataset(cfg.data, cfg.data.train_split), build_dataset(cfg.data, 'val')
     validate_dataset(train_ds, cfg.data.validate_samples); validate_dataset(val_ds, cfg.data.validate_samples)
@@ -315,7 +352,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
     eval_bs = cfg.eval.batch_size or cfg.data.batch_size
     val_loader = build_loader(val_ds, eval_bs if cfg.eval.mode == 'whole' else 1, train=False,
                               num_workers=cfg.data.num_workers, rank=rank, world=world)
-    amp = torch.autocast('cuda', dtype=torch.bfloat16) if (tc.amp and device.type == 'cuda') else nullcontext()
+    amp = autocast_for(tc, device)
     params = [p for p in model.parameters() if p.requires_grad]
     bar = None
     if progress and main:
@@ -333,24 +370,10 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
             b = next(batches)
             x = b['image'].to(device, non_blocking=True); y = b['label'].to(device, non_blocking=True)
             if device.type == 'cuda' and tc.channels_last: x = x.contiguous(memory_format=torch.channels_last)
-            with amp:
-                res = model(x, y)
-            terms = {k: v.float() for k, v in res.losses.items()}
-            loss = sum(terms.values())
-            vals = torch.stack([loss.detach()] + [v.detach() for v in terms.values()])
-            finite = torch.isfinite(vals).all().to(torch.int32)
-            if world > 1: dist.all_reduce(finite, op=dist.ReduceOp.MIN)   # every rank stops together
-            if not bool(finite):
-                bad = [k for k, v in terms.items() if not torch.isfinite(v)] or ['loss']
-                raise NonFiniteLossError(f"non-finite loss at iteration {it + 1}: term(s) {', '.join(bad)} = "
-                                         f"{[float(terms[k]) if k in terms else float(loss) for k in bad]}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
             done = it + 1
             logging = done % tc.log_interval == 0 or done == tc.iters
-            gparts = _grad_norms(watched) if (logging and watched) else None   # before clipping
-            gnorm = torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm if tc.max_grad_norm > 0 else float('inf'))
-            opt.step()
+            res, terms, vals, gnorm, gparts = train_step(model, opt, x, y, amp, params, tc.max_grad_norm, world,
+                                                         watched if logging else None, it)
             if logging:
                 v = vals.tolist()
                 now = time.time(); dt = (now - t_last) / max(done - n_last, 1); t_last, n_last = now, done

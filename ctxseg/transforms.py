@@ -11,10 +11,10 @@ from .data import BadInputError, IMAGENET_MEAN, IMAGENET_STD
 import numpy as np
 
 # %% auto #0
-__all__ = ['NORMALIZATIONS', 'check_pair', 'read_image', 'read_label', 'resize_label', 'resize_image', 'resize_pair',
-           'rescale_size', 'RandomResize', 'Resize', 'crop_ok', 'RandomCrop', 'resized_crop_image', 'RandomResizedCrop',
-           'Pad', 'swap_lut', 'RandomFlip', 'RandomRotate', 'rgb_to_hsv', 'hsv_to_rgb', 'PhotoMetricDistortion',
-           'Normalize', 'Compose', 'build_transforms']
+__all__ = ['RATIO_DRAWS', 'NORMALIZATIONS', 'check_pair', 'read_image', 'read_label', 'resize_label', 'resize_image',
+           'resize_pair', 'rescale_size', 'RandomResize', 'Resize', 'crop_ok', 'RandomCrop', 'resized_crop_image',
+           'RandomResizedCrop', 'Pad', 'swap_lut', 'RandomFlip', 'RandomBrightness', 'RandomRotate', 'rgb_to_hsv',
+           'hsv_to_rgb', 'PhotoMetricDistortion', 'Normalize', 'Compose', 'build_transforms']
 
 # %% ../nbs/13_transforms.ipynb #2cf31eb1
 def _rand(g: torch.Generator | None) -> float:
@@ -113,30 +113,45 @@ def rescale_size(h: int, w: int, scale) -> tuple[int, int]:
     f = min(long_ / max(h, w), short / min(h, w))
     return max(int(h * f + 0.5), 1), max(int(w * f + 0.5), 1)
 
+RATIO_DRAWS = ('uniform', 'halves', 'tenths')
+
 class RandomResize:
     """Resize keeping aspect to `ratio × scale` (mmseg) or, with `scale=None`, to `ratio ×` the image's own size;
-    with `keep_ratio=False`, to exactly H = ⌊ratio·scale[1]⌋, W = ⌊ratio·scale[0]⌋ whatever the aspect (ssseg's LIP)."""
+    with `keep_ratio=False`, to exactly H = ⌊ratio·scale[1]⌋, W = ⌊ratio·scale[0]⌋ whatever the aspect (ssseg's LIP);
+    with `aspect_range` (and `scale=None`), the aspect also changes by a ~ U(lo, hi): H·r/√a × W·r·√a (openseg)."""
     def __init__(self, scale=(2048, 1024), ratio_range=(0.5, 2.0), label_mode: str = 'nearest-exact', keep_ratio: bool = True,
-                 draw: str = 'uniform'):
+                 draw: str = 'uniform', aspect_range=()):
         if ratio_range[0] <= 0 or ratio_range[0] > ratio_range[1]:
             raise ValueError(f"ratio_range must be 0 < lo <= hi, got {tuple(ratio_range)}")
-        if draw not in ('uniform', 'halves'): raise ValueError(f"ratio draw must be 'uniform' or 'halves', got {draw!r}")
+        if draw not in RATIO_DRAWS: raise ValueError(f"ratio draw must be one of {RATIO_DRAWS}, got {draw!r}")
         self.scale = tuple(scale) if scale else None
         if not keep_ratio and self.scale is None: raise ValueError("keep_ratio=False needs a scale (W, H)")
+        if aspect_range and self.scale is not None: raise ValueError("aspect_range applies to a resize of the image itself (scale=[])")
         self.ratio_range, self.label_mode, self.keep_ratio, self.draw = tuple(ratio_range), label_mode, keep_ratio, draw
+        self.aspect_range = tuple(aspect_range)
     def ratio(self, g=None) -> float:
-        "r ~ U(lo, hi); with draw='halves', U(lo, 1) or U(1, hi) with probability ½ each (RegionContrast's `RandResize`)."
+        """r ~ U(lo, hi); 'halves': U(lo, 1) or U(1, hi) with probability ½ each (RegionContrast's `RandResize`);
+        'tenths': lo + k/10 for a whole k drawn uniformly, lo to hi included (GALD-Net's 0.7, 0.8, …, 2.1)."""
         lo, hi = self.ratio_range
         if self.draw == 'uniform': return _uniform(g, lo, hi)
-        return _uniform(g, lo, 1.0) if _rand(g) < 0.5 else _uniform(g, 1.0, hi)
+        if self.draw == 'halves': return _uniform(g, lo, 1.0) if _rand(g) < 0.5 else _uniform(g, 1.0, hi)
+        return lo + _randint(g, 0, round((hi - lo) * 10) + 1) / 10
     def size_for(self, H: int, W: int, r: float) -> tuple[int, int]:
         if self.scale is None: return max(int(H * r + 0.5), 1), max(int(W * r + 0.5), 1)
         if not self.keep_ratio: return max(int(self.scale[1] * r), 1), max(int(self.scale[0] * r), 1)
         return rescale_size(H, W, (self.scale[0] * r, self.scale[1] * r))
+    def draw_size(self, H: int, W: int, g=None) -> tuple[int, int]:
+        "The size of one random resize of an H×W image: the ratio, then (with `aspect_range`) the aspect, from `g`."
+        r = self.ratio(g)
+        if not self.aspect_range: return self.size_for(H, W, r)
+        a = math.sqrt(_uniform(g, *self.aspect_range))
+        return max(int(H * r / a + 0.5), 1), max(int(W * r * a + 0.5), 1)
     def __call__(self, image, label, g=None):
-        return resize_pair(image, label, self.size_for(*label.shape, self.ratio(g)), self.label_mode)
+        return resize_pair(image, label, self.draw_size(*label.shape, g), self.label_mode)
     def __repr__(self):
-        return f"RandomResize(scale={self.scale}, ratio_range={self.ratio_range}{'' if self.keep_ratio else ', keep_ratio=False'})"
+        extra = ('' if self.keep_ratio else ', keep_ratio=False') + ('' if self.draw == 'uniform' else f', draw={self.draw!r}') \
+                + (f', aspect_range={self.aspect_range}' if self.aspect_range else '')
+        return f"RandomResize(scale={self.scale}, ratio_range={self.ratio_range}{extra})"
 
 class Resize:
     "Deterministic keep-ratio resize to the (long, short) bound `scale` (the test-time resize)."
@@ -202,9 +217,8 @@ class RandomResizedCrop:
     "`RandomResize` then `RandomCrop` (same draws, same result), computed on the crop window only."
     def __init__(self, resize: RandomResize, crop: RandomCrop): self.resize, self.crop = resize, crop
     def __call__(self, image, label, g=None):
-        r = self.resize.ratio(g)
         H, W = label.shape
-        h, w = self.resize.size_for(H, W, r)
+        h, w = self.resize.draw_size(H, W, g)
         ys = _nearest_index(H, h, self.resize.label_mode); xs = _nearest_index(W, w, self.resize.label_mode)
         def label_crop(b): return label.index_select(0, ys[b[0]:b[0] + b[2]]).index_select(1, xs[b[1]:b[1] + b[3]])
         box = self.crop.choose(h, w, label_crop, g)
@@ -241,6 +255,14 @@ class RandomFlip:
             if self.lut is not None: label = self.lut.to(label.device)[label.long()].to(label.dtype)
         return image, label
     def __repr__(self): return f"RandomFlip({self.prob}{f', pairs={self.pairs}' if self.pairs else ''})"
+
+class RandomBrightness:
+    "Add one whole number drawn from [−`shift`, `shift`] to every pixel and channel, rounded and clipped to 0–255 (openseg's only colour change)."
+    def __init__(self, shift: int = 10): self.shift = int(shift)
+    def __call__(self, image, label, g=None):
+        d = _randint(g, -self.shift, self.shift + 1)
+        return (image.float() + d).round_().clamp_(0, 255).to(image.dtype), label
+    def __repr__(self): return f"RandomBrightness({self.shift})"
 
 class RandomRotate:
     "With probability `prob`, rotate by a whole number of degrees in [−`degrees`, `degrees`); uncovered label pixels are ignored."
@@ -340,10 +362,12 @@ def build_transforms(dcfg, train: bool) -> Compose:
         return Compose(([Resize(dcfg.test_scale, dcfg.label_mode)] if dcfg.test_scale else []) + [norm])
     crop = tuple(dcfg.crop_size)
     rc = RandomCrop(crop, dcfg.cat_max_ratio, dcfg.ignore_index)
-    ts = [RandomResizedCrop(RandomResize(dcfg.scale or None, dcfg.ratio_range, dcfg.label_mode, dcfg.keep_ratio, dcfg.ratio_draw), rc)
-          if dcfg.ratio_range else rc]
+    rr = RandomResize(dcfg.scale or None, dcfg.ratio_range, dcfg.label_mode, dcfg.keep_ratio, dcfg.ratio_draw,
+                      dcfg.aspect_range) if dcfg.ratio_range else None
+    ts = [RandomResizedCrop(rr, rc) if rr else rc]
     if dcfg.flip: ts.append(RandomFlip(dcfg.flip, dcfg.flip_pairs))
     if dcfg.rotate: ts.append(RandomRotate(dcfg.rotate[0], dcfg.rotate[1], dcfg.ignore_index))
     if dcfg.photometric: ts.append(PhotoMetricDistortion())
+    if dcfg.brightness: ts.append(RandomBrightness(dcfg.brightness))
     ts += [norm, Pad(crop, 0.0, dcfg.ignore_index)]
     return Compose(ts)

@@ -201,13 +201,13 @@ def test_the_loss_runs_in_float32_under_autocast():
 
 def test_gpu_presets_are_the_papers_schedules():
     for name, (bs, iters, crop) in {'contextrast_cityscapes_fcn_hr48': (8, 40000, [512, 1024]),
-                                    'contextrast_camvid_fcn_hr48': (16, 6000, None),
+                                    'contextrast_camvid_fcn_hr48': (16, 6000, [360, 480]),
                                     'contextrast_ade20k_fcn_hr48': (12, 80000, [512, 512]),
                                     'contextrast_coco_stuff10k_fcn_hr48': (16, 60000, [512, 512]),
                                     'contextrast_pascal_context_fcn_hr48': (16, 60000, [512, 512])}.items():
         cfg = C.get(name)
         assert cfg.method.name == 'contextrast' and cfg.train.iters == iters, name
-        assert cfg.data.batch_size == bs, name
+        assert cfg.data.batch_size * cfg.train.gpus == bs, name
         if crop: assert list(cfg.data.crop_size) == crop, name
         if 'cityscapes' in name: assert list(cfg.eval.scales) == [1.0] and not cfg.eval.flip
         else: assert list(cfg.eval.scales) == [0.75, 1.0, 1.25, 1.5, 1.75, 2.0] and cfg.eval.flip

@@ -17,142 +17,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding 
 H, W = 24, 32
 
 
-def _img(g, path, h=H, w=W):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    a = g.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    if path.suffix == '.jpg': Image.fromarray(a).save(path, quality=95)
-    else: Image.fromarray(a).save(path)
+from ctxseg.datasets import FIXTURES, fx_ade20k, fx_camvid, fx_cityscapes, fx_lip, _png   # the fixtures (12_datasets)
 
 
-def _png(a, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(a).save(path)
+def _img(g, path, h=H, w=W): D._img(g, path, h, w)
 
 
-def _blocky(g, values, h=H, w=W, cell=4):
-    "A label map of cell×cell blocks drawn from `values` (every value appears when there are enough blocks)."
-    n = (h // cell) * (w // cell)
-    v = np.asarray(values)
-    pick = np.concatenate([g.permutation(v), g.choice(v, max(0, n - len(v)))])[:n]
-    return np.kron(pick.reshape(h // cell, w // cell), np.ones((cell, cell), dtype=np.int64))
-
-
-# -- fixtures in the official raw layouts: each returns {split: {name: expected train-id map}} ---------------
-def _cs_tables():
-    from cityscapesscripts.helpers.labels import labels
-    ids = [l.id for l in labels if l.id >= 0]
-    to_train = {l.id: (l.trainId if 0 <= l.trainId < 255 else 255) for l in labels if l.id >= 0}
-    return ids, to_train
-
-
-def fx_cityscapes(src, g, n={'train': 3, 'val': 2}, h=H, w=W, cell=4):
-    ids, to_train = _cs_tables()
-    out = {}
-    for split, k in n.items():
-        out[split] = {}
-        for i in range(k):
-            city = ('aachen', 'bremen')[i % 2]
-            stem = f'{city}_{i:06d}_000019'
-            lab = _blocky(g, ids, h, w, cell)
-            blocks = np.kron(np.arange((h // cell) * (w // cell)).reshape(h // cell, w // cell), np.ones((cell, cell), int))
-            inst = lab.copy()
-            has = (lab >= 24) & (blocks % 5 != 0)                       # some instance-class regions are crowds
-            inst[has] = lab[has] * 1000 + blocks[has] % 3                 # instances may span several blocks
-            _img(g, src / 'leftImg8bit' / split / city / f'{stem}_leftImg8bit.png', h, w)
-            _png(lab.astype(np.uint8), src / 'gtFine' / split / city / f'{stem}_gtFine_labelIds.png')
-            _png(inst.astype(np.uint16), src / 'gtFine' / split / city / f'{stem}_gtFine_instanceIds.png')
-            _png(np.zeros((h, w, 3), np.uint8), src / 'gtFine' / split / city / f'{stem}_gtFine_color.png')   # ignored
-            out[split][stem] = np.vectorize(to_train.get)(lab)
-    return out
-
-
-def fx_ade20k(src, g):
-    r, out = src / 'ADEChallengeData2016', {}
-    for raw, split, k in (('training', 'train', 3), ('validation', 'val', 2)):
-        out[split] = {}
-        for i in range(k):
-            n = f'ADE_{raw[:5] if raw == "training" else "val"}_{i + 1:08d}'
-            lab = _blocky(g, [0, 1, 2, 75, 150] + list(g.integers(0, 151, 5)))
-            _img(g, r / 'images' / raw / f'{n}.jpg'); _png(lab.astype(np.uint8), r / 'annotations' / raw / f'{n}.png')
-            out[split][n] = np.where(lab == 0, 255, lab - 1)
-    return out
-
-
-COCO_USED = [i for i in range(1, 183) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91)]
-
-
-def fx_coco_stuff10k(src, g):
-    from scipy.io import savemat
-    r, out = src / 'cocostuff-10k-v1.1', {}
-    (r / 'imageLists').mkdir(parents=True)
-    for raw, split, k in (('train', 'train', 3), ('test', 'val', 2)):
-        out[split], names = {}, []
-        for i in range(k):
-            n = f'COCO_train2014_{(77 + 13 * i + (100 if raw == "test" else 0)):012d}'
-            lab = _blocky(g, [0, 1, 11, 13, 92, 182] + list(g.choice(COCO_USED, 4)))
-            _img(g, r / 'images' / f'{n}.jpg')
-            (r / 'annotations').mkdir(exist_ok=True)
-            savemat(r / 'annotations' / f'{n}.mat', {'S': lab.astype(np.uint8), 'names': np.array(['x'], dtype=object)})
-            out[split][n] = np.vectorize(lambda v: 255 if v == 0 else COCO_USED.index(v))(lab)
-            names.append(n)
-        (r / 'imageLists' / f'{raw}.txt').write_text('\n'.join(names) + '\n')
-    return out
-
-
-def fx_pascal_context(src, g):
-    from scipy.io import savemat
-    names = {i: f'class{i}' for i in range(1, 460)}
-    bench = D.PASCAL_CONTEXT59_CLASSES
-    ids = sorted(g.choice(np.arange(1, 460), 59, replace=False).tolist())
-    for k, c in enumerate(sorted(bench)): names[ids[k]] = c                    # the 59 names at scattered ids
-    (src / 'labels.txt').parent.mkdir(parents=True, exist_ok=True)
-    (src / 'labels.txt').write_text(''.join(f'{i}: {names[i]}\n' for i in range(1, 460)))
-    name2id = {v: k for k, v in names.items()}
-    voc, out = src / 'VOCdevkit' / 'VOC2010', {}
-    (voc / 'ImageSets' / 'Main').mkdir(parents=True)
-    for split, k in (('train', 3), ('val', 2)):
-        out[split], lst = {}, []
-        for i in range(k):
-            n = f'2008_{(2 + 7 * i + (500 if split == "val" else 0)):06d}'
-            lab = _blocky(g, [0, name2id['aeroplane'], name2id['wood'], name2id['person'], 5, 17] + list(g.integers(0, 460, 4)))
-            _img(g, voc / 'JPEGImages' / f'{n}.jpg')
-            (src / 'trainval').mkdir(exist_ok=True)
-            savemat(src / 'trainval' / f'{n}.mat', {'LabelMap': lab.astype(np.uint16)})
-            out[split][n] = np.vectorize(lambda v: bench.index(names[v]) if v and names[v] in bench else 255)(lab)
-            lst.append(n)
-        (voc / 'ImageSets' / 'Main' / f'{split}.txt').write_text('\n'.join(lst) + '\n')
-    return out
-
-
-def fx_camvid(src, g):
-    r, out = src / 'CamVid', {}
-    for split, k in (('train', 3), ('val', 2), ('test', 2)):
-        out[split] = {}
-        for i in range(k):
-            n = f'0001TP_{6690 + 30 * i + {"train": 0, "val": 3000, "test": 6000}[split]:06d}'
-            lab = _blocky(g, list(range(12)))
-            _img(g, r / split / f'{n}.png'); _png(lab.astype(np.uint8), r / f'{split}annot' / f'{n}.png')
-            out[split][n] = np.where(lab == 11, 255, lab)
-    (r / 'train.txt').write_text('')                                            # other files of the folder are ignored
-    return out
-
-
-def fx_lip(src, g):
-    out = {}
-    for split, k in (('train', 3), ('val', 2)):
-        out[split] = {}
-        for i in range(k):
-            n = f'{77 + i}_{471474 + i}'
-            lab = _blocky(g, list(range(20)))
-            _img(g, src / 'TrainVal_images' / f'{split}_images' / f'{n}.jpg')
-            _png(lab.astype(np.uint8), src / 'TrainVal_parsing_annotations' / f'{split}_segmentations' / f'{n}.png')
-            out[split][n] = lab
-        (src / 'TrainVal_images' / f'{split}_id.txt').write_text('\n'.join(out[split]) + '\n')
-    return out
-
-
-FIXTURES = {'cityscapes': fx_cityscapes, 'ade20k': fx_ade20k, 'coco_stuff10k': fx_coco_stuff10k,
-            'pascal_context': fx_pascal_context, 'camvid': fx_camvid, 'lip': fx_lip}
 NAMES = list(FIXTURES)
 
 
@@ -304,7 +174,7 @@ def test_cityscapes_miou_iiou_match_official_script(tmp_path):
     from ctxseg.metrics import SegMetrics
     g = np.random.default_rng(11)
     src, dst = tmp_path / 'raw', tmp_path / 'prepared'
-    fx_cityscapes(src, g, n={'train': 1, 'val': 4}, h=64, w=128, cell=8)
+    fx_cityscapes(src, g, n=(1, 4), h=64, w=128, cell=8)
     D.prepare('cityscapes', src, dst, subset=True, log=lambda s: None)
     ds = D.Cityscapes(dst, 'val')
     sm = SegMetrics(19)
@@ -440,7 +310,7 @@ def test_training_run_on_a_prepared_dataset(tmp_path, monkeypatch):
             return tf
         monkeypatch.setitem(sys.modules, 'ctxseg.transforms', types.SimpleNamespace(build_transforms=build_transforms))
     src, dst = tmp_path / 'raw', tmp_path / 'prepared'
-    fx_cityscapes(src, np.random.default_rng(7), n={'train': 4, 'val': 2}, h=64, w=128, cell=8)
+    fx_cityscapes(src, np.random.default_rng(7), n=(4, 2), h=64, w=128, cell=8)
     D.prepare('cityscapes', src, dst, subset=True, log=lambda s: None)
     cfg = C.get('smoke', ['data.dataset=cityscapes', f'data.root={dst}', 'data.crop_size=[32,64]', 'train.iters=2',
                           'data.batch_size=2', 'eval.batch_size=1'])

@@ -177,6 +177,9 @@ def test_presets_resolve():
         assert {k for k in base['model'] if base['model'][k] != d['model'][k]} == {'head', 'head_kwargs'}, n
     r101 = C.get('cityscapes_gald_aspp_ldv2_r101')
     assert (r101.model.stem, r101.model.dilation, r101.model.output_stride) == ('deep', 'gald', 8)
-    assert (r101.data.crop_size, r101.data.batch_size, r101.train.lr, r101.train.iters) == ([832, 832], 8, 0.01, 50000)
+    assert (r101.data.crop_size, r101.data.batch_size * r101.train.gpus, r101.train.lr, r101.train.iters) == ([832, 832], 8, 0.01, 50000)
     assert (r101.train.loss, r101.model.aux_weight) == ('ohem_batch', 0.4)
-    assert r101.model.head_kwargs['kernel_size'] == 5 and r101.model.head_kwargs['dilation'] == 3
+    assert r101.model.head_kwargs['kernel_size'] == 5 and r101.model.head_kwargs['dilation'] == 6   # Table II(b)'s 80.8 row
+    assert C.get('cityscapes_gald_aspp_ldv2_r50').model.dilation == 'gald_nomg'                      # Table III adds MG to R-101
+    code = C.get('cityscapes_gald_cgnl_ldv1_r101')                                                   # the released network
+    assert (code.data.crop_size, code.train.iters, code.model.head_kwargs['ga'], code.model.head_kwargs['ld']) == ([769, 769], 50575, 'cgnl', 'v1')

@@ -272,8 +272,9 @@ def test_the_method_plugs_into_every_baseline_head():
 
 def test_gpu_presets_build():
     for n, feat, cin in [('cityscapes_pixcon_hr48', 'concat', 720), ('cityscapes_pixcon_aspp_r101', 'layer4', 2048)]:
-        cfg = C.get(n)
+        cfg = C.get(n, ['model.pretrained='])                     # no ImageNet download in a test
         assert cfg.method.params['feature'] == feat and cfg.train.iters == 40000 and cfg.data.crop_size == [512, 1024]
+        assert cfg.data.batch_size * cfg.train.gpus == 8 and cfg.data.aspect_range == [0.9, 1.1]
         m = build_model(cfg, 19)
         assert m.method.proj.proj[0].in_channels == cin and m.loss is not None
 

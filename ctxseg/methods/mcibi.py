@@ -395,7 +395,7 @@ def gpu_mcibi(dataset: str, depth: int = 101, variant: str = 'mcibi', gpus: int 
               'consistency_weight': 1.0 if dataset == 'ade20k' else 0.0, 'consistency_from_iter': per_epoch}
     else:
         kw = {'variant': 'mcibi++', 'dilations': [1, 12, 24, 36], 'transform_channels': 256, 'momentum': 0.1}
-        if dataset == 'ade20k' and depth == 101:      # the paper's ADE20K row: an FPN over the ASPP head (no released R-101 config)
+        if dataset == 'ade20k' and depth == 101:      # ssseg's mcibiplusplus_upernet_resnet101os8_ade20k: an FPN over the ASPP head
             kw.update(context_self_attention=False, fpn_in_channels=[256, 512, 1024], fpn_channels=1024)
         if depth == 50:                               # the released R-50 configs
             if dataset == 'ade20k': kw.update(context_self_attention=False)

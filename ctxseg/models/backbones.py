@@ -63,7 +63,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 # %% ../../nbs/03_backbones.ipynb #b525dcd0
-SCHEDULES = ('mmseg', 'deeplab', 'multigrid', 'gald')
+SCHEDULES = ('mmseg', 'deeplab', 'multigrid', 'gald', 'gald_nomg')
 
 def layer_strides(output_stride: int = 8) -> tuple[int, int, int, int]:
     "Strides of the four ResNet stages (after the stride-4 stem) for output stride 8, 16 or 32."
@@ -81,8 +81,8 @@ def dilation_schedule(name: str = 'mmseg', blocks=(3, 4, 23, 3), output_stride: 
     r4 = 2 * r3                                   # rate of layer4
     keep_first = lambda r, n: [max(r // 2, 1)] + [r] * (n - 1)    # first block keeps the previous rate
     grid = lambda r, n: [r * (1, 2, 4)[i % 3] for i in range(n)]  # multi-grid (1, 2, 4) × rate
-    l3 = [r3] * n3 if name == 'gald' else keep_first(r3, n3)
-    l4 = grid(r4, n4) if name in ('multigrid', 'gald') else keep_first(r4, n4)
+    l3 = [r3] * n3 if name.startswith('gald') else keep_first(r3, n3)
+    l4 = ([r4] * n4 if name == 'gald_nomg' else grid(r4, n4)) if name in ('multigrid', 'gald', 'gald_nomg') else keep_first(r4, n4)
     return [[1] * n1, [1] * n2, l3, l4]
 
 # %% ../../nbs/03_backbones.ipynb #7d8bf29a

@@ -168,12 +168,13 @@ class ObjectAttention(nn.Module):
 class OCRHead(SegHead):
     "OCRNet head (Yuan et al. ECCV'20): soft regions → region representations → pixel-region attention."
     def __init__(self, in_channels, num_classes, channels: int = 512, ocr_channels: int = 256,
-                 region_channels: int | None = None, region_in_index: int | None = None, dropout: float = 0.05, **kw):
+                 region_channels: int | None = None, region_in_index: int | None = None, dropout: float = 0.05,
+                 region_kernel: int = 3, **kw):
         super().__init__(in_channels, num_classes, channels, dropout=dropout, **kw)
         self.region_in_index = self.in_index if region_in_index is None else region_in_index
         rin = in_channels[self.region_in_index] if isinstance(in_channels, (list, tuple)) else self.in_channels
         rc = region_channels or rin
-        self.region = nn.Sequential(self.cbr(rin, rc, 3, 1), Classifier(rc, num_classes))
+        self.region = nn.Sequential(self.cbr(rin, rc, region_kernel, 1), Classifier(rc, num_classes))   # 3×3 (HRNet-OCR), 1×1 (mmseg)
         self.pixel = self.cbr(self.in_channels, channels, 3, 1)
         self.attention = ObjectAttention(channels, ocr_channels, block=self.cbr)
         self.fuse = self.cbr(2 * channels, channels, 1, 1)
