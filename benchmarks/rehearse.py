@@ -33,8 +33,16 @@ def main(argv=None) -> int:
         if a.skip_done and f.is_file() and json.loads(f.read_text()).get('version') == REHEARSAL_VERSION:
             print(f'[{i + 1}/{len(presets)}] {p}: kept {f}'); continue
         print(f'[{i + 1}/{len(presets)}] {p} ({(time.time() - t0) / 60:.0f} min so far)', flush=True)
-        rec = rehearse(p, reduced=a.reduced, ddp=not a.no_ddp, out=f, progress=lambda s: print('   ', s, flush=True))
-        print(summary(rec), flush=True)
+        try:
+            rec = rehearse(p, reduced=a.reduced, ddp=not a.no_ddp, out=f, progress=lambda s: print('   ', s, flush=True))
+            print(summary(rec), flush=True)
+        except Exception as e:                         # a crash (e.g. out of memory) is a result too: record it, go on
+            import traceback
+            from ctxseg.runner import result_header
+            from ctxseg.engine import atomic_write_json
+            rec = {'preset': p, 'version': REHEARSAL_VERSION, 'ok': False, 'error': f'{type(e).__name__}: {e}'[:2000],
+                   'traceback': traceback.format_exc()[-4000:], **result_header('benchmarks/rehearse.py', [p])}
+            atomic_write_json(f, rec); print(f'{p}: FAILED: {rec["error"]}', flush=True)
         if not rec['ok']: failed.append(p)
     print(f'{len(presets)} presets in {(time.time() - t0) / 60:.0f} min; failed: {failed or "none"}')
     return 1 if failed else 0
