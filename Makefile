@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test export clean-nbs check-nbs nbtest pytest bench book ddp pairs pages
+.PHONY: venv demo test quicktest export clean-nbs check-nbs nbtest pytest bench book ddp pairs pages
 
 $(STAMP): requirements-dev.txt setup.py settings.ini
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo: $(STAMP)                       ## the main job: train + evaluate the basel
 
 test: $(STAMP)                       ## everything CI runs
 	bash .ci/checks
+
+quicktest: $(STAMP)                  ## the tests that are not `slow` (no book, Chromium, papermill, torchrun): a couple of minutes
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 export: $(STAMP)                     ## regenerate ctxseg/ from nbs/
 	$(BIN)/nbdev_export

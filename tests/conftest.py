@@ -64,3 +64,14 @@ def _baseline_inference(preset: str, base: str = 'smoke', num_classes: int = 5):
 def baseline_inference():
     "`baseline_inference(preset)` → (flops, baseline flops, logits, baseline logits): a loss method must change none."
     return _baseline_inference
+
+
+# `slow`: what builds the book, drives Chromium or papermill, starts torchrun, or rehearses full networks. `make
+# quicktest` runs the rest (`pytest -m "not slow"`); `make test` and CI run everything.
+SLOW_MODULES = {'test_book', 'test_notebooks', 'test_rehearse', 'test_gpu_suite'}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit('.', 1)[-1] in SLOW_MODULES or 'torchrun' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.slow)

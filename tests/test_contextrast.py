@@ -141,10 +141,10 @@ def test_the_loss_equals_its_loop_with_deterministic_sampling():
 
 def test_degenerate_crops_give_a_zero_loss_with_a_gradient_path():
     m = Contextrast({'layer1': 4, 'layer2': 4}, 3, features=['layer1', 'layer2'], layer_weights=[0.5, 1.0], proj_dim=8)
-    f = {'layer1': torch.randn(2, 4, 8, 8, requires_grad=True), 'layer2': torch.randn(2, 4, 4, 4, requires_grad=True)}
     lg = torch.randn(2, 3, 4, 4)
     for sampling in ('random', 'semi_hard', 'error_random', 'bane'):
-        m.p['sampling'] = sampling
+        m.p['sampling'] = sampling                                               # fresh leaves: a gradient of this mode only
+        f = {'layer1': torch.randn(2, 4, 8, 8, requires_grad=True), 'layer2': torch.randn(2, 4, 4, 4, requires_grad=True)}
         loss = m(f, lg, torch.full((2, 16, 16), 255))['contextrast']            # all ignore
         assert float(loss.detach()) == 0.0
         loss.backward()

@@ -257,9 +257,8 @@ def test_hf_hub_offline_message():
     assert "cannot load 'scene_parse_150' from the Hugging Face Hub" in r.stdout and 'save_to_disk' in r.stdout, r.stdout
 
 
-# -- end to end through build_dataset (needs ctxseg.transforms) ---------------------------------------------------
+# -- end to end through build_dataset -----------------------------------------------------------------------------
 def test_build_dataset_end_to_end(tmp_path):
-    pytest.importorskip('ctxseg.transforms')
     from ctxseg.configs import DataConfig
     from ctxseg.data import build_dataset, validate_dataset
     src, dst = tmp_path / 'raw', tmp_path / 'prepared'

@@ -16,6 +16,10 @@
 # | `cpu` | `synthetic_fcn`, `synthetic_psp`, `synthetic_aspp`, `synthetic_ocr`, 5 seeds each | synthetic v2, 192 px | this 2-core machine, about 4 minutes a run |
 # | `gpu` | `cityscapes_fcn_r50`, `cityscapes_psp_r101`, `cityscapes_aspp_r101`, `cityscapes_ocr_hr48` | Cityscapes, 512×1024 crops, 40k iterations | a CUDA machine with Cityscapes prepared under `data/cityscapes`; it cannot run on the CPU machine the book is built on |
 #
+# The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
+# {doc}`/nbs/16_recipes`; the table of these presets is in {doc}`/nbs/16_recipes`). Before a GPU run, `ctxseg rehearse cityscapes_psp_r101` takes two full-size steps
+# on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory).
+#
 # ```
 # ctxseg run-notebooks --profile cpu baselines                       # -> book/results/cpu/baselines.ipynb
 # ctxseg run-notebooks --profile gpu baselines --time-budget 14400   # 4-hour chunks: run it again to resume

@@ -15,6 +15,10 @@
 # | `cpu` | `synthetic_aspp_contextrast` (CCL + BANE), `synthetic_aspp_ccl` (CCL alone), `synthetic_aspp_ccl_semihard`; DeepLabV3 and in-batch pixel contrast are the committed runs of their chapters; one DeepLabV3 run is retrained for its checkpoint (the feature metrics) | synthetic v2, 192 px, 1000 iterations, 5 seeds | a 2-core machine, about 5 minutes a run |
 # | `gpu` | `contextrast_cityscapes_fcn_hr48` and its baseline `contextrast_cityscapes_fcn_hr48_baseline` (HRNetV2-W48, the paper's main row); the DeepLabV3, OCRNet, CamVid, ADE20K, COCO-Stuff and PASCAL-Context presets by name | the paper's datasets | a CUDA machine with the datasets under `data/` |
 #
+# The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/71_contextrast_module`). Before a GPU run, `ctxseg rehearse contextrast_cityscapes_fcn_hr48` takes two full-size steps
+# on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory).
+#
 # To run it:
 #
 # ```

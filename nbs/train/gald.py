@@ -13,7 +13,11 @@
 # |---|---|---|---|
 # | `smoke` | `smoke_gald_ldv1`, `smoke_gald_ldv2`, a few dozen iterations | synthetic, 32 px | CI, seconds |
 # | `cpu` | the rows of Table I that benchmark v2 can test: `synthetic_gald_*` (the same-head control without LD, ASPP + LDv2, ASPP + LDv1, CGNL with the authors' and the zero initialisation, and the control in the v1 chapters' compact head); FCN, PSP and ASPP are the committed baseline runs | synthetic v2, 192 px, 1000 iterations, 5 seeds | this 2-core machine, about five minutes a run |
-# | `gpu` | `cityscapes_gald_aspp_ldv2_r101`, `cityscapes_gald_aspp_ldv2_r50` | Cityscapes, 832 crops, batch 8, 50k iterations, OHEM | a CUDA machine with Cityscapes under `data/cityscapes` |
+# | `gpu` | `cityscapes_gald_aspp_ldv2_r101`, `cityscapes_gald_aspp_ldv2_r50` (the paper's rows); `cityscapes_gald_cgnl_ldv1_r{101,50}` (the released code's network) by name | Cityscapes, 832 crops (769 for the code's), 8 GPUs × 1, 50k iterations, OHEM | a CUDA machine with Cityscapes under `data/cityscapes` |
+#
+# The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/41_gald_module`). Before a GPU run, `ctxseg rehearse cityscapes_gald_cgnl_ldv1_r101` takes two full-size steps
+# on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory). A model trained with the authors' code evaluates through ctxseg: `ctxseg eval cityscapes_gald_cgnl_ldv1_r101 --weights authors:gald=<file>`.
 #
 # ```
 # ctxseg run-notebooks --profile cpu gald                       # -> book/results/cpu/gald.ipynb

@@ -15,6 +15,10 @@
 # | `cpu` | `synthetic_mcibi` (the read-out without the consistency loss), `synthetic_mcibipp`, `synthetic_mcibi_hard` (hard aggregation), `synthetic_mcibi_consistency`; DeepLabV3 is the committed `synthetic_aspp` baseline | synthetic v2, 192 px, 1000 iterations, 5 seeds | a 2-core machine, minutes a run |
 # | `gpu` | `cityscapes_mcibi_r101`, `ade20k_mcibi_r101` (and the other README rows by name) | the authors' recipes | a CUDA machine with the datasets under `data/` |
 #
+# The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/51_mcibi_module`). Before a GPU run, `ctxseg rehearse ade20k_mcibi_r101` takes two full-size steps
+# on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory). A released checkpoint of the authors evaluates through ctxseg in minutes: `ctxseg eval ade20k_mcibi_r101 --weights authors:mcibi=<file> --set data.root=data/<dataset>`.
+#
 # To run it:
 #
 # ```

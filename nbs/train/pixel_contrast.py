@@ -15,7 +15,11 @@
 # |---|---|---|---|
 # | `smoke` | `smoke`, `smoke_pixcon`, a few dozen iterations | synthetic, 32 px | CI, seconds |
 # | `cpu` | `synthetic_aspp` (the baseline runs, reused) vs `synthetic_aspp_pixcon_batch` (in-batch anchors, the authors' released recipe; λ = 0.1, and `_l05`, `_l01` with λ = 0.05, 0.01) and `synthetic_aspp_pixcon` (the paper's memories with semi-hard mining) | synthetic v2, 192 px, 1000 iterations, 5 seeds | this 2-core machine, about five minutes a run |
-# | `gpu` | `cityscapes_pixcon_{base_,}aspp_r101`, `cityscapes_pixcon_{base_,}hr48` (the authors' recipes, without and with the loss) | Cityscapes, 1024×512 crops, 40k iterations, batch 8 | a CUDA machine with Cityscapes under `data/cityscapes` |
+# | `gpu` | `cityscapes_pixcon_{base_,}aspp_r101`, `cityscapes_pixcon_{base_,}hr48` (the authors' recipes, without and with the loss); `cityscapes_pixcon_ocr_hr48` by name | Cityscapes, 1024×512 crops, 40k iterations, 4 GPUs × 2 | a CUDA machine with Cityscapes under `data/cityscapes` |
+#
+# The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/32_pixel_contrast_module`). Before a GPU run, `ctxseg rehearse cityscapes_pixcon_hr48` takes two full-size steps
+# on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory). A released checkpoint of the authors evaluates through ctxseg in minutes: `ctxseg eval cityscapes_pixcon_hr48 --weights authors:pixel_contrast=<file> --set data.root=data/<dataset>`.
 #
 # ```
 # ctxseg run-notebooks --profile cpu pixel_contrast                       # -> book/results/cpu/pixel_contrast.ipynb

@@ -15,6 +15,10 @@
 # | `cpu` | `synthetic_aspp_regcon` (the paper's reading), `synthetic_aspp_regcon_authors` (the released path); DeepLabV3 and in-batch pixel contrast are the committed runs of their chapters | synthetic v2, 192 px, 1000 iterations, 5 seeds | a 2-core machine, minutes a run |
 # | `gpu` | `cityscapes_regcon_r50` and its baseline `cityscapes_regcon_base_r50` (the released recipe); `ade20k_regcon_r50`, `coco_stuff10k_regcon_r50` by name (not released by the authors) | Cityscapes, ADE20K, COCO-Stuff-10k | a CUDA machine with the datasets under `data/` |
 #
+# The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/61_region_contrast_module`). Before a GPU run, `ctxseg rehearse cityscapes_regcon_r50` takes two full-size steps
+# on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory). A model trained with the authors' code evaluates through ctxseg: `ctxseg eval cityscapes_regcon_r50 --weights authors:region_contrast=<file>`.
+#
 # To run it:
 #
 # ```
