@@ -210,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
                                    '--weights PATH loads a ctxseg checkpoint.pt.')
     e.add_argument('run', metavar='RUN_OR_PRESET'); e.add_argument('--weights', help='authors:PAPER=PATH or a checkpoint.pt')
     e.add_argument('--out', help='folder for eval_<mode>.json (default: the run folder, or runs/eval/<preset>)')
-    e.add_argument('--mode', choices=['whole', 'slide', 'ms_flip']); common(e); e.set_defaults(fn=cmd_eval)
+    e.add_argument('--mode', choices=['whole', 'slide', 'ms_flip', 'slide_ms_flip']); common(e); e.set_defaults(fn=cmd_eval)
     pr = sub.add_parser('predict', help='predict label maps for images'); pr.add_argument('run'); pr.add_argument('inputs', nargs='+')
     pr.add_argument('--out', required=True); pr.set_defaults(fn=cmd_predict)
     b = sub.add_parser('bench', help='training/inference speed and memory of presets'); b.add_argument('presets', nargs='*')

@@ -35,6 +35,7 @@ class ModelConfig:
     aux_bias: bool = False           # a bias on the auxiliary head's 3×3 conv (RegionContrast, ContrastiveSeg, GALD)
     aux_dropout: float | None = None # the auxiliary head's dropout (None = `dropout`; ContrastiveSeg: 0)
     activation: str = 'relu'         # of the heads' conv blocks: relu | leaky_relu (slope 0.01; ssseg's MCIBI on LIP)
+    init: str = 'mmseg'              # the heads' initialisation: mmseg | torch (PyTorch's defaults: ssseg, GALD, RegionContrast) | kaiming_in (openseg's DeepLabV3)
     dropout: float = 0.1
     align_corners: bool = False
     sync_bn: bool = True             # converted to SyncBatchNorm only on CUDA with >1 process
@@ -106,7 +107,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     "Evaluation mode and metric options."
-    mode: str = 'whole'              # whole | slide | ms_flip
+    mode: str = 'whole'              # whole | slide | ms_flip | slide_ms_flip (windows at every scale)
     crop_size: list = field(default_factory=lambda: [512, 1024])   # slide window H, W
     stride: list = field(default_factory=lambda: [341, 341])
     scales: list = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
@@ -114,7 +115,8 @@ class EvalConfig:
     boundary_tolerances: list = field(default_factory=list)   # pixel tolerances for boundary F-score
     boundary_iou_ratios: list = field(default_factory=list)   # boundary IoU band widths as a fraction of the diagonal (Cheng et al. 2021), e.g. [0.02]
     batch_size: int = 0              # 0 = same as data.batch_size (whole mode only)
-    resize: list = field(default_factory=list)   # [H, W]: test on the image resized to exactly this, scores back to its size (ssseg's LIP)
+    resize: list = field(default_factory=list)   # test on the image resized (scores back to its size): [H, W] exactly (ssseg's LIP),
+    resize_keep_ratio: bool = False  # or, with this, within the (long, short) bound `resize` keeping its aspect (mmseg, ssseg: ADE20K, COCO-Stuff)
 
 @dataclass
 class MethodConfig:
@@ -288,7 +290,7 @@ class Recipe:
     weight_decay: float
     ratio_range: tuple = (0.5, 2.0)
     scale: tuple = ()            # base scale (long, short); () = ratio × the image's own size
-    eval_mode: str = 'whole'     # whole | slide | ms_flip
+    eval_mode: str = 'whole'     # whole | slide | ms_flip | slide_ms_flip
     eval_scales: tuple = (1.0,)
     eval_flip: bool = False
     eval_crop: tuple = ()        # slide window H, W
@@ -303,7 +305,8 @@ class Recipe:
     ratio_draw: str = 'uniform'  # uniform | halves | tenths (see 13_transforms)
     aspect_range: tuple = ()     # openseg's aspect jitter
     brightness: int = 0          # openseg's brightness shift
-    eval_resize: tuple = ()      # exact test-time resize (H, W)
+    eval_resize: tuple = ()      # test-time resize: exactly (H, W), or within (long, short) keeping the aspect
+    eval_keep_ratio: bool = False
     aux_loss: str = 'ce'         # the auxiliary head's loss
     keep_ratio: bool = True
     rotate: tuple = ()           # (prob, max degrees)
@@ -352,16 +355,17 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
                 '50 575 iterations; scales {0.7, 0.8, ..., 2.1}; no photometric distortion.'),
     Recipe('cityscapes', 'mcibi', _MCIBI + ': R-101-D8, 512x1024, 0.01/poly/16/440 epochs, trainval -> test',
            (512, 1024), 16, 8, iters_for_epochs(440, _N['cityscapes_trainval'], 2, 8), 0.01, 5e-4, scale=(2048, 1024),
-           min_lr=1e-4, eval_mode='slide', eval_crop=(1024, 512), eval_stride=(341, 341), train_split='train+val',
-           note='Trains on train+val (3475 images) for the test server; ssseg also averages the slide output over '
-                'scales 0.5-1.75 with flip, which the engine does not combine with slide (slide only here).'),
+           min_lr=1e-4, eval_mode='slide_ms_flip', eval_crop=(1024, 512), eval_stride=(341, 341), train_split='train+val',
+           eval_scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), eval_flip=True,
+           note='Trains on train+val (3475 images) for the test server, which scores a sliding window (1024 high, 512 '
+                'wide) at six scales with flips.'),
     Recipe('cityscapes', 'mcibipp_r50', 'MCIBI++ (Jin et al. TPAMI), SegmentationBLWX/sssegmentation ssseg/configs/mcibiplusplus/mcibiplusplus_aspp_resnet50os8_cityscapes.py and docs/modelzoo/mcibiplusplus/README.md',
            (512, 1024), 8, 8, iters_for_epochs(220, _N['cityscapes'], 1, 8), 0.01, 5e-4, scale=(2048, 1024), min_lr=1e-4,
            note='The released R-50 model: train split, 8 images, 220 epochs, whole-image test on val (80.72).'),
     # ---- ADE20K (150 classes, 20210 / 2000) ----
     Recipe('ade20k', 'mmseg', 'mmseg reference baseline, ADE20K 512x512 80k (open-mmlab/mmsegmentation configs/_base_/datasets/ade20k.py, configs/_base_/schedules/schedule_80k.py)',
-           (512, 512), 16, 4, 80000, 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4,
-           note='mmseg resizes test images to short side 512; we evaluate at the original size.'),
+           (512, 512), 16, 4, 80000, 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4, eval_resize=(2048, 512), eval_keep_ratio=True,
+           note='mmseg tests an image resized to short side 512 (long side at most 2048), scores back to its size.'),
     Recipe('ade20k', 'contextrast', _CTX + ': crop 512x512, batch 12, 80K iterations; ms (0.75-2.0) + flip test; ' + _CTXPP + ': LR 1e-2, wd 5e-4',
            (512, 512), 12, 4, 80000, 0.01, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
            inferred=('gpus', 'ratio_range')),
@@ -372,10 +376,12 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.dataset, r.source): r for r in [
            inferred=('gpus', 'weight_decay', 'ratio_range', 'ratio_draw', 'eval_flip', 'loss', 'normalize', 'cat_max_ratio',
                      'photometric')),
     Recipe('ade20k', 'mcibi', _MCIBI + ': R-101-D8, 512x512, 0.01/poly/16/130 epochs (45.66 / 47.27 ms+flip)',
-           (512, 512), 16, 8, iters_for_epochs(130, _N['ade20k'], 2, 8), 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4),
+           (512, 512), 16, 8, iters_for_epochs(130, _N['ade20k'], 2, 8), 0.01, 5e-4, scale=(2048, 512), min_lr=1e-4,
+           eval_resize=(2048, 512), eval_keep_ratio=True),
     # ---- COCO-Stuff-10k (9000 / 1000) ----
     Recipe('coco_stuff10k', 'mcibi', _MCIBI + ': R-101-D8, 512x512, 0.001/poly/16/110 epochs (39.84 / 41.52 ms+flip)',
-           (512, 512), 16, 8, iters_for_epochs(110, _N['coco_stuff10k'], 2, 8), 0.001, 1e-4, scale=(2048, 512), min_lr=1e-5),
+           (512, 512), 16, 8, iters_for_epochs(110, _N['coco_stuff10k'], 2, 8), 0.001, 1e-4, scale=(2048, 512), min_lr=1e-5,
+           eval_resize=(2048, 512), eval_keep_ratio=True),
     Recipe('coco_stuff10k', 'contextrast', _CTX + ': crop 512x512, batch 16, 60K iterations; ms (0.75-2.0) + flip; ' + _CTXPP + ': LR 1e-2, wd 5e-4',
            (512, 512), 16, 4, 60000, 0.01, 5e-4, eval_mode='ms_flip', eval_scales=_MS, eval_flip=True,
            inferred=('gpus', 'ratio_range')),
@@ -453,7 +459,7 @@ def recipe(dataset: str, source: str | None = None, gpus: int | None = None, roo
                     ckpt_interval=2000)
     e = EvalConfig(mode=r.eval_mode, scales=list(r.eval_scales), flip=r.eval_flip, boundary_tolerances=[1, 3, 5],
                    crop_size=list(r.eval_crop or r.crop), stride=list(r.eval_stride or [c * 2 // 3 for c in r.crop]),
-                   batch_size=1, resize=list(r.eval_resize))
+                   batch_size=1, resize=list(r.eval_resize), resize_keep_ratio=r.eval_keep_ratio)
     return d, t, e
 
 # %% ../nbs/00_configs.ipynb #bc9d2a15
@@ -469,13 +475,13 @@ def _gpu_preset(name: str, dataset: str, source: str, backbone: str, head: str, 
 BASELINE_ROWS = [
     ('gald_cityscapes_fcn_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'fcn',
      dict(stem='deep', dilation='gald_nomg', pretrained='resnet50_deep', align_corners=True, aux_channels=512, aux_bias=True,
-          aux_dropout=0.1, dropout=0.0), 'GALD TIP Table I(a), FCN (Baseline) R-50: 73.7'),
+          aux_dropout=0.1, dropout=0.0, init='torch'), 'GALD TIP Table I(a), FCN (Baseline) R-50: 73.7'),
     ('gald_cityscapes_psp_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'psp',
      dict(stem='deep', dilation='gald_nomg', pretrained='resnet50_deep', align_corners=True, aux_channels=512, aux_bias=True,
-          aux_dropout=0.1, dropout=0.0), 'GALD TIP Table I(a), +PSP R-50: 76.2'),
+          aux_dropout=0.1, dropout=0.0, init='torch'), 'GALD TIP Table I(a), +PSP R-50: 76.2'),
     ('gald_cityscapes_aspp_r50_baseline', 'cityscapes', 'gald', 'resnet50', 'aspp',
      dict(stem='deep', dilation='gald_nomg', pretrained='resnet50_deep', align_corners=True, aux_channels=512, aux_bias=True,
-          aux_dropout=0.1, dropout=0.0), 'GALD TIP Table I(a), +ASPP R-50: 77.2'),
+          aux_dropout=0.1, dropout=0.0, init='torch'), 'GALD TIP Table I(a), +ASPP R-50: 77.2'),
 ]
 
 def _row_preset(row):

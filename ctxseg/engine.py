@@ -151,30 +151,42 @@ def _swap_channels(p, pairs):
     return p[:, idx]
 
 @torch.no_grad()
-def infer_ms_flip(model, images, scales, flip, align_corners=False, flip_pairs=()):
-    "Average softmax over scales (and flips; a flip swaps the score channels of `flip_pairs`), B×K×H×W."
+def infer_ms_flip(model, images, scales, flip, align_corners=False, flip_pairs=(), window=None, num_classes=None):
+    """Average softmax over scales (and flips; a flip swaps the score channels of `flip_pairs`), B×K×H×W; with
+    `window` = (crop, stride), each scale is itself predicted by sliding windows (ssseg's Cityscapes test)."""
     H, W = images.shape[-2:]
     acc = 0
     for s in scales:
         xs = _resize(images, (max(int(H * s + 0.5), 1), max(int(W * s + 0.5), 1)), align_corners)
         for f in ([False, True] if flip else [False]):
             xi = xs.flip(-1) if f else xs
-            p = model(xi).logits.float().softmax(1)
+            logits = infer_slide(model, xi, *window, num_classes, align_corners) if window else model(xi).logits.float()
+            p = logits.softmax(1)
             acc = acc + _resize(_swap_channels(p.flip(-1), flip_pairs) if f else p, (H, W), align_corners)
     return acc / (len(scales) * (2 if flip else 1))
 
+def _rescale(h: int, w: int, scale) -> tuple[int, int]:
+    "mmcv's keep-ratio size within the (long, short) bound `scale` (as `ctxseg.transforms.rescale_size`)."
+    from ctxseg.transforms import rescale_size
+    return rescale_size(h, w, scale)
+
 def infer(model, images, ecfg, num_classes, align_corners=False, flip_pairs=()):
     """Full-resolution scores for `images` with the mode of `ecfg` (an `EvalConfig`); with `ecfg.resize`, of the images
-    resized to exactly that size, the scores brought back to the images' own (ssseg's test on LIP)."""
+    resized (to exactly that size, or keeping their aspect within it with `resize_keep_ratio`), the scores brought
+    back to the images' own size (ssseg's and mmseg's tests)."""
     if getattr(ecfg, 'resize', None):
         H, W = images.shape[-2:]
-        x = F.interpolate(images, size=tuple(ecfg.resize), mode='bilinear', align_corners=align_corners)
+        size = tuple(ecfg.resize) if not getattr(ecfg, 'resize_keep_ratio', False) else _rescale(H, W, ecfg.resize)
+        x = F.interpolate(images, size=size, mode='bilinear', align_corners=align_corners)
         scores = infer(model, x, dataclasses.replace(ecfg, resize=[]), num_classes, align_corners, flip_pairs)
         return _resize(scores, (H, W), align_corners)
     if ecfg.mode == 'whole': return infer_whole(model, images, align_corners)
     if ecfg.mode == 'slide': return infer_slide(model, images, ecfg.crop_size, ecfg.stride, num_classes, align_corners)
     if ecfg.mode == 'ms_flip': return infer_ms_flip(model, images, ecfg.scales, ecfg.flip, align_corners, flip_pairs)
-    raise ValueError(f"unknown eval mode {ecfg.mode!r} (whole | slide | ms_flip)")
+    if ecfg.mode == 'slide_ms_flip':
+        return infer_ms_flip(model, images, ecfg.scales, ecfg.flip, align_corners, flip_pairs,
+                             (ecfg.crop_size, ecfg.stride), num_classes)
+    raise ValueError(f"unknown eval mode {ecfg.mode!r} (whole | slide | ms_flip | slide_ms_flip)")
 
 # %% ../nbs/08_engine.ipynb #d87c1ba5
 class _Pointwise(nn.Module):

@@ -53,6 +53,7 @@ FIELDS: dict[str, tuple[str, object]] = {   # name: (what it is, how to read it 
     'pretrained': ('ImageNet weights', lambda c: c.model.pretrained or None),
     'network': ("the authors' network this preset builds (ctxseg.convert)", None),   # filled in recipe_rows
     'activation': ('activation of the head blocks', lambda c: c.model.activation),
+    'init': ("the heads' initialisation", lambda c: c.model.init),
     'align_corners': ('bilinear resizes', lambda c: c.model.align_corners),
     'scale': ('base scale of the random resize (long, short); [] = the image itself', lambda c: list(c.data.scale)),
     'ratio_range': ('random resize ratio', lambda c: list(c.data.ratio_range)),
@@ -66,15 +67,16 @@ FIELDS: dict[str, tuple[str, object]] = {   # name: (what it is, how to read it 
     'pad_label': ('label of the padding of a crop', lambda c: 'ignore'),
     'normalize': ('input normalisation', lambda c: c.data.normalize),
     'eval_mode': ('test mode', lambda c: c.eval.mode),
-    'eval_crop': ('sliding window H × W', lambda c: list(c.eval.crop_size) if c.eval.mode == 'slide' else None),
-    'eval_stride': ('sliding stride', lambda c: list(c.eval.stride) if c.eval.mode == 'slide' else None),
-    'eval_scales': ('test scales', lambda c: list(c.eval.scales) if c.eval.mode == 'ms_flip' else [1.0]),
-    'eval_flip': ('flipped test', lambda c: bool(c.eval.flip) if c.eval.mode == 'ms_flip' else False),
+    'eval_crop': ('sliding window H × W', lambda c: list(c.eval.crop_size) if 'slide' in c.eval.mode else None),
+    'eval_stride': ('sliding stride', lambda c: list(c.eval.stride) if 'slide' in c.eval.mode else None),
+    'eval_scales': ('test scales', lambda c: list(c.eval.scales) if 'ms_flip' in c.eval.mode else [1.0]),
+    'eval_flip': ('flipped test', lambda c: bool(c.eval.flip) if 'ms_flip' in c.eval.mode else False),
 }
 
 def OPTIONAL(c) -> dict:
     "Fields of one code base only, listed where set (or where an authors' fact names them)."
-    return {'aspect_range': list(c.data.aspect_range), 'brightness': c.data.brightness, 'eval_resize': list(c.eval.resize)}
+    rs = (f"{'keep ratio within' if c.eval.resize_keep_ratio else 'exactly'} {list(c.eval.resize)}" if c.eval.resize else None)
+    return {'aspect_range': list(c.data.aspect_range), 'brightness': c.data.brightness, 'eval_resize': rs}
 
 def field_values(c) -> dict:
     "Our value of every field of `FIELDS` for config `c`, then `head.<k>` (a head method's) and `method.<k>` parameters."
@@ -178,6 +180,7 @@ _RC_NET = {
                     why='the released code loads a deep-stem ResNet-50 file it does not distribute; CSAIL\'s deep-stem ResNet-50 is the public checkpoint of that layout.'),
     'network': F('region_contrast/decoder_contrast_cityscapes', f'{_RC} pyseg/models/decoder_contrast.py, base.py'),
     'activation': F('relu', f'{_RC} pyseg/models/decoder_contrast.py'), 'align_corners': F(True, f'{_RC} pyseg/models/model_helper.py'),
+    'init': F('torch', f'{_RC} pyseg/models/decoder_contrast.py, base.py (no initialiser in the heads: PyTorch\'s defaults)'),
 }
 REGCON_CITYSCAPES = {
     **_RC_NET,
@@ -235,7 +238,8 @@ for _ds, _src in (('ade20k', "mmseg's ADE20K 80k"), ('coco_stuff10k', "pixel con
                                   **{k: v for k, v in _RC_NET.items() if k != 'network'},
                                   'network': Fact(None, 'the Cityscapes network with this dataset\'s classes'),
                                   'loss_scaling': REGCON_CITYSCAPES['loss_scaling'], **_RC_METHOD,
-                                  'method.queue_len': Fact(None, 'the released code sets it to the number of Cityscapes training images; ours: this dataset\'s')}
+                                  'method.queue_len': Fact(None, 'the released code sets it to the number of Cityscapes training images; ours: this dataset\'s'),
+                                  'eval_resize': Fact(None, _NOT_RELEASED.format(_src))}
 
 # %% ../nbs/16_recipes.ipynb #b373afd5
 # MCIBI (ICCV'21) and MCIBI++ (TPAMI'22): SegmentationBLWX/sssegmentation at eb1878c1 (HEAD of the mirror).
@@ -290,12 +294,9 @@ def _data(ds: str) -> dict:
     if ds == 'cityscapes':
         out['eval_resize'] = F(None, f'{at}: keep-ratio to (2048, 1024), the identity on 2048×1024 images')
     elif lip:   # no `differs`: ctxseg scores LIP at the image's own size, far below the training scale (see report)
-        out['eval_resize'] = F([473, 473], f'{at}: every test image is warped to 473×473 (aspect not kept)')
+        out['eval_resize'] = F('exactly [473, 473]', f'{at}: every test image is warped to 473×473 (aspect not kept)')
     else:
-        out['eval_resize'] = F('keep_ratio(2048, 512)', f'{at}: short side to 512 (long side at most 2048)',
-                               differs='eval-at-image-size',
-                               why="the book scores ADE20K and COCO-Stuff at the image's own size, as its mmseg "
-                                   "baselines; ssseg rescales the short side to 512 (the training base scale) first.")
+        out['eval_resize'] = F('keep ratio within [2048, 512]', f'{at}: short side to 512 (long side at most 2048)')
     return out
 
 
@@ -316,11 +317,7 @@ def _common(base: str, loss_line: int) -> dict:
         'dilation': F('mmseg', f'{_RESNET}:198 (outstride 8, contract_dilation: layer3 1,2,2…, layer4 2,4,4)'),
         'align_corners': F(False, f'{base}:10'),
         'method': F('none', f'{_SS}: MCIBI is a head, not a loss method'),
-        'head.init': F('pytorch default', f'{_MCODE}, {_PCODE} (no init of any head layer: PyTorch\'s defaults)',
-                       differs='mmseg-init',
-                       why='every head of the book starts from one initialisation (Kaiming-normal convs, N(0, 0.01) '
-                           'classifiers), so heads differ only in their method; ssseg keeps PyTorch\'s '
-                           'Kaiming-uniform (a=√5) defaults.'),
+        'init': F('torch', f'{_MCODE}, {_PCODE} (no init of any head layer: PyTorch\'s defaults)'),
     }
 
 
@@ -354,14 +351,11 @@ def _eval(cfg_at: str, slide: bool) -> dict:
     if not slide:
         return {'eval_mode': F('whole', cfg_at), 'eval_crop': F(None, f'{cfg_at} (whole image)'),
                 'eval_stride': F(None, cfg_at), 'eval_scales': F([1.0], cfg_at), 'eval_flip': F(False, cfg_at)}
-    tta = dict(differs='single-scale-test',
-               why='the book scores every model with one forward per window; ssseg adds multi-scale + flip test-time '
-                   'augmentation only to its Cityscapes test-server submissions (its val rows are single-scale).')
-    return {'eval_mode': F('slide', cfg_at),
+    return {'eval_mode': F('slide_ms_flip', f'{cfg_at} (sliding windows at every scale, with flips)'),
             'eval_crop': F([1024, 512], f'{cfg_at}; {_BASE_SEG}:66 (cropsize read as (h, w): 1024 high, 512 wide)'),
             'eval_stride': F([341, 341], cfg_at),
-            'eval_scales': F([0.5, 0.75, 1.0, 1.25, 1.5, 1.75], f'{cfg_at} (softmax averaged)', **tta),
-            'eval_flip': F(True, cfg_at, **tta)}
+            'eval_scales': F([0.5, 0.75, 1.0, 1.25, 1.5, 1.75], f'{cfg_at} (softmax averaged)'),
+            'eval_flip': F(True, cfg_at)}
 
 
 # ---- MCIBI: DeepLabV3 (ASPP) + the memory, ssseg/configs/mcibi/mcibi_deeplabv3_resnet{50,101}os8_*.py ----
@@ -1031,6 +1025,18 @@ MMSEG = {
     'cityscapes_aspp_r101': _mmseg('aspp', 'resnet101'),
     'cityscapes_ocr_hr48': _mmseg('ocr', 'hrnet_w48'),
 }
+
+# %% ../nbs/16_recipes.ipynb #95eec686
+_OPENSEG_INIT = {'aspp_r101': F('kaiming_in', f'{_PC} lib/models/nets/deeplab.py (kaiming_normal_ on every decoder conv, zero biases)'),
+                 'hr48': F('torch', f'{_PC} lib/models/nets/hrnet.py (no initialiser in the heads: PyTorch\'s defaults)')}
+for p, facts in PIXCON.items(): facts['init'] = _OPENSEG_INIT['aspp_r101' if 'aspp' in p else 'hr48']
+for p, facts in CONTEXTRAST.items():
+    facts['init'] = F(None, f"{_CX} does not say; ours: openseg's, as its network ({_OPENSEG_INIT['aspp_r101' if 'aspp' in p else 'hr48'].where})")
+for p, facts in GALD.items():
+    facts['init'] = (F('torch', f'{_NET} (no initialiser: PyTorch\'s defaults)') if 'cgnl' in p else
+                     F(None, f"Paper: not stated; ours: the released code's, PyTorch's defaults ({_NET})"))
+for p, facts in MMSEG.items():
+    facts['init'] = F('mmseg', 'open-mmlab/mmsegmentation mmseg/models/decode_heads/decode_head.py (ConvModule: Kaiming; conv_seg: N(0, 0.01))')
 
 # %% ../nbs/16_recipes.ipynb #896785ae
 AUTHORS: dict[str, dict] = {**MCIBI, **REGCON, **PIXCON, **CONTEXTRAST, **GALD, **MMSEG}

@@ -11,12 +11,13 @@ import torch
 from . import configs as C
 
 # %% auto #0
-__all__ = ['WARMUPS', 'REDUCE', 'GPU_GB', 'REHEARSAL_VERSION', 'rehearsal_config', 'fixture_size', 'run_steps',
+__all__ = ['WARMUPS', 'MEMORY_SIZES', 'REDUCE', 'GPU_GB', 'REHEARSAL_VERSION', 'rehearsal_config', 'fixture_size', 'run_steps',
            'run_steps_isolated', 'gpu_memory_estimate', 'ddp_check', 'rehearse', 'summary', 'readiness_rows',
            'readiness_markdown']
 
 # %% ../nbs/17_rehearse.ipynb #8b0de4f3
 WARMUPS = ('warmup_iters', 'consistency_from_iter')
+MEMORY_SIZES = ('queue_len', 'pixel_memory_size', 'segment_memory_size')   # entries per class of a loss method's memory
 REDUCE = 4                                      # --reduced: a quarter of each side
 
 def _shrink(xs, f): return [max(32, int(math.ceil(x / f / 8)) * 8) for x in xs]
@@ -38,11 +39,14 @@ def rehearsal_config(cfg: C.Config, root, reduced: bool = False, steps: int = 2)
                        "feature as many values; one process needs 2")
         c.data.batch_size = 2
     if reduced:
+        for k in MEMORY_SIZES:                                  # a memory of the whole dataset, too: a quarter of it
+            if c.method.params.get(k): c.method.params[k] = max(1, c.method.params[k] // REDUCE)
         c.data.crop_size = _shrink(c.data.crop_size, REDUCE)
         c.data.scale = [max(1, s // REDUCE) for s in c.data.scale]
         c.eval.crop_size = _shrink(c.eval.crop_size, REDUCE)
         c.eval.stride = _shrink(c.eval.stride, REDUCE)
-        changes.append(f"reduced: crop {cfg.data.crop_size} → {c.data.crop_size}, images 1/{REDUCE} of each side")
+        changes.append(f"reduced: crop {cfg.data.crop_size} → {c.data.crop_size}, images 1/{REDUCE} of each side"
+                       + (", memories 1/4 as long" if any(cfg.method.params.get(k) for k in MEMORY_SIZES) else ''))
     return c, changes
 
 def fixture_size(dataset: str, reduced: bool = False) -> tuple[int, int]:
@@ -91,7 +95,7 @@ def run_steps(cfg: C.Config, precision: str = 'fp32', seed: int = 0) -> dict:
         with (sdpa_kernel([SDPBackend.MATH]) if last else nullcontext()), fc, keep:
             res, terms, vals, gnorm, _ = train_step(model, opt, b['image'], b['label'], amp, params, cfg.train.max_grad_norm)
         steps.append({'step': i + 1, 'seconds': time.perf_counter() - t, 'loss': float(vals[0]),
-                      'terms': {k: float(v) for k, v in terms.items()}, 'grad_norm': float(gnorm), 'lr': lr})
+                      'terms': {k: float(v.detach()) for k, v in terms.items()}, 'grad_norm': float(gnorm), 'lr': lr})
         if last: flops, saved = int(fc.get_total_flops()), box['total']
     state = sum(p.numel() * p.element_size() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
@@ -260,6 +264,8 @@ def readiness_rows(folder) -> list[dict]:
         f = Path(folder) / f'{p}.json'
         if not f.is_file(): rows.append({'preset': p, 'rehearsed': 'no'}); continue
         r = json.loads(f.read_text())
+        if 'error' in r:                                             # it crashed: say how, and keep the row
+            rows.append({'preset': p, 'rehearsed': 'failed', 'error': r['error']}); continue
         bad = [k for k, t in r['terms'].items() if not (t['finite'] and t['nonzero'])]
         rows.append({'preset': p, 'rehearsed': 'reduced' if r['reduced'] else 'full size', 'ok': r['ok'],
                      'crop': 'x'.join(map(str, r['crop'])), 'batch': r['batch_per_gpu'], 'params_M': r['params'] / 1e6,
@@ -278,6 +284,8 @@ def readiness_markdown(folder) -> str:
     for r in readiness_rows(folder):
         if r['rehearsed'] == 'no':
             out.append(f"| `{r['preset']}` | not yet | | | | | | | | |"); continue
+        if r['rehearsed'] == 'failed':
+            out.append(f"| `{r['preset']}` | **failed**: {r['error'][:120]} | | | | | | | | |"); continue
         terms = f"{r['terms']}, all finite and non-zero" if not r['bad_terms'] else f"**zero or not finite: {', '.join(r['bad_terms'])}**"
         gpu = f"{f(r['gpu_gb'])} at {r['gpu_batch']}/GPU" + ('' if (r['gpu_gb'] or 0) < GPU_GB else ' **> 80**')
         out.append(f"| `{r['preset']}` | {r['rehearsed']} | {r['crop']} × {r['batch']} | {f(r['params_M'])} | {f(r['tflop'], 2)} | "

@@ -437,7 +437,7 @@ def cityscapes_gald(depth: int = 101, ga: str = 'aspp', ld: str = 'v2', source: 
     m = _C.ModelConfig(backbone=f'resnet{depth}', stem='deep', dilation=schedule, output_stride=8, base_width=64,
                        pretrained=f'resnet{depth}_deep', head='gald', head_channels=512, head_kwargs=hk,
                        aux=True, aux_channels=512, aux_bias=True, aux_dropout=0.1, aux_weight=0.4, dropout=0.0,
-                       align_corners=True)
+                       align_corners=True, init='torch')
     t.log_interval, t.eval_interval = 50, 5000
     e.boundary_tolerances = [3, 5, 9, 12]
     return _C.Config(name=f"cityscapes_gald_{hk['ga']}_ld{hk['ld']}_r{depth}", profile='gpu', model=m, data=d, train=t, eval=e)

@@ -402,7 +402,7 @@ def gpu_mcibi(dataset: str, depth: int = 101, variant: str = 'mcibi', gpus: int 
             if dataset in ('cityscapes', 'lip'): kw.update(decoder_kernel=1)
     m = _C.ModelConfig(backbone=f'resnet{depth}', stem='v1c', base_width=64, pretrained=f'resnet{depth}_v1c', head='mcibi',
                        head_channels=512, head_kwargs=kw, aux=True, aux_channels=512, aux_weight=0.4, dropout=0.1,
-                       activation='leaky_relu' if (dataset == 'lip' and variant == 'mcibi') else 'relu')
+                       activation='leaky_relu' if (dataset == 'lip' and variant == 'mcibi') else 'relu', init='torch')
     name = f"{dataset}_{'mcibi' if variant == 'mcibi' else 'mcibipp'}_r{depth}"
     return _C.Config(name=name, profile='gpu', model=m, data=d, train=t, eval=e)
 

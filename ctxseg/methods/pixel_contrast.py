@@ -390,13 +390,14 @@ def _with_method(base: str, name: str, params: dict, overrides=()):
 OPENSEG_NETS = {
     'aspp_r101': dict(backbone='resnet101', stem='deep', dilation='mmseg', pretrained='resnet101_deep', head='aspp',
                       head_channels=512, head_kwargs={'dilations': [1, 12, 24, 36], 'refine': True}, dropout=0.0,
-                      aux=True, aux_channels=256, aux_bias=True, aux_dropout=0.0, aux_weight=0.4, align_corners=True),
+                      aux=True, aux_channels=256, aux_bias=True, aux_dropout=0.0, aux_weight=0.4, align_corners=True,
+                      init='kaiming_in'),
     'fcn_hr48': dict(backbone='hrnet_w48', pretrained='hrnet_w48', head='fcn', head_channels=720,
                      head_kwargs={'num_convs': 1, 'kernel_size': 3, 'concat_input': False, 'conv_bias': True,
-                                  'classifier_bias': False}, dropout=0.1, aux=False, align_corners=True),
+                                  'classifier_bias': False}, dropout=0.1, aux=False, align_corners=True, init='torch'),
     'ocr_hr48': dict(backbone='hrnet_w48', pretrained='hrnet_w48', head='ocr', head_channels=512,
                      head_kwargs={'ocr_channels': 256, 'conv_bias': True}, dropout=0.05, aux=False, aux_weight=0.4,
-                     align_corners=True),
+                     align_corners=True, init='torch'),
 }
 
 def openseg_model(net: str):

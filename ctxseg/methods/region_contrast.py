@@ -228,7 +228,7 @@ def gpu_region_contrast(dataset: str = 'cityscapes', method: bool = True):
     d, t, e = C.recipe(dataset, source, gpus=8)
     m = C.ModelConfig(backbone='resnet50', stem='deep', dilation='multigrid', base_width=64, pretrained='resnet50_deep',
                       head='aspp', head_channels=256, head_kwargs={'dilations': [1, 12, 24, 36]}, aux=True,
-                      aux_channels=256, aux_bias=True, aux_weight=0.4, dropout=0.1, align_corners=True)
+                      aux_channels=256, aux_bias=True, aux_weight=0.4, dropout=0.1, align_corners=True, init='torch')
     t.aux_loss = t.loss                                                # the released code: one criterion for both outputs
     t.divide_loss_by_world = True                                      # and every term / world size, with or without the contrast
     cfg = C.Config(name=name, profile='gpu', model=m, data=d, train=t, eval=e)

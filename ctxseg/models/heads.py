@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'HEADS', 'activation', 'ConvBNReLU', 'Classifier', 'resize', 'SegHead', 'FCNHead', 'PSPHead',
+__all__ = ['ACTIVATIONS', 'INITS', 'HEADS', 'activation', 'ConvBNReLU', 'Classifier', 'resize', 'SegHead', 'FCNHead', 'PSPHead',
            'ASPPHead', 'spatial_gather', 'ObjectAttention', 'OCRHead', 'AuxHead', 'build_head', 'build_aux_head']
 
 # %% ../../nbs/04_heads.ipynb #75cdd440
@@ -38,18 +38,22 @@ def resize(x: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
     "Bilinear resize of a B×C×h×w map to `size` = (H, W)."
     return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=align_corners)
 
+INITS = ('mmseg', 'torch', 'kaiming_in')
+
 class SegHead(nn.Module):
     """What every head shares: picks its input feature, builds its conv-norm-activation blocks one way (`cbr`),
     ends in dropout + 1×1 classifier, initialises weights. `conv_bias`, `act` and `classifier_bias` reproduce code
     bases whose blocks differ from mmseg's (see the table above)."""
     def __init__(self, in_channels: int | list[int], num_classes: int, channels: int = 512, dropout: float = 0.1,
                  norm_layer=nn.BatchNorm2d, align_corners: bool = False, in_index: int = -1, conv_bias: bool = False,
-                 act: str = 'relu', classifier_bias: bool = True):
+                 act: str = 'relu', classifier_bias: bool = True, init: str = 'mmseg'):
         super().__init__()
         self.in_channels = in_channels[in_index] if isinstance(in_channels, (list, tuple)) else int(in_channels)
         self.num_classes, self.channels, self.in_index = num_classes, channels, in_index
         self.norm_layer, self.align_corners = norm_layer, align_corners
         activation(act)                                                  # an unknown name fails here, not later
+        if init not in INITS: raise ValueError(f"unknown head init {init!r}; choose from {INITS}")
+        self.init_mode = init
         self.conv_bias, self.act = conv_bias, act
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.classifier = Classifier(channels, num_classes, bias=classifier_bias)
@@ -67,8 +71,13 @@ class SegHead(nn.Module):
         return self.classifier(self.dropout(rep))
 
     def init_weights(self):
+        "The head's initialisation (`init`): mmseg's (the default), PyTorch's own ('torch'), or openseg's ('kaiming_in')."
+        if self.init_mode == 'torch': return
         for m in self.modules():
-            if isinstance(m, Classifier):
+            if self.init_mode == 'kaiming_in' and isinstance(m, nn.Conv2d):     # every conv, the classifiers too
+                nn.init.kaiming_normal_(m.weight)
+                if m.bias is not None: nn.init.zeros_(m.bias)
+            elif isinstance(m, Classifier):
                 nn.init.normal_(m.weight, 0, 0.01)
                 if m.bias is not None: nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Conv2d):

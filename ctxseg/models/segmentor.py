@@ -106,12 +106,13 @@ def build_model(cfg, num_classes: int, ignore_index: int = 255) -> Segmentor:
     if m.backbone.startswith('resnet'): bb_kw.update(stem=m.stem, dilation=m.dilation)
     backbone = _seeded(s_trunk, lambda: build_backbone(m.backbone, **bb_kw))
     chans = list(backbone.out_channels)
-    head_kw = {'act': m.activation, **m.head_kwargs}
+    head_kw = {'act': m.activation, 'init': m.init, **m.head_kwargs}
     head = _seeded(s_head, lambda: build_head(m.head, chans[-1], num_classes, channels=m.head_channels,
                                               dropout=m.dropout, align_corners=m.align_corners, **head_kw))
     aux_dropout = m.dropout if m.aux_dropout is None else m.aux_dropout
     aux = (_seeded(s_aux, lambda: build_aux_head(chans[-2], num_classes, channels=m.aux_channels, dropout=aux_dropout,
-                                                 align_corners=m.align_corners, conv_bias=m.aux_bias, act=m.activation))
+                                                 align_corners=m.align_corners, conv_bias=m.aux_bias, act=m.activation,
+                                                 init=m.init))
            if m.aux and m.head != 'ocr' else None)
     loss_kw = dict(class_weights=t.class_weights, ignore_index=ignore_index, ohem_thresh=t.ohem_thresh,
                    ohem_min_kept=t.ohem_min_kept, align_corners=m.align_corners)
