@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     if 'edt' in a.parts: res['edt'] = bench_edt(a.iters)
     if 'loss' in a.parts: res['loss'] = bench_loss(a.iters)
     if a.out:
-        from ctxseg.runner import result_header
+        from ctxseg.provenance import result_header
         from ctxseg.engine import atomic_write_json
         atomic_write_json(a.out, {**result_header('benchmarks/contextrast.py', argv, ROOT),
                                   'inputs': {'iters': a.iters, 'threads': a.threads, 'cases': {k: {'batch': v[0], 'classes': v[1], 'grids': v[2], 'channels': v[3]} for k, v in CASES.items()}},

@@ -160,7 +160,7 @@ def main(argv=None):
         print(json.dumps(run_case(impl, mode, B, C, H, W, k, r, device, reps)))
         return 0
     sys.path.insert(0, str(ROOT))
-    from ctxseg.runner import machine_info, git_info
+    from ctxseg.provenance import machine_info, git_info
     sizes = [(2, 512, 128, 256, 5, 3),       # the size: 1/8 of a 1024×2048 image, two images
              (1, 128, 64, 128, 5, 3)]        # a size where the unfold version fits too
     t0 = time.time()

@@ -226,7 +226,7 @@ def main(argv=None) -> int:
           f"{fr['images_per_s_median']} images/s", flush=True)
 
     out['wall_time_s'] = time.time() - t0
-    from ctxseg.runner import result_header
+    from ctxseg.provenance import result_header
     out = {**result_header('benchmarks/gpu_suite.py', argv, ROOT), **out}
     if a.out:
         from ctxseg.engine import atomic_write_json

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     for k, r in res.items():
         print(f"{k}: ours {r['ours']['median_ms']:.1f} ms, unfold {r['unfold']['median_ms']:.1f} ms, speed-up {r['speedup']:.2f}×")
     if a.out:
-        from ctxseg.runner import result_header
+        from ctxseg.provenance import result_header
         from ctxseg.engine import atomic_write_json
         atomic_write_json(a.out, {**result_header('benchmarks/ldv2_target.py', argv, ROOT),
                                   'inputs': {'B': 1, 'C': 256, 'H': 97, 'W': 97, 'k': 5, 'r': 3, 'reps': a.reps,

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         print(f'  max |difference| {diff:.2e}; peak memory {CASES[a.what][1][1]}/{CASES[a.what][1][0]} {ratio:.3f}')
         rows += pair
     if a.out:
-        from ctxseg.runner import result_header
+        from ctxseg.provenance import result_header
         from ctxseg.engine import atomic_write_json
         atomic_write_json(a.out, {**result_header('benchmarks/mcibi.py', argv, ROOT),
                                   'inputs': {k: getattr(a, k) for k in ('what', 'batch', 'channels', 'stride', 'classes', 'iters', 'threads')},

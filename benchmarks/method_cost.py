@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         print(f"{p}: step {r['train_step_ms']:.0f} ms, inference {r['infer_latency_ms']:.1f} ms", flush=True)
     print(format_table(rows))
     if a.out:
-        from ctxseg.runner import result_header
+        from ctxseg.provenance import result_header
         from ctxseg.engine import atomic_write_json
         atomic_write_json(a.out, {**result_header('benchmarks/method_cost.py', argv, ROOT), 'iters': a.iters, 'warmup': a.warmup,
                                   'infer_iters': a.infer_iters, 'rows': rows})

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     speedup = res['loop (released structure)']['median_ms'] / res['ours (authors_region_loss)']['median_ms']
     print(f'speed-up {speedup:.1f}×; |difference| of the loss values {diff:.2e}')
     if a.out:
-        from ctxseg.runner import result_header
+        from ctxseg.provenance import result_header
         from ctxseg.engine import atomic_write_json
         atomic_write_json(a.out, {**result_header('benchmarks/region_contrast.py', argv, ROOT),
                                   'inputs': {'dim': a.dim, 'queue_len': a.queue_len, 'classes': a.classes, 'centres': a.classes,

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
             print(summary(rec), flush=True)
         except Exception as e:                         # a crash (e.g. out of memory) is a result too: record it, go on
             import traceback
-            from ctxseg.runner import result_header
+            from ctxseg.provenance import result_header
             from ctxseg.engine import atomic_write_json
             rec = {'preset': p, 'version': REHEARSAL_VERSION, 'ok': False, 'error': f'{type(e).__name__}: {e}'[:2000],
                    'traceback': traceback.format_exc()[-4000:], **result_header('benchmarks/rehearse.py', [p])}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse, json, statistics, sys, time
 from pathlib import Path
 
-from ctxseg.runner import git_info, machine_info
+from ctxseg.provenance import git_info, machine_info
 from ctxseg.synthetic import DEFAULT_SIZE, SYNTHETIC_VERSION, generate
 
 

@@ -178,8 +178,8 @@ def _has_mask(index) -> bool:
 
 # %% ../nbs/10_bench.ipynb #f3eedb1c
 def cost_table(cost: dict, reference: str, prefix: str = 'synthetic_'):
-    "A `ctxseg.runner.Table` of `benchmarks/method_cost.py`'s JSON, with each row's differences to the `reference` preset."
-    from ctxseg.runner import Table
+    "A `ctxseg.grids.Table` of `benchmarks/method_cost.py`'s JSON, with each row's differences to the `reference` preset."
+    from ctxseg.grids import Table
     by = {r['preset']: r for r in cost['rows']}
     if reference not in by: raise KeyError(f"no row for {reference} in the cost JSON (rows: {', '.join(by)})")
     ref, name = by[reference], reference.removeprefix(prefix)

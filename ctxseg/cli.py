@@ -4,15 +4,16 @@
 
 # %% ../nbs/09_cli.ipynb #76a41b7c
 from __future__ import annotations
-import argparse, json, math, sys, time
+import argparse, json, math, shlex, sys, time
 from pathlib import Path
 import numpy as np
 import torch
 from . import configs as C
 
 # %% auto #0
-__all__ = ['PREPARE_HELP', 'DEMO_PRESETS', 'results_table', 'cmd_train', 'cmd_eval', 'cmd_predict', 'cmd_rehearse', 'cmd_bench',
-           'cmd_prepare', 'cmd_demo', 'parser', 'main']
+__all__ = ['PREPARE_HELP', 'DEMO_PRESETS', 'results_table', 'add_run_notebooks_parser', 'cmd_run_notebooks', 'run_notebooks_main',
+           'cmd_train', 'cmd_eval', 'cmd_predict', 'cmd_rehearse', 'cmd_bench', 'cmd_prepare', 'cmd_demo', 'parser',
+           'main']
 
 # %% ../nbs/09_cli.ipynb #8c55b0b0
 def _pct(v): return '  n/a' if v is None or (isinstance(v, float) and math.isnan(v)) else f'{100 * v:5.1f}'
@@ -26,6 +27,60 @@ def results_table(rows: dict[str, dict], classes=None) -> str:
     w = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
     fmt = lambda r: '  '.join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r))
     return '\n'.join([fmt(head), '  '.join('-' * x for x in w)] + [fmt(r) for r in body])
+
+# %% ../nbs/09_cli.ipynb #37b3952f
+def _notebook_param(s: str):
+    if '=' not in s: raise argparse.ArgumentTypeError(f'parameter {s!r} must look like NAME=VALUE')
+    k, v = s.split('=', 1)
+    try: return k.strip(), json.loads(v)
+    except json.JSONDecodeError: return k.strip(), v
+
+def add_run_notebooks_parser(sub) -> argparse.ArgumentParser:
+    "Add the `run-notebooks` sub-command to the sub-parsers `sub` of a `ctxseg` argument parser."
+    from ctxseg.notebooks import PROFILES
+    p = sub.add_parser('run-notebooks', help='execute the training notebooks (nbs/train/) headlessly for a profile',
+                       description='Execute the papermill-parameterised training notebooks in nbs/train/ for a profile '
+                                   'and store the executed notebooks with their provenance.')
+    p.add_argument('names', nargs='*', metavar='NAME', help='notebook names (stems) in nbs/train/; default: all')
+    p.add_argument('--profile', choices=PROFILES, default='smoke', help='smoke (CI, seconds) | cpu (this machine, '
+                   'committed to book/results/cpu/) | gpu (the papers\' datasets; needs CUDA)')
+    p.add_argument('-p', '--param', type=_notebook_param, action='append', default=[], metavar='NAME=VALUE',
+                   help="a notebook parameter, e.g. -p 'seeds=[0,1]' -p overrides='[\"train.iters=100\"]'")
+    p.add_argument('--time-budget', type=float, help='seconds per notebook; the current run checkpoints and stops '
+                   'when spent, and the same command resumes it')
+    p.add_argument('--out-root', help='folder for the executed notebooks (default depends on the profile)')
+    p.add_argument('--timeout', type=int, help='per-cell timeout in seconds (default: none)')
+    p.set_defaults(fn=cmd_run_notebooks)
+    return p
+
+def _notebooks_command(args) -> str:
+    parts = ['ctxseg', 'run-notebooks', '--profile', args.profile, *args.names]
+    parts += [x for k, v in args.param for x in ('-p', f'{k}={v if isinstance(v, str) else json.dumps(v)}')]
+    if args.time_budget is not None: parts += ['--time-budget', f'{args.time_budget:g}']
+    if args.out_root: parts += ['--out-root', args.out_root]
+    return shlex.join(parts)
+
+def cmd_run_notebooks(args) -> int:
+    "`ctxseg run-notebooks`: execute the training notebooks for `args.profile`; 0 when all finished or paused, else 1."
+    from ctxseg.notebooks import NotebookRunError, run_notebooks
+    params = dict(args.param)
+    if args.time_budget is not None: params['time_budget'] = args.time_budget
+    try:
+        out = run_notebooks(args.profile, args.names or None, args.out_root, params, command=_notebooks_command(args),
+                            timeout=args.timeout)
+    except NotebookRunError as e:
+        print(f'ctxseg run-notebooks: error: {e}', file=sys.stderr); return 1
+    except KeyError as e:
+        print(f'ctxseg run-notebooks: error: {e.args[0]}', file=sys.stderr); return 2
+    for p in out: print(f'executed notebook: {p}')
+    return 0
+
+def run_notebooks_main(argv=None) -> int:
+    "`python -m ctxseg.runner ARGS` = `ctxseg run-notebooks ARGS`."
+    ap = argparse.ArgumentParser(prog='python -m ctxseg.runner')
+    add_run_notebooks_parser(ap.add_subparsers(dest='cmd', required=True))
+    args = ap.parse_args(['run-notebooks', *(sys.argv[1:] if argv is None else argv)])
+    return args.fn(args)
 
 # %% ../nbs/09_cli.ipynb #05c29a94
 def _config(args) -> C.Config:
@@ -48,53 +103,15 @@ def _load_run(run_dir):
     cfg = C.load_json(run / 'config.json')
     return run, cfg, load_checkpoint(run / 'checkpoint.pt')
 
-def _eval_target(args):
-    "(folder to write into, config, state dict or None, what the weights are) for `ctxseg eval RUN_OR_PRESET`."
-    if Path(args.run).is_dir():
-        run, cfg, ck = _load_run(args.run)
-        return Path(args.out or run), cfg, (None if args.weights else ck['model']), str(run / 'checkpoint.pt')
-    if args.run not in C.all_presets():
-        raise FileNotFoundError(f"{args.run} is neither a run folder nor a preset (`ctxseg presets` lists them)")
-    if not args.weights:
-        raise ValueError(f"evaluating the preset {args.run} needs --weights: authors:PAPER=PATH (a released checkpoint) "
-                         "or the path of a ctxseg checkpoint.pt")
-    cfg = C.get(args.run, ['model.pretrained='])              # the weights come from --weights, not from ImageNet
-    return Path(args.out or Path('runs') / 'eval' / cfg.name), cfg, None, ''
-
-def _load_weights(model, spec: str) -> str:
-    "Load `--weights` into `model`: `authors:PAPER=PATH` through `ctxseg.convert`, else a ctxseg checkpoint."
-    if spec.startswith('authors:'):
-        from ctxseg.convert import load_authors
-        paper, sep, path = spec[len('authors:'):].partition('=')
-        if not sep: raise ValueError(f"--weights {spec!r}: expected authors:PAPER=PATH, e.g. authors:pixel_contrast=hrnet.pth")
-        r = load_authors(model, path, paper)
-        print(f"loaded {r['loaded']} tensors of {path} through the {r['code_base']} key map"
-              + (f"; kept the model's own {len(r['kept'])} (training-only parts and counters)" if r['kept'] else ''))
-        return f'authors:{paper}={path}'
-    from ctxseg.engine import load_checkpoint
-    model.load_state_dict(load_checkpoint(spec)['model'])
-    return spec
-
 def cmd_eval(args) -> int:
-    from ctxseg.data import build_dataset, build_loader
-    from ctxseg.engine import evaluate, setup_distributed, is_main, atomic_write_json
-    from ctxseg.models.segmentor import build_model
-    out, cfg, sd, weights = _eval_target(args)
-    cfg = C.apply_overrides(cfg, (args.set or []) + ([f'eval.mode={args.mode}'] if args.mode else []))
-    device = setup_distributed(cfg.train.device)
-    ds = build_dataset(cfg.data, 'val')
-    model = build_model(cfg, ds.num_classes, ds.ignore_index)
-    if sd is not None: model.load_state_dict(sd)
-    else: weights = _load_weights(model, args.weights)
-    model = model.to(device)
-    bs = (cfg.eval.batch_size or cfg.data.batch_size) if cfg.eval.mode == 'whole' else 1
-    m = evaluate(model, build_loader(ds, bs, train=False), ds.num_classes, cfg.eval, device, ds.ignore_index,
-                 cfg.model.align_corners, progress=not args.no_progress, flip_pairs=cfg.data.flip_pairs)
-    m.update(classes=list(ds.classes), preset=cfg.name, weights=weights, eval_mode=cfg.eval.mode)
+    from ctxseg.api import evaluate
+    from ctxseg.engine import is_main, atomic_write_json
+    m = evaluate(args.run, args.weights, args.mode, args.set or [], progress=not args.no_progress)
+    out = Path(args.out or (args.run if Path(args.run).is_dir() else Path('runs') / 'eval' / m['preset']))
     if is_main():
-        atomic_write_json(out / f'eval_{cfg.eval.mode}.json', m)
-        print(results_table({f'{cfg.name} ({cfg.eval.mode})': m}))
-        print(f"written: {out / f'eval_{cfg.eval.mode}.json'}")
+        atomic_write_json(out / f"eval_{m['eval_mode']}.json", m)
+        print(results_table({f"{m['preset']} ({m['eval_mode']})": m}))
+        print(f"written: {out / ('eval_' + m['eval_mode'] + '.json')}")
     return 0
 
 def cmd_predict(args) -> int:
@@ -174,7 +191,7 @@ DEMO_PRESETS = ['synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_o
 
 def cmd_demo(args) -> int:
     from ctxseg.engine import train
-    from ctxseg.runner import run_state
+    from ctxseg.grids import run_state
     rows, out = {}, Path(args.out)
     for p in args.presets or DEMO_PRESETS:
         cfg = C.get(p, (args.set or []) + ([f'train.iters={args.iters}'] if args.iters else []))
@@ -231,7 +248,6 @@ def parser() -> argparse.ArgumentParser:
     rh.add_argument('--no-ddp', action='store_true', help='skip the two-process DDP check')
     rh.add_argument('--out', help='the record (default runs/rehearsal/<preset>.json)')
     rh.set_defaults(fn=cmd_rehearse)
-    from ctxseg.runner import add_run_notebooks_parser
     add_run_notebooks_parser(sub)                       # `ctxseg run-notebooks --profile smoke|cpu|gpu`
     ls = sub.add_parser('presets', help='list presets'); ls.set_defaults(fn=lambda a: print('\n'.join(C.names())) or 0)
     return p

@@ -261,7 +261,7 @@ NOT_BUILT = {'pixel_contrast/hrnet_w48_mem': 'ContrastiveSeg\'s memory variant: 
 
 def facts_dir(root=None) -> Path:
     "The folder of the recorded layouts: `facts/authors/` of the repository."
-    from ctxseg.runner import repo_root
+    from ctxseg.provenance import repo_root
     return Path(root or repo_root()) / 'facts' / 'authors'
 
 def read_facts(name: str, root=None) -> dict:

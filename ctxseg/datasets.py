@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 from PIL import Image
 from torchvision.io import decode_image, read_file, ImageReadMode
-from .data import IMAGENET_MEAN, IMAGENET_STD
+from .inputs import IMAGENET_MEAN, IMAGENET_STD
 # torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec; they are what we decode with here.
 warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision', category=DeprecationWarning)
 

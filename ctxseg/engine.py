@@ -243,8 +243,8 @@ def data_version(dcfg) -> str:
     return dcfg.dataset
 
 def _provenance(cfg=None) -> dict:
-    "Where a run came from: commit and local changes (as `ctxseg.runner.git_info` sees them), machine, numerics."
-    from ctxseg.runner import git_info, machine_info
+    "Where a run came from: commit and local changes (as `ctxseg.provenance.git_info` sees them), machine, numerics."
+    from ctxseg.provenance import git_info, machine_info
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
     return {**git_info(), 'hardware': machine_info()['hardware'], 'torch': torch.__version__, 'python': platform.python_version(), 'host': platform.node(),
             'device': dev, 'cpu_count': os.cpu_count(), 'command': ' '.join(sys.argv), **numerics(),

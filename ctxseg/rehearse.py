@@ -13,7 +13,7 @@ from . import configs as C
 # %% auto #0
 __all__ = ['WARMUPS', 'MEMORY_SIZES', 'REDUCE', 'GPU_GB', 'REHEARSAL_VERSION', 'rehearsal_config', 'fixture_size', 'run_steps',
            'run_steps_isolated', 'gpu_memory_estimate', 'ddp_check', 'rehearse', 'summary', 'readiness_rows',
-           'readiness_markdown']
+           'readiness_markdown', 'readiness_totals']
 
 # %% ../nbs/17_rehearse.ipynb #8b0de4f3
 WARMUPS = ('warmup_iters', 'consistency_from_iter')
@@ -193,7 +193,7 @@ def rehearse(preset: str, reduced: bool = False, ddp: bool = True, out=None, wor
              precisions=('fp32', 'bf16'), progress=print) -> dict:
     "Rehearse the gpu preset `preset` on the CPU (see above); write the record to `out` (a JSON path) if given."
     from ctxseg.datasets import write_fixture, prepare
-    from ctxseg.runner import result_header
+    from ctxseg.provenance import result_header
     t0 = time.perf_counter()
     cfg = C.get(preset)
     if cfg.profile != 'gpu': raise ValueError(f"{preset} is a {cfg.profile} preset; the rehearsal is for the gpu profile")
@@ -290,4 +290,14 @@ def readiness_markdown(folder) -> str:
         gpu = f"{f(r['gpu_gb'])} at {r['gpu_batch']}/GPU" + ('' if (r['gpu_gb'] or 0) < GPU_GB else ' **> 80**')
         out.append(f"| `{r['preset']}` | {r['rehearsed']} | {r['crop']} × {r['batch']} | {f(r['params_M'])} | {f(r['tflop'], 2)} | "
                    f"{f(r['rss_fp32'])} / {f(r['rss_bf16'])} | {gpu} | {terms} | {'identical' if r['ddp'] else ('—' if r['ddp'] is None else '**differ**')} | {f(r['minutes'])} |")
-    return '\n'.join(out)
+    return '\n'.join(out) + '\n\n' + readiness_totals(folder)
+
+def readiness_totals(folder) -> str:
+    "One sentence under the table: how many presets were rehearsed, on what, in how much wall time, at which commits."
+    rows = [r for r in readiness_rows(folder) if r['rehearsed'] in ('full size', 'reduced')]
+    if not rows: return 'No preset has been rehearsed yet.'
+    machines, commits = sorted({r['machine'] for r in rows}), sorted({r['commit'] for r in rows})
+    return (f"{len(rows)} presets rehearsed ({sum(r['ok'] for r in rows)} passing every check) on "
+            f"{' and '.join(machines)}, in {sum(r['minutes'] for r in rows) / 60:.1f} hours of wall time "
+            f"(the sum of the last column; `python benchmarks/rehearse.py --all`), at commit{'s' if len(commits) > 1 else ''} "
+            f"{', '.join(f'`{c}`' for c in commits)}.")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .data import to_tensor
+from .inputs import to_tensor
 
 # %% auto #0
 __all__ = ['SYNTHETIC_VERSION', 'CLASSES', 'PALETTE', 'IGNORE_INDEX', 'BACKGROUND', 'ROAD', 'CAR', 'BOAT', 'SIGN', 'WIRE', 'BUSH',

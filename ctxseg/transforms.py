@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .data import BadInputError, IMAGENET_MEAN, IMAGENET_STD
+from .inputs import BadInputError, IMAGENET_MEAN, IMAGENET_STD
 import numpy as np
 
 # %% auto #0

@@ -169,7 +169,7 @@ def test_training_notebooks_cross_reference_by_absolute_paths():
 
 
 def test_committed_cpu_results_are_recomputed_from_their_artefacts():
-    from ctxseg.runner import class_iou_table, grid_table, load_summary, read_json
+    from ctxseg.grids import class_iou_table, grid_table, load_summary, read_json
     prov = read_json(RESULTS / 'provenance.json')
     assert prov, 'book/results/cpu/provenance.json is missing: run `ctxseg run-notebooks --profile cpu`'
     for nb_path in NOTEBOOKS:
@@ -250,7 +250,7 @@ def test_smoke_runs_write_finite_metrics_and_the_loss_falls(smoke):
 
 
 def test_a_time_budget_pauses_the_grid_and_the_next_execution_resumes(tmp_path):
-    from ctxseg.runner import run_notebook
+    from ctxseg.notebooks import run_notebook
     nb_path = NOTEBOOKS[0]
     runs = tmp_path / 'runs'
     params = {'out_dir': str(runs), 'seeds': [0, 1], 'overrides': ['train.iters=8'], 'command': 'pytest'}
@@ -278,7 +278,7 @@ def _notebook(path: Path, *sources: str) -> Path:
 
 
 def test_a_failing_cell_raises_and_keeps_the_partial_notebook(tmp_path):
-    from ctxseg.runner import NotebookRunError, run_notebooks
+    from ctxseg.notebooks import NotebookRunError, run_notebooks
     _notebook(tmp_path / 'repo' / 'nbs' / 'train' / 'broken.ipynb', "print('before the error')",
               "raise ValueError('bad ' + 'labels')", "print('after the error')")
     out = tmp_path / 'out'
@@ -297,7 +297,7 @@ def test_a_failing_cell_raises_and_keeps_the_partial_notebook(tmp_path):
 
 
 def test_no_stdin_a_cell_asking_for_input_fails_at_once(tmp_path):
-    from ctxseg.runner import NotebookRunError, run_notebook
+    from ctxseg.notebooks import NotebookRunError, run_notebook
     nb = _notebook(tmp_path / 'ask.ipynb', "input('continue? ')")
     t = time.time()
     with pytest.raises(NotebookRunError, match='StdinNotImplementedError'):

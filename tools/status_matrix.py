@@ -6,7 +6,7 @@ any committed gpu run, and the protocol's verdicts on its mIoU claims, each with
     .venv/bin/python tools/status_matrix.py --write    # writes book/_generated/status.md (tools/build_book.py does this)
 
 book/intro.md includes the written file. The verdicts are recomputed here from the committed runs with
-`ctxseg.runner.compare`, the same call the results pages make.
+`ctxseg.protocol.compare`, the same call the results pages make.
 """
 from __future__ import annotations
 import argparse, importlib, json, sys
@@ -48,7 +48,7 @@ def rows(root: Path = ROOT) -> list[dict]:
     "One dict per paper: the state of each part, and a Markdown cell for it."
     sys.path.insert(0, str(root))
     from ctxseg import configs as C
-    from ctxseg.runner import compare
+    from ctxseg.protocol import compare
     allr = all_runs(root)
     out = []
     for paper, mod, th, mo, tr, rs, page in PAPERS:

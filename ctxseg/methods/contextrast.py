@@ -322,7 +322,7 @@ PRESETS = {
 }
 
 CPU_TARGETS = [None, 'car', 'boat', 'bush', 'rock', 'sign', ('BF@1', 'wire')]
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.runner.expand_claims)
+CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.protocol.expand_claims)
     ('CCL alone improves DeepLabV3 (Table 6, row 2)', 'synthetic_aspp', 'synthetic_aspp_ccl', CPU_TARGETS),
     ('CCL + BANE improves DeepLabV3 (Table 6, row 4)', 'synthetic_aspp', 'synthetic_aspp_contextrast', CPU_TARGETS),
     ('CCL + semi-hard negatives improves DeepLabV3 (Table 6, row 3)', 'synthetic_aspp', 'synthetic_aspp_ccl_semihard', [None]),

@@ -501,9 +501,9 @@ def _pm(m, s) -> str:
     return '–' if math.isnan(m) else f'{100 * m:.1f}' + ('' if math.isnan(s) else f' ± {100 * s:.1f}')
 
 def ablation_table(*summaries, rows=None, baseline: str = 'synthetic_fcn', ga_baseline: str = 'synthetic_aspp'):
-    """Our Table I from grid summaries (`ctxseg.runner.load_summary`): mean ± std over seeds of mIoU, Δa (to
+    """Our Table I from grid summaries (`ctxseg.grids.load_summary`): mean ± std over seeds of mIoU, Δa (to
     `baseline`), Δb (ASPP rows, to `ga_baseline`) and BF@t for every tolerance t found; rows without runs are left out."""
-    from ctxseg.runner import Table, table_notes
+    from ctxseg.grids import Table, table_notes
     runs = _runs_by_preset(*summaries)
     if rows is None:
         known = {p for p, _ in ABLATION_ROWS}
@@ -546,8 +546,8 @@ CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, t
 ]
 
 def cpu_claims(summary: dict, claims=None) -> list[dict]:
-    "The claim dictionaries for `ctxseg.runner.claims_table` from `CPU_CLAIMS` (or `claims`) that `summary`'s runs can judge."
-    from ctxseg.runner import expand_claims
+    "The claim dictionaries for `ctxseg.protocol.claims_table` from `CPU_CLAIMS` (or `claims`) that `summary`'s runs can judge."
+    from ctxseg.protocol import expand_claims
     return expand_claims(summary, claims or CPU_CLAIMS)
 
 

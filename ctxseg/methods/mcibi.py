@@ -439,7 +439,7 @@ PRESETS = {
 }
 
 # %% ../../nbs/51_mcibi_module.ipynb #c4c9a5a3
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.runner.expand_claims)
+CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.protocol.expand_claims)
     ('MCIBI improves DeepLabV3', 'synthetic_aspp', 'synthetic_mcibi', [None, 'car', 'boat', 'bush', 'rock', 'sign']),
     ('MCIBI++ improves DeepLabV3', 'synthetic_aspp', 'synthetic_mcibipp', [None, 'car', 'boat', 'bush', 'rock', 'sign']),
     ('MCIBI++ improves on MCIBI', 'synthetic_mcibi', 'synthetic_mcibipp', [None]),

@@ -445,7 +445,7 @@ PRESETS = {
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #3e826bc8
 CPU_TARGETS = [None, 'bush', 'rock', 'sign', ('BF@1', 'wire')]
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.runner.expand_claims)
+CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.protocol.expand_claims)
     ("in-batch pixel contrast, λ 0.1 (the authors' recipe), improves the segmentation", 'synthetic_aspp',
      'synthetic_aspp_pixcon_batch', [*CPU_TARGETS, 'BF@1']),
     ('in-batch pixel contrast, λ 0.05, improves the segmentation', 'synthetic_aspp', 'synthetic_aspp_pixcon_batch_l05', CPU_TARGETS),

@@ -251,7 +251,7 @@ PRESETS = {
 
 # %% ../../nbs/61_region_contrast_module.ipynb #13bc23f3
 CPU_TARGETS = [None, 'car', 'boat', 'bush', 'rock', 'sign', ('BF@1', 'wire')]
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.runner.expand_claims)
+CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.protocol.expand_claims)
     ("RegionContrast, the paper's reading, improves DeepLabV3", 'synthetic_aspp', 'synthetic_aspp_regcon', CPU_TARGETS),
     ("RegionContrast, the released code's path, improves DeepLabV3", 'synthetic_aspp', 'synthetic_aspp_regcon_authors', CPU_TARGETS),
     ('regions improve on pixels: RegionContrast against in-batch pixel contrast', 'synthetic_aspp_pixcon_batch',
