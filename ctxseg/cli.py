@@ -28,7 +28,7 @@ def results_table(rows: dict[str, dict], classes=None) -> str:
     fmt = lambda r: '  '.join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r))
     return '\n'.join([fmt(head), '  '.join('-' * x for x in w)] + [fmt(r) for r in body])
 
-# %% ../nbs/09_cli.ipynb #37b3952f
+# %% ../nbs/09_cli.ipynb #1481b530
 def _notebook_param(s: str):
     if '=' not in s: raise argparse.ArgumentTypeError(f'parameter {s!r} must look like NAME=VALUE')
     k, v = s.split('=', 1)

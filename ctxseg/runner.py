@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/11_runner.ipynb #9afc67ec
+# %% ../nbs/11_runner.ipynb #d59c065a
 import sys
 from .provenance import *
 from .grids import *
