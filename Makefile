@@ -22,7 +22,7 @@ demo: $(STAMP)                       ## the main job: train + evaluate the basel
 test: $(STAMP)                       ## everything CI runs
 	bash .ci/checks
 
-quicktest: $(STAMP)                  ## the tests that are not `slow` (no book, Chromium, papermill, torchrun): a couple of minutes
+quicktest: $(STAMP)                  ## the tests that are not `slow` (no book, Chromium, papermill, torchrun, console-script processes, full-size networks): about a minute
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 export: $(STAMP)                     ## regenerate ctxseg/ from nbs/

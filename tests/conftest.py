@@ -66,12 +66,16 @@ def baseline_inference():
     return _baseline_inference
 
 
-# `slow`: what builds the book, drives Chromium or papermill, starts torchrun, or rehearses full networks. `make
-# quicktest` runs the rest (`pytest -m "not slow"`); `make test` and CI run everything.
-SLOW_MODULES = {'test_book', 'test_notebooks', 'test_rehearse', 'test_gpu_suite'}
+# `slow`: what builds the book, drives Chromium or papermill, starts torchrun or the `ctxseg` console script in a
+# fresh process, rehearses, or builds the authors' full-size networks (test_convert). `make quicktest` runs the rest
+# (`pytest -m "not slow"`, about a minute on 2 cores); `make test` and CI run everything. A test may also say
+# `@pytest.mark.slow` itself.
+SLOW_MODULES = {'test_book', 'test_notebooks', 'test_rehearse', 'test_gpu_suite', 'test_convert'}
+SLOW_FIXTURES = {'torchrun', 'ctxseg_cmd'}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.module.__name__.rsplit('.', 1)[-1] in SLOW_MODULES or 'torchrun' in getattr(item, 'fixturenames', ()):
+        if (item.module.__name__.rsplit('.', 1)[-1] in SLOW_MODULES
+                or SLOW_FIXTURES & set(getattr(item, 'fixturenames', ()))):
             item.add_marker(pytest.mark.slow)

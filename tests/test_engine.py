@@ -165,6 +165,7 @@ def _ocr_run(out, env=None):
     return [l['loss'] for l in log_lines(out)]
 
 
+@pytest.mark.slow
 def test_cpu_run_repeats_bit_for_bit_in_a_fresh_process(tmp_path):
     """The same config in two fresh processes gives the same losses to the last bit, with the thread count and
     MKL's code path pinned by the engine (the cpu presets set train.threads=2) and recorded in the provenance."""
