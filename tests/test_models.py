@@ -261,3 +261,23 @@ def test_hrnet_outputs_and_options():
     assert net.feature_names == ['branch1', 'branch2', 'branch3', 'branch4', 'concat']
     with pytest.raises(ValueError, match='does not apply'): build_backbone('hrnet_w18', output_stride=16)
     with pytest.raises(ValueError, match='timm has no'): HRNetV2(17)
+
+
+def test_one_copy_of_the_context_blocks():
+    """PSPHead and ASPPHead are the PyramidPooling and ASPP blocks plus a classifier: the state-dict names are those
+    of the heads before the blocks were shared (so no checkpoint needs a map), and a block given a head's weights
+    computes the head's representation exactly."""
+    from ctxseg.models.heads import PSPHead, ASPPHead, PyramidPooling, ASPP
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 9, 9)
+    for head, block, names in (
+            (PSPHead(8, 3, channels=4, pool_scales=(1, 2)), PyramidPooling(8, 4, (1, 2)),
+             ['bottleneck.0', 'bottleneck.1', 'classifier', 'stages.0.1.0', 'stages.0.1.1', 'stages.1.1.0', 'stages.1.1.1']),
+            (ASPPHead(8, 3, channels=4, dilations=(1, 2)), ASPP(8, 4, (1, 2)),
+             ['bottleneck.0', 'bottleneck.1', 'branches.0.0', 'branches.0.1', 'branches.1.0', 'branches.1.1', 'classifier',
+              'image_pool.1.0', 'image_pool.1.1'])):
+        assert sorted({k.rsplit('.', 1)[0] for k in head.state_dict()}) == names
+        sd = head.state_dict()
+        block.load_state_dict({k: sd[k] for k in block.state_dict()}, strict=True)
+        head.eval(); block.eval()
+        with torch.no_grad(): assert torch.equal(head(x)['rep'], block(x))

@@ -9,14 +9,13 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..models.heads import SegHead, ConvBNReLU, resize
+from ..models.heads import SegHead, ConvBNReLU, resize, PyramidPooling, ASPP
 
 # %% auto #0
 __all__ = ['GA_MODULES', 'ARRANGEMENTS', 'LD_MODULES', 'LAYOUTS', 'PRESETS', 'ABLATION_ROWS', 'LD_TARGETS', 'CPU_CLAIMS',
-           'local_offsets', 'local_attention_weights', 'local_attention', 'local_attention_unfold', 'PyramidPooling',
-           'ASPP', 'NonLocal2d', 'CGNL2d', 'ConvThen', 'DownUp', 'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head',
-           'watched_parts', 'synthetic_gald', 'cityscapes_gald', 'smoke_gald', 'ablation_table', 'class_iou',
-           'cpu_claims']
+           'local_offsets', 'local_attention_weights', 'local_attention', 'local_attention_unfold', 'NonLocal2d',
+           'CGNL2d', 'ConvThen', 'DownUp', 'build_ga', 'LDv1', 'LDv2', 'GALDHead', 'build_head', 'watched_parts',
+           'synthetic_gald', 'cityscapes_gald', 'smoke_gald', 'ablation_table', 'class_iou', 'cpu_claims']
 
 # %% ../../nbs/41_gald_module.ipynb #28879f32
 def local_offsets(kernel_size: int = 5, dilation: int = 1) -> list[tuple[int, int]]:
@@ -136,36 +135,6 @@ def local_attention_unfold(query, key, value, kernel_size: int = 5, dilation: in
     vv = F.unfold(value, kernel_size, dilation=dilation, padding=pad).view(B, value.shape[1], K, H * W)
     attn = (scale * (query.flatten(2).unsqueeze(2) * kk).sum(1)).softmax(1)                        # B×K×N
     return (attn.unsqueeze(1) * vv).sum(2).view(B, value.shape[1], H, W)
-
-# %% ../../nbs/41_gald_module.ipynb #efe169a1
-class PyramidPooling(nn.Module):
-    "PSPNet's pyramid pooling (as `PSPHead` without the classifier): [x; up ψ_s(pool_s x)] → 3×3 conv → C."
-    def __init__(self, cin: int, channels: int, pool_scales=(1, 2, 3, 6), norm_layer=nn.BatchNorm2d,
-                 align_corners: bool = False, block=None):
-        super().__init__()
-        cbr = block or partial(ConvBNReLU, norm_layer=norm_layer)        # a head passes its own (bias, activation)
-        self.pool_scales, self.align_corners = tuple(pool_scales), align_corners
-        self.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(s), cbr(cin, channels, 1, 1)) for s in self.pool_scales])
-        self.bottleneck = cbr(cin + len(self.pool_scales) * channels, channels, 3, 1)
-
-    def forward(self, x):
-        pyramid = [x] + [resize(st(x), x.shape[-2:], self.align_corners) for st in self.stages]   # B×C×h×w each
-        return self.bottleneck(torch.cat(pyramid, 1))                                            # B×C×h×w
-
-class ASPP(nn.Module):
-    "DeepLabV3's ASPP (as `ASPPHead` without the classifier): image pool + 1×1 + dilated 3×3 branches → 3×3 → C."
-    def __init__(self, cin: int, channels: int, dilations=(1, 12, 24, 36), norm_layer=nn.BatchNorm2d,
-                 align_corners: bool = False, block=None):
-        super().__init__()
-        cbr = block or partial(ConvBNReLU, norm_layer=norm_layer)
-        self.dilations, self.align_corners = tuple(dilations), align_corners
-        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), cbr(cin, channels, 1, 1))
-        self.branches = nn.ModuleList([cbr(cin, channels, 1 if d == 1 else 3, d) for d in self.dilations])
-        self.bottleneck = cbr((len(self.dilations) + 1) * channels, channels, 3, 1)
-
-    def forward(self, x):
-        outs = [resize(self.image_pool(x), x.shape[-2:], self.align_corners)] + [b(x) for b in self.branches]
-        return self.bottleneck(torch.cat(outs, 1))                                               # B×C×h×w
 
 # %% ../../nbs/41_gald_module.ipynb #b0f80418
 class NonLocal2d(nn.Module):

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from ..models.heads import ConvBNReLU, SegHead, Classifier, resize
+from ..models.heads import ConvBNReLU, SegHead, Classifier, resize, ASPP, PyramidPooling
 
 # %% auto #0
 __all__ = ['PRESETS', 'CPU_CLAIMS', 'read_memory', 'class_sums', 'apply_update', 'update_memory', 'memory_momentum',
@@ -215,7 +215,6 @@ class MCIBIHead(SegHead):
         if consistency_bn not in ('train', 'eval'): raise ValueError(f"consistency_bn must be 'train' or 'eval', got {consistency_bn!r}")
         self.stage1_weight, self.base_momentum, self.momentum_base_lr = stage1_weight, base_momentum, momentum_base_lr
         self.consistency_weight, self.consistency_from_iter, self.consistency_bn = consistency_weight, consistency_from_iter, consistency_bn
-        from ctxseg.methods.gald import ASPP
         cin, C, norm, cbr = self.in_channels, channels, self.norm_layer, self.cbr   # every block: the head's activation
         self.hard_aggregate, self.context_within_image = hard_aggregate, context_within_image
         self.aspp = ASPP(cin, C, dilations, norm, self.align_corners, block=cbr) if context_within_image else None
@@ -299,7 +298,6 @@ class MCIBIPlusPlusHead(SegHead):
                  hard_aggregate: bool = False, pr_weight: float = 0.4, cwi_weight: float = 1.0, momentum: float = 0.1,
                  downsample_input: bool = False, decoder_kernel: int | None = None, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
-        from ctxseg.methods.gald import ASPP, PyramidPooling
         self.downsample = _downsample(self.in_channels, self.norm_layer) if downsample_input else None
         if context not in (None, 'aspp', 'ppm'): raise ValueError(f"context must be None, 'aspp' or 'ppm', got {context!r}")
         if fpn_in_channels and context is None: raise ValueError('the FPN variant needs a context module (its top level is [Y; F_cwi])')

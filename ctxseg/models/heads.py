@@ -11,8 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'INITS', 'HEADS', 'activation', 'ConvBNReLU', 'Classifier', 'resize', 'SegHead', 'FCNHead', 'PSPHead',
-           'ASPPHead', 'spatial_gather', 'ObjectAttention', 'OCRHead', 'AuxHead', 'build_head', 'build_aux_head']
+__all__ = ['ACTIVATIONS', 'INITS', 'HEADS', 'activation', 'ConvBNReLU', 'Classifier', 'resize', 'SegHead', 'FCNHead',
+           'PyramidPooling', 'PSPHead', 'ASPP', 'ASPPHead', 'spatial_gather', 'ObjectAttention', 'OCRHead', 'AuxHead',
+           'build_head', 'build_aux_head']
 
 # %% ../../nbs/04_heads.ipynb #75cdd440
 ACTIVATIONS = {'relu': lambda: nn.ReLU(inplace=True), 'leaky_relu': lambda: nn.LeakyReLU(0.01, inplace=True)}
@@ -107,43 +108,75 @@ class FCNHead(SegHead):
         return {'logits': self.classify(rep), 'rep': rep}
 
 # %% ../../nbs/04_heads.ipynb #a16ef703
-class PSPHead(SegHead):
-    "Pyramid pooling module (PSPNet, Zhao et al. CVPR'17; mmseg form)."
+class _PPM:
+    "The pyramid pooling block's layers and forward, shared by `PyramidPooling` and `PSPHead` (same layers, same names)."
+    def _build_ppm(self, cin: int, channels: int, pool_scales, cbr):
+        self.pool_scales = tuple(pool_scales)
+        self.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(s), cbr(cin, channels, 1, 1))
+                                     for s in self.pool_scales])
+        self.bottleneck = cbr(cin + len(self.pool_scales) * channels, channels, 3, 1)
+
+    def _ppm(self, x):
+        pyramid = [x] + [resize(st(x), x.shape[-2:], self.align_corners) for st in self.stages]  # B×C×h×w each
+        return self.bottleneck(torch.cat(pyramid, 1))                                           # B×C×h×w
+
+class PyramidPooling(_PPM, nn.Module):
+    "PSPNet's pyramid pooling as a block: [x; up ψ_s(pool_s x)] → 3×3 conv → C (GALD's GA, MCIBI++'s context)."
+    def __init__(self, cin: int, channels: int, pool_scales=(1, 2, 3, 6), norm_layer=nn.BatchNorm2d,
+                 align_corners: bool = False, block=None):
+        super().__init__()
+        self.align_corners = align_corners
+        self._build_ppm(cin, channels, pool_scales, block or partial(ConvBNReLU, norm_layer=norm_layer))   # a head passes its own block
+
+    def forward(self, x): return self._ppm(x)
+
+class PSPHead(_PPM, SegHead):
+    "Pyramid pooling module (PSPNet, Zhao et al. CVPR'17; mmseg form): the block, then dropout and the classifier."
     def __init__(self, in_channels, num_classes, channels: int = 512, pool_scales=(1, 2, 3, 6), **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
-        cin = self.in_channels
-        self.pool_scales = tuple(pool_scales)
-        self.stages = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(s), self.cbr(cin, channels, 1, 1))
-                                     for s in self.pool_scales])
-        self.bottleneck = self.cbr(cin + len(self.pool_scales) * channels, channels, 3, 1)
+        self._build_ppm(self.in_channels, channels, pool_scales, self.cbr)
         self.init_weights()
 
     def forward(self, feats) -> dict[str, torch.Tensor]:
-        x = self.pick(feats)                                                         # B×Cin×h×w
-        pyramid = [x] + [resize(st(x), x.shape[-2:], self.align_corners) for st in self.stages]  # B×C×h×w each
-        rep = self.bottleneck(torch.cat(pyramid, 1))                                 # B×C×h×w
+        rep = self._ppm(self.pick(feats))                                            # B×C×h×w
         return {'logits': self.classify(rep), 'rep': rep}
 
 # %% ../../nbs/04_heads.ipynb #6a0acc0e
-class ASPPHead(SegHead):
+class _ASPP:
+    "The ASPP block's layers and forward, shared by `ASPP` and `ASPPHead` (same layers, same names)."
+    def _build_aspp(self, cin: int, channels: int, dilations, cbr):
+        self.dilations = tuple(dilations)
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), cbr(cin, channels, 1, 1))
+        self.branches = nn.ModuleList([cbr(cin, channels, 1 if d == 1 else 3, d) for d in self.dilations])
+        self.bottleneck = cbr((len(self.dilations) + 1) * channels, channels, 3, 1)
+
+    def _aspp(self, x):
+        outs = [resize(self.image_pool(x), x.shape[-2:], self.align_corners)]  # B×C×h×w (constant map)
+        outs += [b(x) for b in self.branches]                                  # B×C×h×w each
+        return self.bottleneck(torch.cat(outs, 1))                             # B×C×h×w
+
+class ASPP(_ASPP, nn.Module):
+    "DeepLabV3's ASPP as a block: image pool + 1×1 + dilated 3×3 branches → 3×3 → C (GALD's GA, MCIBI's context)."
+    def __init__(self, cin: int, channels: int, dilations=(1, 12, 24, 36), norm_layer=nn.BatchNorm2d,
+                 align_corners: bool = False, block=None):
+        super().__init__()
+        self.align_corners = align_corners
+        self._build_aspp(cin, channels, dilations, block or partial(ConvBNReLU, norm_layer=norm_layer))
+
+    def forward(self, x): return self._aspp(x)
+
+class ASPPHead(_ASPP, SegHead):
     """ASPP head (DeepLabV3; mmseg/ssseg form): image pooling + 1×1 + dilated 3×3 branches, 3×3 fusion; with
     `refine`, ContrastiveSeg's extra 3×3 conv + norm (no activation) before the classifier."""
     def __init__(self, in_channels, num_classes, channels: int = 512, dilations=(1, 12, 24, 36), refine: bool = False, **kw):
         super().__init__(in_channels, num_classes, channels, **kw)
-        cin = self.in_channels
-        self.dilations = tuple(dilations)
-        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), self.cbr(cin, channels, 1, 1))
-        self.branches = nn.ModuleList([self.cbr(cin, channels, 1 if d == 1 else 3, d) for d in self.dilations])
-        self.bottleneck = self.cbr((len(self.dilations) + 1) * channels, channels, 3, 1)
+        self._build_aspp(self.in_channels, channels, dilations, self.cbr)
         self.refine = (nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), self.norm_layer(channels))
                        if refine else None)
         self.init_weights()
 
     def forward(self, feats) -> dict[str, torch.Tensor]:
-        x = self.pick(feats)                                                   # B×Cin×h×w
-        outs = [resize(self.image_pool(x), x.shape[-2:], self.align_corners)]  # B×C×h×w (constant map)
-        outs += [b(x) for b in self.branches]                                  # B×C×h×w each
-        rep = self.bottleneck(torch.cat(outs, 1))                              # B×C×h×w
+        rep = self._aspp(self.pick(feats))                                     # B×C×h×w
         if self.refine is not None: rep = self.refine(rep)                     # B×C×h×w
         return {'logits': self.classify(rep), 'rep': rep}
 
