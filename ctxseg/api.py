@@ -44,19 +44,19 @@ def train(preset_or_config, out_dir=None, overrides=(), resume: bool = False, pr
     return _train(cfg, Path(out_dir or Path('runs') / cfg.name), resume=resume, progress=progress)
 
 # %% ../nbs/18_api.ipynb #b40a5cc4
-def _load_weights(model, spec: str, log=print) -> str:
+def _load_weights(model, weights: str, log=print) -> str:
     "Load `weights` into `model`: `authors:PAPER=PATH` through `ctxseg.convert`, else a ctxseg checkpoint."
-    if spec.startswith('authors:'):
+    if weights.startswith('authors:'):
         from ctxseg.convert import load_authors
-        paper, sep, path = spec[len('authors:'):].partition('=')
-        if not sep: raise ValueError(f"--weights {spec!r}: expected authors:PAPER=PATH, e.g. authors:pixel_contrast=hrnet.pth")
+        paper, sep, path = weights[len('authors:'):].partition('=')
+        if not sep: raise ValueError(f"--weights {weights!r}: expected authors:PAPER=PATH, e.g. authors:pixel_contrast=hrnet.pth")
         r = load_authors(model, path, paper)
         log(f"loaded {r['loaded']} tensors of {path} through the {r['code_base']} key map"
             + (f"; kept the model's own {len(r['kept'])} (training-only parts and counters)" if r['kept'] else ''))
         return f'authors:{paper}={path}'
     from ctxseg.engine import load_checkpoint
-    model.load_state_dict(load_checkpoint(spec)['model'])
-    return spec
+    model.load_state_dict(load_checkpoint(weights)['model'])
+    return weights
 
 def eval_target(run_or_preset, weights: str | None = None):
     "(config, state dict or None, what the weights are, the run folder or None) for a run folder or a preset name."

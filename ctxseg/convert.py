@@ -292,16 +292,16 @@ def parity_table(root=None) -> list[dict]:
     from ctxseg import configs as C
     from ctxseg.models.segmentor import build_model
     rows = []
-    for name, spec in AUTHORS_NETWORKS.items():
+    for name, net in AUTHORS_NETWORKS.items():
         facts = read_facts(name, root)
         torch.manual_seed(0)
-        model = build_model(C.get(spec['preset'], ['model.pretrained=']), facts['num_classes'])
+        model = build_model(C.get(net['preset'], ['model.pretrained=']), facts['num_classes'])
         try:
             sd = convert_state_dict(random_state_dict(facts), model, facts['paper'])
             model.load_state_dict({**model.state_dict(), **sd}, strict=True); ok = 'yes'
         except (ConversionError, RuntimeError) as e: ok = str(e)
-        ours, theirs = part_sizes(model), authors_parts(facts, spec.get('merge'))
-        rows.append({'network': name, 'preset': spec['preset'], 'repo': facts['repo'], 'commit': facts['commit'][:10],
+        ours, theirs = part_sizes(model), authors_parts(facts, net.get('merge'))
+        rows.append({'network': name, 'preset': net['preset'], 'repo': facts['repo'], 'commit': facts['commit'][:10],
                      'released': bool(facts['checkpoint'].get('released')), 'loads': ok, 'ours': ours, 'authors': theirs})
     return rows
 

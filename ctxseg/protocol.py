@@ -183,14 +183,14 @@ def _target(t) -> dict:
     if isinstance(t, tuple): return {'metric': t[0], 'cls': t[1]}
     return {'metric': t} if '@' in t else {'cls': t}
 
-def expand_claims(summary: dict, spec, expect: str = 'increase', prefix: str = 'synthetic_') -> list[dict]:
-    """`claims_table` dictionaries from `spec` [(claim, baseline, method, [target, ...]), ...], a target being None
+def expand_claims(summary: dict, claims, expect: str = 'increase', prefix: str = 'synthetic_') -> list[dict]:
+    """`claims_table` dictionaries from `claims` [(claim, baseline, method, [target, ...]), ...], a target being None
     (mIoU), a class name, a metric ('BF@1') or (metric, class); only those `summary`'s finished runs can judge.
     Row labels drop `prefix` from the preset names."""
     runs = [r for r in summary['runs'] if 'metrics' in r]
     have = {r['preset'] for r in runs}
     out = []
-    for claim, b, m, targets in spec:
+    for claim, b, m, targets in claims:
         if b not in have or m not in have: continue
         for t in targets:
             tt = _target(t)
