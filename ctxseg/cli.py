@@ -96,13 +96,6 @@ def cmd_train(args) -> int:
         else: print(results_table({cfg.name: m})); print(f"run folder: {out}")
     return 0
 
-def _load_run(run_dir):
-    from ctxseg.engine import load_checkpoint
-    run = Path(run_dir)
-    if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
-    cfg = C.load_json(run / 'config.json')
-    return run, cfg, load_checkpoint(run / 'checkpoint.pt')
-
 def cmd_eval(args) -> int:
     from ctxseg.api import evaluate
     from ctxseg.engine import is_main, atomic_write_json
@@ -119,7 +112,8 @@ def cmd_predict(args) -> int:
     from ctxseg.data import build_dataset, to_tensor
     from ctxseg.engine import infer
     from ctxseg.models.segmentor import build_model
-    run, cfg, ck = _load_run(args.run)
+    from ctxseg.api import load_run
+    run, cfg, ck = load_run(args.run)
     ds = build_dataset(cfg.data, 'val')
     model = build_model(cfg, ds.num_classes, ds.ignore_index).eval()
     model.load_state_dict(ck['model'])

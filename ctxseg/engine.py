@@ -165,18 +165,14 @@ def infer_ms_flip(model, images, scales, flip, align_corners=False, flip_pairs=(
             acc = acc + _resize(_swap_channels(p.flip(-1), flip_pairs) if f else p, (H, W), align_corners)
     return acc / (len(scales) * (2 if flip else 1))
 
-def _rescale(h: int, w: int, scale) -> tuple[int, int]:
-    "mmcv's keep-ratio size within the (long, short) bound `scale` (as `ctxseg.transforms.rescale_size`)."
-    from ctxseg.transforms import rescale_size
-    return rescale_size(h, w, scale)
-
 def infer(model, images, ecfg, num_classes, align_corners=False, flip_pairs=()):
     """Full-resolution scores for `images` with the mode of `ecfg` (an `EvalConfig`); with `ecfg.resize`, of the images
     resized (to exactly that size, or keeping their aspect within it with `resize_keep_ratio`), the scores brought
     back to the images' own size (ssseg's and mmseg's tests)."""
     if getattr(ecfg, 'resize', None):
         H, W = images.shape[-2:]
-        size = tuple(ecfg.resize) if not getattr(ecfg, 'resize_keep_ratio', False) else _rescale(H, W, ecfg.resize)
+        from ctxseg.transforms import rescale_size                     # mmcv's keep-ratio size within (long, short)
+        size = rescale_size(H, W, ecfg.resize) if getattr(ecfg, 'resize_keep_ratio', False) else tuple(ecfg.resize)
         x = F.interpolate(images, size=size, mode='bilinear', align_corners=align_corners)
         scores = infer(model, x, dataclasses.replace(ecfg, resize=[]), num_classes, align_corners, flip_pairs)
         return _resize(scores, (H, W), align_corners)

@@ -46,7 +46,7 @@ def rehearsal_config(cfg: C.Config, root, reduced: bool = False, steps: int = 2)
         c.eval.crop_size = _shrink(c.eval.crop_size, REDUCE)
         c.eval.stride = _shrink(c.eval.stride, REDUCE)
         changes.append(f"reduced: crop {cfg.data.crop_size} → {c.data.crop_size}, images 1/{REDUCE} of each side"
-                       + (", memories 1/4 as long" if any(cfg.method.params.get(k) for k in MEMORY_SIZES) else ''))
+                       + (f", memories 1/{REDUCE} as long" if any(cfg.method.params.get(k) for k in MEMORY_SIZES) else ''))
     return c, changes
 
 def fixture_size(dataset: str, reduced: bool = False) -> tuple[int, int]:
