@@ -33,6 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from ctxseg import configs as C                       # noqa: E402
+from ctxseg import presets as P
 from ctxseg.bench import benchmark, format_table      # noqa: E402
 
 # mmsegmentation's model zoo, DeepLabV3 R-50-D8, Cityscapes 512×1024, 40k schedule (V100): quoted, not measured
@@ -52,7 +53,7 @@ TINY = ['model.base_width=8', 'model.head_channels=32', 'model.aux_channels=16',
 def _cfg(name, overrides, a, amp=True):
     ov = [*overrides, f'train.amp={str(amp).lower()}', f'train.channels_last={str(amp).lower()}', 'model.pretrained=']
     if a.tiny: ov += TINY
-    return C.get(name, ov)
+    return P.get(name, ov)
 
 
 def _bench(cfg, a, size, batch=2, iters=None, warmup=None, **kw):

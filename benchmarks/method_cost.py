@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse, json, sys, time
 from pathlib import Path
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.bench import benchmark_isolated, format_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +46,12 @@ def main(argv=None) -> int:
     ap.add_argument('--out', help='write the results as JSON here (default: print only)')
     a = ap.parse_args(argv)
     names = [p for x in a.presets for p in GROUPS.get(x, [x])]
-    unknown = [p for p in names if p not in C.names()]
+    unknown = [p for p in names if p not in P.names()]
     if unknown:
-        print(f'method_cost: unknown preset(s) {unknown}; see ctxseg.configs.names()', file=sys.stderr); return 2
+        print(f'method_cost: unknown preset(s) {unknown}; see ctxseg.P.names()', file=sys.stderr); return 2
     rows = []
     for p in names:
-        cfg = C.get(p)
+        cfg = P.get(p)
         if cfg.data.dataset != 'synthetic':
             print(f'method_cost: {p} is not a cpu preset (dataset {cfg.data.dataset})', file=sys.stderr); return 2
         r = benchmark_isolated(cfg, size=(cfg.data.size, cfg.data.size), batch=cfg.data.batch_size, iters=a.iters,

@@ -109,12 +109,13 @@ def count_syncs(fn):
 def step_overhead(device, reps):
     "Forward + backward of one training batch of the cpu preset, baseline vs + pixel contrast (after warm-up)."
     from ctxseg import configs as C
+    from ctxseg import presets as P
     from ctxseg.models.segmentor import build_model
     res = {}
     x = torch.randn(8, 3, 96, 96, device=device); yy = torch.randint(0, 6, (8, 96, 96), device=device)
     for name in ('synthetic_aspp', 'synthetic_aspp_pixcon'):
         torch.manual_seed(0)
-        cfg = C.get(name, ['method.params.warmup_iters=0'] if 'pixcon' in name else [])
+        cfg = P.get(name, ['method.params.warmup_iters=0'] if 'pixcon' in name else [])
         m = build_model(cfg, 6).to(device).train()
         def step():
             out = m(x, yy); out.loss.backward(); m.zero_grad(set_to_none=True)

@@ -33,9 +33,10 @@ def build_model(arch='deeplabv3', backbone: str = 'resnet50', num_classes: int =
     return _build(cfg, num_classes, ignore_index)
 
 # %% ../nbs/18_api.ipynb #a95aec2e
+from . import presets as P
 def _as_config(preset_or_config, overrides=()) -> C.Config:
     if isinstance(preset_or_config, C.Config): return C.apply_overrides(preset_or_config, overrides)
-    return C.get(preset_or_config, overrides)
+    return P.get(preset_or_config, overrides)
 
 def train(preset_or_config, out_dir=None, overrides=(), resume: bool = False, progress: bool = True) -> dict:
     "Train a preset (by name) or a `Config` into `out_dir` (default `runs/<name>`); the final metrics."
@@ -44,6 +45,7 @@ def train(preset_or_config, out_dir=None, overrides=(), resume: bool = False, pr
     return _train(cfg, Path(out_dir or Path('runs') / cfg.name), resume=resume, progress=progress)
 
 # %% ../nbs/18_api.ipynb #b40a5cc4
+from . import presets as P
 def _load_weights(model, weights: str, log=print) -> str:
     "Load `weights` into `model`: `authors:PAPER=PATH` through `ctxseg.convert`, else a ctxseg checkpoint."
     if weights.startswith('authors:'):
@@ -70,12 +72,12 @@ def eval_target(run_or_preset, weights: str | None = None):
     if Path(run_or_preset).is_dir():
         run, cfg, ck = load_run(run_or_preset, checkpoint=not weights)
         return cfg, None if weights else ck['model'], weights or str(run / 'checkpoint.pt'), run
-    if run_or_preset not in C.all_presets():
+    if run_or_preset not in P.PRESETS:
         raise FileNotFoundError(f"{run_or_preset} is neither a run folder nor a preset (`ctxseg presets` lists them)")
     if not weights:
         raise ValueError(f"evaluating the preset {run_or_preset} needs --weights: authors:PAPER=PATH (a released checkpoint) "
                          "or the path of a ctxseg checkpoint.pt")
-    return C.get(run_or_preset, ['model.pretrained=']), None, weights, None   # the weights, not ImageNet's
+    return P.get(run_or_preset, ['model.pretrained=']), None, weights, None   # the weights, not ImageNet's
 
 def evaluate(run_or_preset, weights: str | None = None, mode: str | None = None, overrides=(), progress: bool = True,
              log=print) -> dict:

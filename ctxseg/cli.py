@@ -83,8 +83,9 @@ def run_notebooks_main(argv=None) -> int:
     return args.fn(args)
 
 # %% ../nbs/09_cli.ipynb #05c29a94
+from . import presets as P
 def _config(args) -> C.Config:
-    return C.get(args.preset, args.set or [])
+    return P.get(args.preset, args.set or [])
 
 def cmd_train(args) -> int:
     from ctxseg.engine import train, is_main
@@ -139,7 +140,7 @@ def cmd_rehearse(args) -> int:
 def cmd_bench(args) -> int:
     from ctxseg.bench import benchmark_isolated, format_table
     presets = args.presets or ['synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr']
-    rows = [benchmark_isolated(C.get(p, args.set or []), size=tuple(args.size), batch=args.batch, iters=args.iters,
+    rows = [benchmark_isolated(P.get(p, args.set or []), size=tuple(args.size), batch=args.batch, iters=args.iters,
                                warmup=args.warmup, device=args.device, peak=args.peak_tflops) for p in presets]
     r0 = rows[0]
     print(format_table(rows))
@@ -181,6 +182,7 @@ def _add_prepare_parser(sub):
     pp.set_defaults(fn=cmd_prepare)
 
 # %% ../nbs/09_cli.ipynb #9b922899
+from . import presets as P
 DEMO_PRESETS = ['synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr']
 
 def cmd_demo(args) -> int:
@@ -188,7 +190,7 @@ def cmd_demo(args) -> int:
     from ctxseg.grids import run_state
     rows, out = {}, Path(args.out)
     for p in args.presets or DEMO_PRESETS:
-        cfg = C.get(p, (args.set or []) + ([f'train.iters={args.iters}'] if args.iters else []))
+        cfg = P.get(p, (args.set or []) + ([f'train.iters={args.iters}'] if args.iters else []))
         run = out / p
         state = run_state(cfg, run)                                   # 'done' | 'resume' | 'new', as the runner decides
         if state == 'done':
@@ -205,13 +207,14 @@ def cmd_demo(args) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #341ce4c6
+from . import presets as P
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ctxseg', description='Context-aware semantic segmentation: train, evaluate, benchmark.')
     sub = p.add_subparsers(dest='cmd', required=True)
     def common(sp):
         sp.add_argument('--set', nargs='*', metavar='KEY=VALUE', help='config overrides, e.g. train.iters=100')
         sp.add_argument('--no-progress', action='store_true', help='no progress bars')
-    t = sub.add_parser('train', help='train a preset'); t.add_argument('preset', help=f"one of: {', '.join(C.names())}")
+    t = sub.add_parser('train', help='train a preset'); t.add_argument('preset', help=f"one of: {', '.join(P.names())}")
     t.add_argument('--out', help='run folder (default runs/<preset>)'); t.add_argument('--resume', action='store_true'); common(t)
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser('eval', help="evaluate a run folder, or a preset with given weights (the authors' released checkpoints)",
@@ -243,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
     rh.add_argument('--out', help='the record (default runs/rehearsal/<preset>.json)')
     rh.set_defaults(fn=cmd_rehearse)
     add_run_notebooks_parser(sub)                       # `ctxseg run-notebooks --profile smoke|cpu|gpu`
-    ls = sub.add_parser('presets', help='list presets'); ls.set_defaults(fn=lambda a: print('\n'.join(C.names())) or 0)
+    ls = sub.add_parser('presets', help='list presets'); ls.set_defaults(fn=lambda a: print('\n'.join(P.names())) or 0)
     return p
 
 def main(argv=None) -> int:

@@ -4,16 +4,15 @@
 
 # %% ../nbs/00_configs.ipynb #45c28b8c
 from __future__ import annotations
-import copy, dataclasses, difflib, importlib, json, math, typing
+import copy, dataclasses, difflib, json, math, typing
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TRAIN_SIZES', 'DATASETS', 'RECIPES', 'DEFAULT_SOURCE', 'BASELINE_ROWS', 'BASELINE_PRESETS', 'PRESETS',
-           'PAPER_MODULES', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config',
-           'to_dict', 'from_dict', 'save_json', 'load_json', 'apply_overrides', 'smoke', 'synthetic_fcn',
-           'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr', 'epochs_to_iters', 'iters_for_epochs', 'Recipe',
-           'get_recipe', 'recipe', 'all_presets', 'names', 'get']
+__all__ = ['TRAIN_SIZES', 'DATASETS', 'RECIPES', 'DEFAULT_SOURCE', 'BASELINE_ROWS', 'BASELINE_PRESETS', 'PRESETS', 'ModelConfig',
+           'DataConfig', 'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config', 'to_dict', 'from_dict', 'save_json',
+           'load_json', 'apply_overrides', 'smoke', 'synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr',
+           'epochs_to_iters', 'iters_for_epochs', 'Recipe', 'get_recipe', 'recipe']
 
 # %% ../nbs/00_configs.ipynb #c03db2b9
 @dataclass
@@ -504,29 +503,4 @@ PRESETS = {
     **BASELINE_PRESETS,
 }
 
-# Each paper chain keeps the presets of its table rows beside its method, as `PRESETS` in its module.
-PAPER_MODULES = ('mcibi', 'region_contrast', 'pixel_contrast', 'gald', 'contextrast')
-
-def all_presets() -> dict:
-    "`PRESETS` above plus the `PRESETS` of every paper module under `ctxseg.methods` that exists."
-    out = dict(PRESETS)
-    for m in PAPER_MODULES:
-        try: mod = importlib.import_module(f'ctxseg.methods.{m}')
-        except ModuleNotFoundError as e:
-            if e.name in (f'ctxseg.methods.{m}', 'ctxseg.methods'): continue   # chain not written yet
-            raise
-        out.update(getattr(mod, 'PRESETS', {}))
-    return out
-
-def names() -> list[str]:
-    "All preset names."
-    return sorted(all_presets())
-
-def get(name: str, overrides=()) -> Config:
-    "A fresh copy of preset `name` with `overrides` applied."
-    presets = all_presets()
-    if name not in presets:
-        close = difflib.get_close_matches(name, presets, n=3)
-        raise KeyError(f"unknown preset {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else '')
-                       + f"; presets: {', '.join(sorted(presets))}")
-    return apply_overrides(presets[name](), overrides)
+# The paper chains' presets are in `ctxseg.presets`, which joins them with these in one registry (`ctxseg.presets.get`).

@@ -290,12 +290,13 @@ def random_state_dict(facts: dict, seed: int = 0) -> dict[str, Tensor]:
 def parity_table(root=None) -> list[dict]:
     "For every network in `AUTHORS_NETWORKS`: its preset, whether a random state dict of it converts and loads strictly, and the part sizes."
     from ctxseg import configs as C
+    from ctxseg import presets as P
     from ctxseg.models.segmentor import build_model
     rows = []
     for name, net in AUTHORS_NETWORKS.items():
         facts = read_facts(name, root)
         torch.manual_seed(0)
-        model = build_model(C.get(net['preset'], ['model.pretrained=']), facts['num_classes'])
+        model = build_model(P.get(net['preset'], ['model.pretrained=']), facts['num_classes'])
         try:
             sd = convert_state_dict(random_state_dict(facts), model, facts['paper'])
             model.load_state_dict({**model.state_dict(), **sd}, strict=True); ok = 'yes'

@@ -15,8 +15,9 @@ from . import configs as C
 # %% auto #0
 __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'data_fingerprint', 'same_config', 'run_state', 'read_json', 'read_log', 'train_grid',
            'load_summary', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate', 'load_reference',
-           'Table', 'table_notes', 'grid_table', 'class_iou_table', 'log_series', 'mean_log_series', 'loss_trend',
-           'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays']
+           'Table', 'table_notes', 'grid_table', 'class_iou_table', 'runs_by_preset', 'ablation_table', 'class_iou',
+           'log_series', 'mean_log_series', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs',
+           'predict_runs', 'plot_overlays']
 
 # %% ../nbs/11b_grids.ipynb #74943f7f
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity
@@ -63,6 +64,7 @@ def run_state(cfg: C.Config, run_dir, fingerprint: str | None = None) -> str:
     return 'new'
 
 # %% ../nbs/11b_grids.ipynb #5417e653
+from . import presets as P
 def read_json(path):
     "A JSON file (NaN allowed, as `metrics.json` writes it), or None when it is missing."
     p = Path(path)
@@ -95,7 +97,7 @@ def train_grid(presets, seeds, overrides=(), out_dir='runs/grid', time_budget: f
             rel = f'{preset}/seed{seed}'
             run = out / rel
             left = time_budget - (time.time() - t0)
-            cfg = C.get(preset, [*overrides, f'train.seed={seed}'])
+            cfg = P.get(preset, [*overrides, f'train.seed={seed}'])
             if time_budget > 0:
                 cfg = C.apply_overrides(cfg, [f'train.time_budget={max(left, 1e-3)}'])
             if preset not in fps: fps[preset] = data_fingerprint(cfg)    # the seed does not change the data
@@ -144,6 +146,7 @@ def load_summary(out_dir) -> dict:
     return s
 
 # %% ../nbs/11b_grids.ipynb #9ce1d428
+from . import presets as P
 SUMMARY_METRICS = ('mIoU', 'aAcc', 'mAcc')
 
 def _mean_std(x) -> tuple[float, float]:
@@ -197,13 +200,13 @@ def load_reference(ref_dir, overrides=(), preset: str | None = None, base: str =
     reference = load_summary(ref_dir)
     fps, bad = {}, []
     for r in reference['runs']:
-        want = C.get(r['preset'], [f'train.seed={r["seed"]}'])
+        want = P.get(r['preset'], [f'train.seed={r["seed"]}'])
         if r['preset'] not in fps: fps[r['preset']] = data_fingerprint(want)     # the seed does not change the data
         if run_state(want, ref_dir / r['dir'], fps[r['preset']]) != 'done': bad.append(f"{r['preset']}/seed{r['seed']}")
     if bad: raise ValueError(f'reference runs in {ref_dir} that are not the presets\' runs today: {bad}')
     print(f"reference grid {ref_dir.name}: {len(reference['runs'])} runs, all the presets' own")
     if preset is not None:
-        a, b = C.to_dict(C.get(base)), C.to_dict(C.get(preset))
+        a, b = C.to_dict(P.get(base)), C.to_dict(P.get(preset))
         diff = sorted(f'{s}.{k}' for s in a if isinstance(a[s], dict) for k in a[s] if a[s][k] != b[s][k])
         print(f'{preset} differs from {base} in: {diff}')
         if not set(diff) <= set(may_differ): raise ValueError(f'{preset} differs from {base} beyond {list(may_differ)}: {diff}')
@@ -285,6 +288,44 @@ def class_iou_table(summary: dict) -> Table:
     classes = next((a['classes'] for a in agg.values() if a['classes']), [])
     rows = [[p, *[_fmt(ms) for ms in a['IoU']]] for p, a in agg.items()]
     return Table(['preset', *classes], rows, table_notes(summary))
+
+# %% ../nbs/11b_grids.ipynb #a55f3fe2
+def runs_by_preset(*summaries) -> dict:
+    "{preset: {seed: metrics}} over the finished runs of `summaries`; for a preset and seed in several, the last wins."
+    out = {}
+    for s in summaries:
+        for r in s['runs']:
+            if 'metrics' in r: out.setdefault(r['preset'], {})[r['seed']] = r['metrics']
+    return out
+
+def ablation_table(*summaries, rows=None, deltas=()) -> Table:
+    """Mean ± std over seeds of mIoU for each `(preset, label)` of `rows` with finished runs (then any other preset
+    found, labelled by its name), a column per `(title, reference, applies)` of `deltas` (difference of means to the
+    `reference` row, on the rows whose preset contains `applies`, or all rows when it is None), and BF@t for every
+    tolerance t the runs evaluated."""
+    runs = runs_by_preset(*summaries)
+    known = {p for p, _ in rows or []}
+    rows = [*(rows or []), *[(p, p) for p in runs if p not in known]]
+    tols = sorted({k[3:] for ms in runs.values() for m in ms.values() for k in m if k.startswith('BF@')}, key=float)
+    stat = lambda p, k='mIoU': _mean_std([m.get(k, math.nan) for m in runs.get(p, {}).values()])
+    body = []
+    for preset, label in rows:
+        if not runs.get(preset): continue
+        miou = stat(preset)
+        ds = [f'{100 * (miou[0] - stat(ref)[0]):+.1f}' if preset != ref and (applies is None or applies in preset) and ref in runs else ''
+              for _, ref, applies in deltas]
+        body.append([label, preset, ', '.join(map(str, sorted(runs[preset]))), _fmt(miou), *ds,
+                     *[_fmt(stat(preset, f'BF@{t}')) for t in tols]])
+    notes = {**(table_notes(summaries[-1]) if summaries else {}), 'statistic': 'mean ± sample std over seeds, in %; Δ: difference of means'}
+    return Table(['row', 'preset', 'seeds', 'mIoU', *[t for t, _, _ in deltas], *[f'BF@{t}px' for t in tols]], body, notes)
+
+def class_iou(*summaries, presets=None) -> dict:
+    "{preset: [(mean, std) of IoU per class]} over seeds, and the class names under key 'classes'."
+    runs = runs_by_preset(*summaries)
+    out = {'classes': next((m.get('classes') for ms in runs.values() for m in ms.values()), [])}
+    for p in presets or runs:
+        if p in runs: out[p] = [_mean_std(c) for c in zip(*[m['IoU'] for m in runs[p].values()])]
+    return out
 
 # %% ../nbs/11b_grids.ipynb #d8d84daf
 def log_series(run_dir, key: str, part: str | None = None, smooth: int = 1):

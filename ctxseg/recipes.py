@@ -108,6 +108,7 @@ def same(a, b) -> bool:
     return a == b
 
 # %% ../nbs/16_recipes.ipynb #1fd1465e
+from . import presets as P
 def network_of(preset: str) -> str | None:
     "The recorded authors' network that `preset` builds, if any ('<paper>/<network>')."
     from ctxseg.convert import AUTHORS_NETWORKS
@@ -121,7 +122,7 @@ def _status(ours, fact) -> str:
 
 def recipe_rows(preset: str, authors: dict | None = None) -> list[dict]:
     "One row per field of `preset`: ours, the authors', where, status (see above)."
-    cfg = C.get(preset)
+    cfg = P.get(preset)
     ours = field_values(cfg)
     ours['network'] = network_of(preset)
     facts = (AUTHORS if authors is None else authors).get(preset)
@@ -1039,8 +1040,9 @@ for p, facts in MMSEG.items():
     facts['init'] = F('mmseg', 'open-mmlab/mmsegmentation mmseg/models/decode_heads/decode_head.py (ConvModule: Kaiming; conv_seg: N(0, 0.01))')
 
 # %% ../nbs/16_recipes.ipynb #896785ae
+from . import presets as P
 AUTHORS: dict[str, dict] = {**MCIBI, **REGCON, **PIXCON, **CONTEXTRAST, **GALD, **MMSEG}
 
 def gpu_presets() -> list[str]:
     "Every preset of the gpu profile."
-    return [n for n in C.names() if C.get(n).profile == 'gpu']
+    return [n for n in P.names() if P.get(n).profile == 'gpu']

@@ -180,6 +180,7 @@ def ddp_check(cfg: C.Config, work, timeout: int = 1800) -> dict:
     return {**out, 'ok': out['params_equal'] and out['memory_equal'], 'wall_s': round(time.perf_counter() - t, 1)}
 
 # %% ../nbs/17_rehearse.ipynb #7414f5c4
+from . import presets as P
 REHEARSAL_VERSION = 1
 
 def _terms(runs: dict) -> dict:
@@ -195,7 +196,7 @@ def rehearse(preset: str, reduced: bool = False, ddp: bool = True, out=None, wor
     from ctxseg.datasets import write_fixture, prepare
     from ctxseg.provenance import result_header
     t0 = time.perf_counter()
-    cfg = C.get(preset)
+    cfg = P.get(preset)
     if cfg.profile != 'gpu': raise ValueError(f"{preset} is a {cfg.profile} preset; the rehearsal is for the gpu profile")
     tmp = Path(work or tempfile.mkdtemp(prefix=f'rehearse_{preset}_'))
     try:

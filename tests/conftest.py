@@ -30,6 +30,7 @@ def _resume_pair(cfg, tmp_path):
     final model state of each and the split run's state at the stop (read before it resumes)."""
     import torch
     from ctxseg import configs as C
+    from ctxseg import presets as P
     from ctxseg.engine import train, load_checkpoint
     train(cfg, tmp_path / 'straight', progress=False)
     train(C.apply_overrides(cfg, ['train.stop_after=3']), tmp_path / 'split', progress=False)
@@ -53,8 +54,8 @@ def _baseline_inference(preset: str, base: str = 'smoke', num_classes: int = 5):
     from ctxseg.bench import inference_flops
     from ctxseg.models.segmentor import build_model
     torch.manual_seed(0)
-    ours = build_model(C.get(preset), num_classes=num_classes).eval()
-    ref = build_model(C.get(base), num_classes=num_classes).eval()
+    ours = build_model(P.get(preset), num_classes=num_classes).eval()
+    ref = build_model(P.get(base), num_classes=num_classes).eval()
     ref.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith('method.')}, strict=True)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad(): lo, lb = ours(x).logits, ref(x).logits

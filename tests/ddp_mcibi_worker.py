@@ -5,6 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.engine import train, _unwrap
 from ctxseg.losses import SegLoss
 from ctxseg.methods.mcibi import build_head, update_memory
@@ -29,7 +30,7 @@ locs = [torch.zeros_like(local) for _ in range(world)]; dist.all_gather(locs, lo
 mems = [torch.zeros_like(h.memory) for _ in range(world)]; dist.all_gather(mems, h.memory)
 
 # 2. the engine: two iterations of the smoke preset with the MCIBI head under DDP
-cfg = C.get('smoke', ['train.iters=2', 'data.num_val=4', 'model.head=mcibi',
+cfg = P.get('smoke', ['train.iters=2', 'data.num_val=4', 'model.head=mcibi',
                       'model.head_kwargs={"dilations": [1, 2], "transform_channels": 8, "momentum_base_lr": 0.009}'])
 metrics, model = train(cfg, out / 'run', progress=False, return_model=True)
 net = _unwrap(model)

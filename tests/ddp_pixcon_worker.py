@@ -5,6 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.engine import train, dist_info, _unwrap
 from ctxseg.methods.pixel_contrast import PixelContrast
 
@@ -40,7 +41,7 @@ found = [all(bool(((rows - torch.tensor(r)).abs().max(1).values < 1e-5).any()) f
 # 2. the engine: two iterations of the smoke preset with the method under DDP
 p = {'feature': 'layer4', 'max_views': 2, 'memory': True, 'pixel_memory_size': 16, 'segment_memory_size': 8,
      'warmup_iters': 0, 'proj_dim': 16}
-cfg = C.get('smoke', ['train.iters=2', 'data.num_val=4', 'method.name=pixel_contrast', f'method.params={json.dumps(p)}'])
+cfg = P.get('smoke', ['train.iters=2', 'data.num_val=4', 'method.name=pixel_contrast', f'method.params={json.dumps(p)}'])
 metrics, model = train(cfg, out / 'run', progress=False, return_model=True)
 net = _unwrap(model)
 flat = torch.cat([x.detach().flatten() for x in net.parameters()])

@@ -4,6 +4,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.engine import train, _unwrap
 from ctxseg.methods.region_contrast import RegionContrast, region_centres
 
@@ -27,7 +28,7 @@ entries = m.queues.permute(0, 2, 1)[m.valid()]
 found = [all(bool(((entries - torch.tensor(r)).abs().max(1).values < 1e-5).any()) for r in l) for l in locs]
 
 # 2. the engine: two iterations of the smoke preset with the method under DDP
-cfg = C.get('smoke_regcon', ['train.iters=2', 'data.num_val=4'])
+cfg = P.get('smoke_regcon', ['train.iters=2', 'data.num_val=4'])
 metrics, model = train(cfg, out / 'run', progress=False, return_model=True)
 net = _unwrap(model)
 flat = torch.cat([x.detach().flatten() for x in net.parameters()])
@@ -37,7 +38,7 @@ gt = [torch.zeros_like(tb) for _ in range(world)]; dist.all_gather(gt, tb)
 # 3. the released path: every loss term divided by the world size (the Segmentor), rank 0's centres only (the queues)
 from ctxseg.models.segmentor import build_model
 torch.manual_seed(0)
-seg = build_model(C.get('smoke_regcon_authors'), 8).train()
+seg = build_model(P.get('smoke_regcon_authors'), 8).train()
 x, y = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5)), torch.randint(0, 8, (2, 32, 32), generator=torch.Generator().manual_seed(6))
 state = {k: v.clone() for k, v in seg.state_dict().items()}
 divided = {k: float(v) for k, v in seg(x, y).losses.items()}

@@ -4,10 +4,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.engine import train, dist_info, _unwrap
 
 out = Path(sys.argv[1])
-cfg = C.get('smoke', ['train.iters=4', 'data.num_val=6'])
+cfg = P.get('smoke', ['train.iters=4', 'data.num_val=6'])
 metrics, model = train(cfg, out / 'run', progress=False, return_model=True)
 rank, world = dist_info()
 flat = torch.cat([p.detach().flatten() for p in _unwrap(model).parameters()])

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.models.segmentor import build_model
 from ctxseg.methods.contextrast import (error_maps, edt, error_distance, bane_select, representative_anchors, fuse_anchors,
                                         Contextrast, tsc_metrics)
@@ -162,7 +163,7 @@ def test_anchors_over_two_ranks_are_those_of_the_whole_batch(tmp_path, torchrun)
 
 
 def test_resume_is_exact(tmp_path, resume_pair):
-    base = C.get('smoke_contextrast', ['data.num_val=4', 'train.iters=6', 'train.deterministic=true', 'train.ckpt_interval=100'])
+    base = P.get('smoke_contextrast', ['data.num_val=4', 'train.iters=6', 'train.deterministic=true', 'train.ckpt_interval=100'])
     a, b, _ = resume_pair(base, tmp_path)
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     assert int(a['method.counter.steps']) == 6
@@ -180,7 +181,7 @@ def test_inference_is_the_baseline_flop_for_flop(preset, baseline_inference):
                                         ('ocr', ['model.backbone=hrnet_w18', 'model.aux=false', 'model.base_width=64'])])
 def test_plugs_into_every_baseline_head_and_hrnet(head, extra):
     torch.manual_seed(0)
-    cfg = C.get('smoke_contextrast', [f'model.head={head}', *extra])
+    cfg = P.get('smoke_contextrast', [f'model.head={head}', *extra])
     net = build_model(cfg, num_classes=5).train()
     assert len(net.method.proj) == 4
     x, y = torch.randn(2, 3, 32, 32), torch.randint(0, 5, (2, 32, 32))
@@ -205,10 +206,10 @@ def test_gpu_presets_are_the_papers_schedules():
                                     'contextrast_ade20k_fcn_hr48': (12, 80000, [512, 512]),
                                     'contextrast_coco_stuff10k_fcn_hr48': (16, 60000, [512, 512]),
                                     'contextrast_pascal_context_fcn_hr48': (16, 60000, [512, 512])}.items():
-        cfg = C.get(name)
+        cfg = P.get(name)
         assert cfg.method.name == 'contextrast' and cfg.train.iters == iters, name
         assert cfg.data.batch_size * cfg.train.gpus == bs, name
         if crop: assert list(cfg.data.crop_size) == crop, name
         if 'cityscapes' in name: assert list(cfg.eval.scales) == [1.0] and not cfg.eval.flip
         else: assert list(cfg.eval.scales) == [0.75, 1.0, 1.25, 1.5, 1.75, 2.0] and cfg.eval.flip
-    for n in ('aspp_r101', 'ocr_hr48'): assert C.get(f'contextrast_cityscapes_{n}').method.name == 'contextrast'
+    for n in ('aspp_r101', 'ocr_hr48'): assert P.get(f'contextrast_cityscapes_{n}').method.name == 'contextrast'

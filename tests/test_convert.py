@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg import convert as CV
 from ctxseg.models.segmentor import build_model
 
@@ -17,7 +18,7 @@ RECORDED = sorted(str(p.relative_to(FACTS).with_suffix('')) for p in FACTS.glob(
 def _model(name, seed=0):
     facts = CV.read_facts(name)
     torch.manual_seed(seed)
-    return facts, build_model(C.get(CV.AUTHORS_NETWORKS[name]['preset'], ['model.pretrained=']), facts['num_classes'])
+    return facts, build_model(P.get(CV.AUTHORS_NETWORKS[name]['preset'], ['model.pretrained=']), facts['num_classes'])
 
 
 def test_every_recorded_network_has_a_preset_or_a_reason():
@@ -109,7 +110,7 @@ def test_ctxseg_eval_with_the_authors_weights(tmp_path, ctxseg_cmd):
 def test_presets_that_share_the_network_build_it(name):
     "A preset listed in `also` builds the same network as the main preset, up to its training-only loss method."
     spec, facts = CV.AUTHORS_NETWORKS[name], CV.read_facts(name)
-    shapes = lambda p: {k: tuple(v.shape) for k, v in build_model(C.get(p, ['model.pretrained=']), facts['num_classes'])
+    shapes = lambda p: {k: tuple(v.shape) for k, v in build_model(P.get(p, ['model.pretrained=']), facts['num_classes'])
                         .state_dict().items() if not k.startswith('method.')}
     ref = shapes(spec['preset'])
     for p in spec['also']: assert shapes(p) == ref, p

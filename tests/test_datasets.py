@@ -295,6 +295,7 @@ def test_training_run_on_a_prepared_dataset(tmp_path, monkeypatch):
     takes its place; with the real module the same run goes through the real pipeline."""
     import types
     from ctxseg import configs as C
+    from ctxseg import presets as P
     from ctxseg.engine import train
     stand_in = False
     try:
@@ -311,7 +312,7 @@ def test_training_run_on_a_prepared_dataset(tmp_path, monkeypatch):
     src, dst = tmp_path / 'raw', tmp_path / 'prepared'
     fx_cityscapes(src, np.random.default_rng(7), n=(4, 2), h=64, w=128, cell=8)
     D.prepare('cityscapes', src, dst, subset=True, log=lambda s: None)
-    cfg = C.get('smoke', ['data.dataset=cityscapes', f'data.root={dst}', 'data.crop_size=[32,64]', 'train.iters=2',
+    cfg = P.get('smoke', ['data.dataset=cityscapes', f'data.root={dst}', 'data.crop_size=[32,64]', 'train.iters=2',
                           'data.batch_size=2', 'eval.batch_size=1'])
     m = train(cfg, tmp_path / 'run', progress=False)
     assert 0 <= m['mIoU'] <= 1 and len(m['IoU']) == 19

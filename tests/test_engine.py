@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg import engine
 from ctxseg.data import BadInputError
 from ctxseg.engine import train, load_checkpoint, CheckpointError, NonFiniteLossError
@@ -56,7 +57,7 @@ def test_exact_resume_via_cli(tmp_path, ctxseg_cmd):
 
 
 def test_resume_after_time_budget_matches_straight_run(tmp_path):
-    base = C.get('smoke', ['train.deterministic=true', 'model.dropout=0.1'])
+    base = P.get('smoke', ['train.deterministic=true', 'model.dropout=0.1'])
     try:
         train(base, tmp_path / 'straight', progress=False)
         paused = train(C.apply_overrides(base, ['train.time_budget=1e-9']), tmp_path / 'split', progress=False)
@@ -116,7 +117,7 @@ class _BadLabels(torch.utils.data.Dataset):
 def test_bad_input_fails_before_training(tmp_path, monkeypatch, kind, msg):
     monkeypatch.setattr(engine, 'build_dataset', lambda cfg, split: _BadLabels(kind))
     with pytest.raises(BadInputError, match=msg.replace('[', r'\[').replace(')', r'\)')):
-        train(C.get('smoke'), tmp_path / 'r', progress=False)
+        train(P.get('smoke'), tmp_path / 'r', progress=False)
     assert not (tmp_path / 'r' / 'log.jsonl').exists() and not (tmp_path / 'r' / 'checkpoint.pt').exists()
 
 
@@ -172,5 +173,5 @@ def test_cpu_run_repeats_bit_for_bit_in_a_fresh_process(tmp_path):
     a, b = _ocr_run(tmp_path / 'a'), _ocr_run(tmp_path / 'b')
     assert len(a) == 6 and a == b
     prov = json.loads((tmp_path / 'a' / 'provenance.json').read_text())
-    assert prov['mkl_cbwr'] == 'AVX2' and prov['torch_threads'] == C.get('synthetic_ocr').train.threads == 2
+    assert prov['mkl_cbwr'] == 'AVX2' and prov['torch_threads'] == P.get('synthetic_ocr').train.threads == 2
     assert prov['data_version'] == 'synthetic-v2'

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.methods import gald
 from ctxseg.methods.gald import (local_attention, local_attention_unfold, local_attention_weights, local_offsets,
                                  LDv1, LDv2, GA_MODULES, LD_MODULES, ARRANGEMENTS)
@@ -92,7 +93,7 @@ def test_every_ga_ld_arrangement_through_build_model(ga, ld, arr, layout):
     torch.manual_seed(0)
     kw = (f'{{"ga": "{ga}", "ld": "{ld}", "arrangement": "{arr}", "layout": "{layout}", "kernel_size": 3, "dilation": 2, '
           f'"dilations": [1, 2]}}')
-    cfg = C.get('smoke', ['model.head=gald', f'model.head_kwargs={kw}'])
+    cfg = P.get('smoke', ['model.head=gald', f'model.head_kwargs={kw}'])
     model = build_model(cfg, num_classes=5).train()
     x, y = torch.randn(2, 3, 40, 48), torch.randint(0, 5, (2, 40, 48))
     out = model(x, y)
@@ -110,7 +111,7 @@ def test_every_ga_ld_arrangement_through_build_model(ga, ld, arr, layout):
 def test_gald_plugs_into_other_backbones():
     for bb, extra in [('hrnet_w18', ['model.aux=false', 'model.base_width=64']), ('resnet50', ['model.base_width=8', 'model.stem=deep',
                                                                          'model.dilation=gald'])]:
-        cfg = C.get('smoke', ['model.head=gald', f'model.backbone={bb}', *extra,
+        cfg = P.get('smoke', ['model.head=gald', f'model.backbone={bb}', *extra,
                               'model.head_kwargs={"ga": "cgnl", "ld": "v2", "dilations": [1, 2]}'])
         model = build_model(cfg, num_classes=3).train()
         out = model(torch.randn(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32)))
@@ -156,30 +157,30 @@ def test_ldv2_k1_is_a_value_projection():
 
 
 def test_presets_resolve():
-    names = C.names()
+    names = P.names()
     gald_names = [n for n in names if n in gald.PRESETS]   # (configs also holds the paper's baseline rows, e.g. gald_cityscapes_aspp_r50_baseline)
     for n in ('synthetic_gald_nl', 'synthetic_gald_cgnl', 'synthetic_gald_aspp_ldv1', 'synthetic_gald_aspp_ldv2',
               'synthetic_gald_aspp_ldv2_ldga', 'synthetic_gald_aspp_ldv2_parallel', 'cityscapes_gald_aspp_ldv2_r101',
               'cityscapes_gald_aspp_ldv2_r50'):
         assert n in gald_names, n
     for n in gald_names:
-        cfg = C.get(n)
+        cfg = P.get(n)
         assert cfg.name == n and cfg.model.head == 'gald'
         gald.build_head(64, 6, channels=cfg.model.head_channels, **cfg.model.head_kwargs)   # the kwargs are accepted
     # the cpu rows differ from the committed ASPP baseline only in the head
-    base = C.to_dict(C.get('synthetic_aspp'))
+    base = C.to_dict(P.get('synthetic_aspp'))
     assert {'smoke_gald_ldv1', 'smoke_gald_ldv2'} <= set(gald_names)
     for n in (n for n in gald_names if n.startswith('synthetic_')):
-        d = C.to_dict(C.get(n))
+        d = C.to_dict(P.get(n))
         for sec in ('data', 'eval', 'method'): assert d[sec] == base[sec], (n, sec)
         assert {k: v for k, v in d['train'].items() if k != 'grad_norms'} == {k: v for k, v in base['train'].items() if k != 'grad_norms'}, n
         assert d['train']['grad_norms'] == gald.watched_parts(d['model']['head_kwargs']), n   # only logs the head's gradients
         assert {k for k in base['model'] if base['model'][k] != d['model'][k]} == {'head', 'head_kwargs'}, n
-    r101 = C.get('cityscapes_gald_aspp_ldv2_r101')
+    r101 = P.get('cityscapes_gald_aspp_ldv2_r101')
     assert (r101.model.stem, r101.model.dilation, r101.model.output_stride) == ('deep', 'gald', 8)
     assert (r101.data.crop_size, r101.data.batch_size * r101.train.gpus, r101.train.lr, r101.train.iters) == ([832, 832], 8, 0.01, 50000)
     assert (r101.train.loss, r101.model.aux_weight) == ('ohem_batch', 0.4)
     assert r101.model.head_kwargs['kernel_size'] == 5 and r101.model.head_kwargs['dilation'] == 6   # Table II(b)'s 80.8 row
-    assert C.get('cityscapes_gald_aspp_ldv2_r50').model.dilation == 'gald_nomg'                      # Table III adds MG to R-101
-    code = C.get('cityscapes_gald_cgnl_ldv1_r101')                                                   # the released network
+    assert P.get('cityscapes_gald_aspp_ldv2_r50').model.dilation == 'gald_nomg'                      # Table III adds MG to R-101
+    code = P.get('cityscapes_gald_cgnl_ldv1_r101')                                                   # the released network
     assert (code.data.crop_size, code.train.iters, code.model.head_kwargs['ga'], code.model.head_kwargs['ld']) == ([769, 769], 50575, 'cgnl', 'v1')

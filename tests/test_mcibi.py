@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 import torch
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.models.segmentor import build_model
 
 HERE = Path(__file__).parent
@@ -16,7 +17,7 @@ KW = 'model.head_kwargs={"dilations": [1, 2], "transform_channels": 8, "momentum
 
 
 def _cfg(extra=()):
-    return C.get('smoke', ['model.head=mcibi', KW, *extra])
+    return P.get('smoke', ['model.head=mcibi', KW, *extra])
 
 
 def test_two_ranks_hold_the_mean_of_their_updates(tmp_path, torchrun):
@@ -58,7 +59,7 @@ def test_every_baseline_backbone_through_the_config():
     for bb, extra in (('resnet50', {}), ('hrnet_w18', {'downsample_input': True})):
         for variant in ('mcibi', 'mcibi++'):
             kw = {'variant': variant, 'dilations': [1, 2], 'transform_channels': 16, **extra}
-            cfg = C.get('smoke', [f'model.backbone={bb}', 'model.base_width=16' if bb.startswith('resnet') else 'model.base_width=64',
+            cfg = P.get('smoke', [f'model.backbone={bb}', 'model.base_width=16' if bb.startswith('resnet') else 'model.base_width=64',
                                   'model.head=mcibi', 'model.head_channels=32', 'model.head_kwargs=' + json.dumps(kw)])
             torch.manual_seed(0)
             net = build_model(cfg, 5).train(); net.lr = cfg.train.lr

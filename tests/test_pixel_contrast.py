@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.methods.common import ClassQueue, all_gather_cat, labels_to_grid
 from ctxseg.methods.pixel_contrast import (hard_anchor_sampling, contrastive_loss, mine, build_method, PixelContrast,
                                            _authors_pixel_push)
@@ -202,7 +203,7 @@ PARAMS = {'feature': 'layer4', 'max_views': 2, 'max_samples': 64, 'memory': True
 
 
 def _cfg(extra=()):
-    return C.get('smoke', ['method.name=pixel_contrast', f'method.params={json.dumps(PARAMS)}', *extra])
+    return P.get('smoke', ['method.name=pixel_contrast', f'method.params={json.dumps(PARAMS)}', *extra])
 
 
 def test_method_warms_up_then_contributes_and_has_no_nan_on_empty_batches():
@@ -222,7 +223,7 @@ def test_in_batch_loss_reads_back_one_number_per_step():
     "The in-batch method's training forward makes one host sync (T, the count of anchor groups), counted by HostSyncs."
     from ctxseg.bench import HostSyncs
     torch.manual_seed(0)
-    cfg = C.get('synthetic_aspp_pixcon_batch', ['method.params.warmup_iters=0'])
+    cfg = P.get('synthetic_aspp_pixcon_batch', ['method.params.warmup_iters=0'])
     m = build_model(cfg, num_classes=6).train()
     x, y = torch.randn(2, 3, 96, 96), torch.randint(0, 6, (2, 96, 96))
     m(x, y)                                                                  # the first step reads the step counter
@@ -248,7 +249,7 @@ def test_eval_has_the_cost_and_outputs_of_the_baseline():
     from torch.utils.flop_counter import FlopCounterMode
     torch.manual_seed(0)
     ours = build_model(_cfg(), num_classes=5).eval()
-    base = build_model(C.get('smoke'), num_classes=5).eval()
+    base = build_model(P.get('smoke'), num_classes=5).eval()
     missing = base.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith('method.')}, strict=True)
     x = torch.randn(2, 3, 32, 32)
     flops = []
@@ -265,14 +266,14 @@ def test_the_method_plugs_into_every_baseline_head():
     for head in ['fcn', 'psp', 'aspp', 'ocr']:
         for feat in ['layer4', 'rep', 'layer1']:
             p = {**PARAMS, 'feature': feat, 'warmup_iters': 0}
-            m = build_model(C.get('smoke', [f'model.head={head}', 'method.name=pixel_contrast',
+            m = build_model(P.get('smoke', [f'model.head={head}', 'method.name=pixel_contrast',
                                             f'method.params={json.dumps(p)}']), 5).train()
             o = m(x, y); assert torch.isfinite(o.loss) and 'contrast' in o.losses
 
 
 def test_gpu_presets_build():
     for n, feat, cin in [('cityscapes_pixcon_hr48', 'concat', 720), ('cityscapes_pixcon_aspp_r101', 'layer4', 2048)]:
-        cfg = C.get(n, ['model.pretrained='])                     # no ImageNet download in a test
+        cfg = P.get(n, ['model.pretrained='])                     # no ImageNet download in a test
         assert cfg.method.params['feature'] == feat and cfg.train.iters == 40000 and cfg.data.crop_size == [512, 1024]
         assert cfg.data.batch_size * cfg.train.gpus == 8 and cfg.data.aspect_range == [0.9, 1.1]
         m = build_model(cfg, 19)

@@ -2,6 +2,7 @@
 import dataclasses
 import pytest
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg import recipes as R
 
 PRESETS = R.gpu_presets()
@@ -38,6 +39,6 @@ def test_a_changed_value_is_caught():
 
 
 def test_the_ddp_scaling_row_follows_the_config():
-    v = R.field_values(C.get('cityscapes_regcon_base_r50'))
+    v = R.field_values(P.get('cityscapes_regcon_base_r50'))
     assert v['loss_scaling'] == 'sum / world size' and v['method'] == 'none'
-    assert R.field_values(C.get('cityscapes_pixcon_hr48'))['loss_scaling'] == 'mean'
+    assert R.field_values(P.get('cityscapes_pixcon_hr48'))['loss_scaling'] == 'mean'

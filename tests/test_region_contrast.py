@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.models.segmentor import build_model
 from ctxseg.methods.region_contrast import (region_centres, authors_region_loss, paper_region_loss, enqueue_regions,
                                             RegionContrast)
@@ -137,7 +138,7 @@ def test_two_ranks_hold_identical_queues_filled_from_both(tmp_path, torchrun):
 
 
 def _smoke(extra=()):
-    return C.get('smoke_regcon', ['data.num_val=4', *extra])
+    return P.get('smoke_regcon', ['data.num_val=4', *extra])
 
 
 def test_resume_restores_the_queues_exactly(tmp_path, resume_pair):
@@ -171,7 +172,7 @@ def test_any_class_count(K, authors):
 @pytest.mark.parametrize('head', ['fcn', 'psp', 'aspp', 'ocr'])
 def test_plugs_into_every_baseline_head(head):
     torch.manual_seed(0)
-    cfg = C.get('smoke_regcon', [f'model.head={head}'])
+    cfg = P.get('smoke_regcon', [f'model.head={head}'])
     net = build_model(cfg, num_classes=5).train()
     x, y = torch.randn(2, 3, 32, 32), torch.randint(0, 5, (2, 32, 32))
     net(x, y); out = net(x, y)

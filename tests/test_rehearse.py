@@ -5,6 +5,7 @@ gloo processes with identical parameters and memories. The full-size rehearsal i
 import json
 import pytest
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.rehearse import rehearse, summary, rehearsal_config, readiness_markdown
 
 ONE_PER_PAPER = {   # preset: the loss terms it must produce
@@ -35,7 +36,7 @@ def test_reduced_rehearsal(preset, tmp_path):
 
 
 def test_rehearsal_config_says_what_it_changes():
-    c, changes = rehearsal_config(C.get('ade20k_mcibi_r101'), '/nowhere')
+    c, changes = rehearsal_config(P.get('ade20k_mcibi_r101'), '/nowhere')
     assert c.model.head_kwargs['consistency_from_iter'] == 0 and any('consistency_from_iter' in s for s in changes)
     assert c.data.crop_size == [512, 512] and c.data.batch_size == 2 and c.train.iters == 2
     with pytest.raises(ValueError, match='gpu profile'): rehearse('smoke')

@@ -14,11 +14,9 @@ from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_g
 from .pixel_contrast import info_nce
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SAMPLINGS', 'CPU_PARAMS', 'SMOKE_PARAMS', 'GPU_PARAMS', 'GPU_NETS', 'GPU_DATASETS', 'SAMPLING_NAMES',
-           'SWEEPS', 'PRESETS', 'CPU_TARGETS', 'CPU_CLAIMS', 'error_maps', 'edt', 'error_distance', 'bane_select',
-           'representative_anchors', 'sync_anchor_sums', 'fuse_anchors', 'random_rank', 'sample_masks',
-           'semi_hard_negatives', 'pixel_anchor_loss', 'default_features', 'Contextrast', 'build_method', 'tsc_metrics',
-           'gpu_contextrast']
+__all__ = ['DEFAULTS', 'SAMPLINGS', 'error_maps', 'edt', 'error_distance', 'bane_select', 'representative_anchors',
+           'sync_anchor_sums', 'fuse_anchors', 'random_rank', 'sample_masks', 'semi_hard_negatives',
+           'pixel_anchor_loss', 'default_features', 'Contextrast', 'build_method', 'tsc_metrics']
 
 # %% ../../nbs/71_contextrast_module.ipynb #b6333c7e
 def error_maps(pred: Tensor, label: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
@@ -275,58 +273,3 @@ def tsc_metrics(f: Tensor, y: Tensor, ks=(3, 5)) -> dict:
         if C_ > k: out[f'U{k}'] = float(d.masked_fill(~off, float('inf')).topk(k, dim=1, largest=False).values.mean())
         else: out[f'U{k}'] = float('nan')
     return out
-
-# %% ../../nbs/71_contextrast_module.ipynb #d5d92a79
-# ---- presets
-CPU_PARAMS = dict(temperature=0.1, loss_weight=0.1, num_positives=100, num_negatives=1024, proj_dim=256)
-SMOKE_PARAMS = dict(proj_dim=16, num_positives=16, num_negatives=64)
-GPU_PARAMS = dict(temperature=0.1, loss_weight=0.1, num_positives=100, num_negatives=1024, proj_dim=256)
-GPU_NETS = ('aspp_r101', 'fcn_hr48', 'ocr_hr48')   # openseg's networks (ctxseg.methods.pixel_contrast.OPENSEG_NETS)
-GPU_DATASETS = ('cityscapes', 'camvid', 'ade20k', 'coco_stuff10k', 'pascal_context')
-SAMPLING_NAMES = {'ccl': dict(sampling='random'), 'ccl_semihard': dict(sampling='semi_hard'), 'contextrast': dict(sampling='bane')}
-SWEEPS = {**{f'r{int(r * 100):02d}': dict(ratio=r) for r in (0.1, 0.3, 0.7, 1.0)},
-          **{f'w{int(w * 10):02d}': dict(w_low=w) for w in (0.0, 0.3, 1.0)},
-          't007': dict(temperature=0.07), 't02': dict(temperature=0.2),
-          'p25': dict(num_positives=25), 'p400': dict(num_positives=400),
-          'literal': dict(layer_weights=(1.0, 0.7, 0.4, 0.1)), 'errorrandom': dict(sampling='error_random'),
-          'last': dict(features=['layer4'], layer_weights=(1.0,))}   # one layer: is it the shallow layers?
-
-def _with_method(base, name: str, params: dict):
-    from ctxseg import configs as C
-    cfg = C.PRESETS[base]() if isinstance(base, str) else base
-    cfg.name = name
-    cfg.method = C.MethodConfig('contextrast', dict(params))
-    return cfg
-
-def gpu_contextrast(dataset: str = 'cityscapes', net: str = 'fcn_hr48', method: bool = True):
-    "gpu profile: the paper's schedule for `dataset` (Sec. 4.1) on one of its three networks, with or without the loss."
-    from ctxseg import configs as C
-    from ctxseg.methods.pixel_contrast import openseg_model
-    d, t, e = C.recipe(dataset, 'contextrast')
-    name = f"contextrast_{dataset}_{net}" + ('' if method else '_baseline')
-    cfg = C.Config(name=name, profile='gpu', model=openseg_model(net), data=d, train=t, eval=e)
-    if method: cfg.method = C.MethodConfig('contextrast', dict(GPU_PARAMS))
-    return cfg
-
-PRESETS = {
-    'smoke_contextrast': lambda: _with_method('smoke', 'smoke_contextrast', SMOKE_PARAMS),
-    'smoke_contextrast_random': lambda: _with_method('smoke', 'smoke_contextrast_random', {**SMOKE_PARAMS, 'sampling': 'random'}),
-    **{f'synthetic_aspp_{k}': (lambda k=k, v=v: _with_method('synthetic_aspp', f'synthetic_aspp_{k}', {**CPU_PARAMS, **v}))
-       for k, v in SAMPLING_NAMES.items()},
-    **{f'synthetic_aspp_contextrast_{k}': (lambda k=k, v=v: _with_method('synthetic_aspp', f'synthetic_aspp_contextrast_{k}', {**CPU_PARAMS, **v}))
-       for k, v in SWEEPS.items()},
-    **{f'contextrast_{d}_{n}': (lambda d=d, n=n: gpu_contextrast(d, n))
-       for d in GPU_DATASETS for n in GPU_NETS if d == 'cityscapes' or n == 'fcn_hr48'},
-    **{f'contextrast_{d}_{n}_baseline': (lambda d=d, n=n: gpu_contextrast(d, n, method=False))
-       for d in GPU_DATASETS for n in GPU_NETS if d == 'cityscapes' or n == 'fcn_hr48'},
-}
-
-CPU_TARGETS = [None, 'car', 'boat', 'bush', 'rock', 'sign', ('BF@1', 'wire')]
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.protocol.expand_claims)
-    ('CCL alone improves DeepLabV3 (Table 6, row 2)', 'synthetic_aspp', 'synthetic_aspp_ccl', CPU_TARGETS),
-    ('CCL + BANE improves DeepLabV3 (Table 6, row 4)', 'synthetic_aspp', 'synthetic_aspp_contextrast', CPU_TARGETS),
-    ('CCL + semi-hard negatives improves DeepLabV3 (Table 6, row 3)', 'synthetic_aspp', 'synthetic_aspp_ccl_semihard', [None]),
-    ('BANE improves on CCL alone (Table 6 and Table 8, 0 % against 50 %)', 'synthetic_aspp_ccl', 'synthetic_aspp_contextrast', [None, 'BF@1']),
-    ('BANE improves on semi-hard negatives (Table 6, rows 3-4)', 'synthetic_aspp_ccl_semihard', 'synthetic_aspp_contextrast', [None, 'BF@1']),
-    ('Contextrast improves on ContrastiveSeg on the same trunk (Table 2)', 'synthetic_aspp_pixcon_batch', 'synthetic_aspp_contextrast', [None]),
-]

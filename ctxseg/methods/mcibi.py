@@ -12,10 +12,10 @@ from torch import Tensor
 from ..models.heads import ConvBNReLU, SegHead, Classifier, resize, ASPP, PyramidPooling
 
 # %% auto #0
-__all__ = ['PRESETS', 'CPU_CLAIMS', 'read_memory', 'class_sums', 'apply_update', 'update_memory', 'memory_momentum',
-           'lowres_sums', 'update_memory_lowres', 'distribution_noise', 'sample_distribution_memory',
-           'apply_distribution_update', 'update_distribution_memory', 'all_reduce_mean', 'SelfAttentionBlock',
-           'MCIBIHead', 'build_head', 'MCIBIPlusPlusHead', 'gpu_mcibi', 'synthetic_mcibi', 'smoke_mcibi']
+__all__ = ['read_memory', 'class_sums', 'apply_update', 'update_memory', 'memory_momentum', 'lowres_sums', 'update_memory_lowres',
+           'distribution_noise', 'sample_distribution_memory', 'apply_distribution_update',
+           'update_distribution_memory', 'all_reduce_mean', 'SelfAttentionBlock', 'MCIBIHead', 'build_head',
+           'MCIBIPlusPlusHead']
 
 # %% ../../nbs/51_mcibi_module.ipynb #60c33a64
 def read_memory(logits: Tensor, memory: Tensor, hard: bool = False) -> Tensor:
@@ -373,74 +373,3 @@ def build_head(in_channels, num_classes: int, variant: str = 'mcibi', **kw) -> S
     heads = {'mcibi': MCIBIHead, 'mcibi++': MCIBIPlusPlusHead}
     if variant not in heads: raise ValueError(f"unknown MCIBI variant {variant!r}; choose from {sorted(heads)}")
     return heads[variant](in_channels, num_classes, **kw)
-
-# %% ../../nbs/51_mcibi_module.ipynb #99d139f8
-from .. import configs as _C
-
-_MOMENTUM_BASE_LR = {'ade20k': 1.0, 'lip': 1.0, 'cityscapes': 0.9, 'coco_stuff10k': 0.9}   # × the recipe's lr
-_TRAIN_SET = {'cityscapes': 'cityscapes_trainval'}
-
-def gpu_mcibi(dataset: str, depth: int = 101, variant: str = 'mcibi', gpus: int = 8) -> _C.Config:
-    """gpu profile: the authors' `dataset` recipe with the MCIBI (or MCIBI++) head on ResNet-`depth`-D8 with ssseg's
-    V1c stem and open-mmlab's ImageNet weights (see above). MCIBI++ on R-50 is the released configuration of each
-    dataset (`mcibiplusplus_aspp_resnet50os8_*`), which for Cityscapes has its own recipe."""
-    source = 'mcibipp_r50' if (variant == 'mcibi++' and depth == 50 and dataset == 'cityscapes') else 'mcibi'
-    d, t, e = _C.recipe(dataset, source, gpus=gpus)
-    per_epoch = _C.iters_for_epochs(1, _C.TRAIN_SIZES[_TRAIN_SET.get(dataset, dataset)], d.batch_size, gpus)
-    if variant == 'mcibi':
-        kw = {'variant': 'mcibi', 'dilations': [1, 12, 24, 36], 'transform_channels': 256, 'base_momentum': 0.9,
-              'momentum_base_lr': _MOMENTUM_BASE_LR[dataset] * t.lr,
-              'consistency_weight': 1.0 if dataset == 'ade20k' else 0.0, 'consistency_from_iter': per_epoch}
-    else:
-        kw = {'variant': 'mcibi++', 'dilations': [1, 12, 24, 36], 'transform_channels': 256, 'momentum': 0.1}
-        if dataset == 'ade20k' and depth == 101:      # ssseg's mcibiplusplus_upernet_resnet101os8_ade20k: an FPN over the ASPP head
-            kw.update(context_self_attention=False, fpn_in_channels=[256, 512, 1024], fpn_channels=1024)
-        if depth == 50:                               # the released R-50 configs
-            if dataset == 'ade20k': kw.update(context_self_attention=False)
-            if dataset in ('cityscapes', 'lip'): kw.update(decoder_kernel=1)
-    m = _C.ModelConfig(backbone=f'resnet{depth}', stem='v1c', base_width=64, pretrained=f'resnet{depth}_v1c', head='mcibi',
-                       head_channels=512, head_kwargs=kw, aux=True, aux_channels=512, aux_weight=0.4, dropout=0.1,
-                       activation='leaky_relu' if (dataset == 'lip' and variant == 'mcibi') else 'relu', init='torch')
-    name = f"{dataset}_{'mcibi' if variant == 'mcibi' else 'mcibipp'}_r{depth}"
-    return _C.Config(name=name, profile='gpu', model=m, data=d, train=t, eval=e)
-
-def synthetic_mcibi(name: str = 'synthetic_mcibi', **head_kw) -> _C.Config:
-    "cpu profile: `synthetic_aspp`'s trunk and recipe with the MCIBI head (its ASPP with the baseline's dilations)."
-    cfg = _C.synthetic_aspp()
-    cfg.name, cfg.model.head = name, 'mcibi'
-    kw = {'dilations': list(cfg.model.head_kwargs['dilations']), 'transform_channels': cfg.model.head_channels // 2}
-    if head_kw.get('variant') == 'mcibi++': kw.update(momentum=0.1)
-    else: kw.update(variant='mcibi', base_momentum=0.9, momentum_base_lr=0.9 * cfg.train.lr)
-    cfg.model.head_kwargs = {**kw, **head_kw}
-    return cfg
-
-def smoke_mcibi(variant: str = 'mcibi') -> _C.Config:
-    "smoke profile: the `smoke` trunk with a small MCIBI (or MCIBI++) head (seconds on CPU; tests and CI)."
-    cfg = _C.smoke()
-    cfg.name, cfg.model.head = f"smoke_{'mcibi' if variant == 'mcibi' else 'mcibipp'}", 'mcibi'
-    cfg.model.head_kwargs = {'variant': variant, 'dilations': [1, 2], 'transform_channels': 8,
-                             **({'momentum_base_lr': 0.9 * cfg.train.lr} if variant == 'mcibi' else {})}
-    return cfg
-
-PRESETS = {
-    'smoke_mcibi': smoke_mcibi, 'smoke_mcibipp': lambda: smoke_mcibi('mcibi++'),
-    'synthetic_mcibi': synthetic_mcibi,
-    'synthetic_mcibi_hard': lambda: synthetic_mcibi('synthetic_mcibi_hard', hard_aggregate=True),
-    'synthetic_mcibi_consistency': lambda: synthetic_mcibi('synthetic_mcibi_consistency', consistency_weight=1.0,
-                                                           consistency_from_iter=125),
-    'synthetic_mcibipp': lambda: synthetic_mcibi('synthetic_mcibipp', variant='mcibi++'),
-    **{f'{ds}_mcibi_r{dep}': (lambda ds=ds, dep=dep: gpu_mcibi(ds, dep)) for ds in ('ade20k', 'cityscapes', 'coco_stuff10k', 'lip')
-       for dep in (50, 101)},
-    'cityscapes_mcibipp_r101': lambda: gpu_mcibi('cityscapes', 101, 'mcibi++'),
-    **{f'{ds}_mcibipp_r50': (lambda ds=ds: gpu_mcibi(ds, 50, 'mcibi++')) for ds in ('ade20k', 'cityscapes', 'coco_stuff10k', 'lip')},
-    'ade20k_mcibipp_r101': lambda: gpu_mcibi('ade20k', 101, 'mcibi++'),
-}
-
-# %% ../../nbs/51_mcibi_module.ipynb #c4c9a5a3
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.protocol.expand_claims)
-    ('MCIBI improves DeepLabV3', 'synthetic_aspp', 'synthetic_mcibi', [None, 'car', 'boat', 'bush', 'rock', 'sign']),
-    ('MCIBI++ improves DeepLabV3', 'synthetic_aspp', 'synthetic_mcibipp', [None, 'car', 'boat', 'bush', 'rock', 'sign']),
-    ('MCIBI++ improves on MCIBI', 'synthetic_mcibi', 'synthetic_mcibipp', [None]),
-    ('the consistency loss improves MCIBI', 'synthetic_mcibi', 'synthetic_mcibi_consistency', [None]),
-    ('soft aggregation beats hard aggregation', 'synthetic_mcibi_hard', 'synthetic_mcibi', [None]),
-]

@@ -12,10 +12,8 @@ from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_g
                                    warmup_weight, ClassQueue, all_gather_cat, fp32_loss)
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'CITYSCAPES_CE_WEIGHTS', 'CPU_PARAMS', 'CPU_MEMORY_PARAMS', 'GPU_PARAMS', 'OPENSEG_NETS', 'SMOKE_PARAMS',
-           'PRESETS', 'CPU_TARGETS', 'CPU_CLAIMS', 'COMBINATION_CLAIMS', 'hard_anchor_sampling', 'anchor_slots',
-           'info_nce', 'contrastive_terms', 'contrastive_loss', 'batch_loss_stats', 'loss_stats', 'slot_terms', 'mine',
-           'PixelContrast', 'build_method', 'openseg_model']
+__all__ = ['DEFAULTS', 'hard_anchor_sampling', 'anchor_slots', 'info_nce', 'contrastive_terms', 'contrastive_loss',
+           'batch_loss_stats', 'loss_stats', 'slot_terms', 'mine', 'PixelContrast', 'build_method']
 
 # %% ../../nbs/32_pixel_contrast_module.ipynb #45a7a873
 def _anchor_slots(embeddings: Tensor, labels: Tensor, predictions: Tensor, num_classes: int, max_samples: int,
@@ -366,98 +364,3 @@ def build_method(params: dict, channels: dict[str, int], num_classes: int, ignor
     "The `method.name='pixel_contrast'` plug-in for any baseline: projects `params['feature']` (default 'layer4')."
     feat = params.get('feature', DEFAULTS['feature'])
     return PixelContrast(feature_channels(channels, feat), num_classes, ignore_index, **params)
-
-# %% ../../nbs/32_pixel_contrast_module.ipynb #4436044b
-CITYSCAPES_CE_WEIGHTS = [0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786, 1.0023, 0.9539,
-                         0.9843, 1.1116, 0.9037, 1.0865, 1.0955, 1.0865, 1.1529, 1.0507]   # ContrastiveSeg configs/cityscapes
-
-CPU_PARAMS = dict(feature='layer4', proj_dim=256, temperature=0.1, base_temperature=0.07, loss_weight=0.1,
-                  warmup_iters=125, max_samples=256, max_views=8, memory=False)
-CPU_MEMORY_PARAMS = dict(memory=True, pixel_memory_size=1024, segment_memory_size=64, pixel_update_freq=4,
-                         mining='semi_hard', mining_ratio=0.1, num_positives=16, num_negatives=128)
-GPU_PARAMS = dict(proj_dim=256, temperature=0.1, base_temperature=0.07, loss_weight=0.1, warmup_iters=5000,
-                  max_samples=1024, max_views=100, memory=False)
-
-def _with_method(base: str, name: str, params: dict, overrides=()):
-    from ctxseg import configs as C
-    cfg = C.get(base, list(overrides))                                     # a core preset or a paper module's
-    cfg.name = name
-    cfg.method = C.MethodConfig('pixel_contrast', dict(params))
-    return cfg
-
-# The networks of ContrastiveSeg's code base (openseg), as its Cityscapes scripts build them; Contextrast, which
-# released no code and compares with ContrastiveSeg on the same three networks, uses them too.
-OPENSEG_NETS = {
-    'aspp_r101': dict(backbone='resnet101', stem='deep', dilation='mmseg', pretrained='resnet101_deep', head='aspp',
-                      head_channels=512, head_kwargs={'dilations': [1, 12, 24, 36], 'refine': True}, dropout=0.0,
-                      aux=True, aux_channels=256, aux_bias=True, aux_dropout=0.0, aux_weight=0.4, align_corners=True,
-                      init='kaiming_in'),
-    'fcn_hr48': dict(backbone='hrnet_w48', pretrained='hrnet_w48', head='fcn', head_channels=720,
-                     head_kwargs={'num_convs': 1, 'kernel_size': 3, 'concat_input': False, 'conv_bias': True,
-                                  'classifier_bias': False}, dropout=0.1, aux=False, align_corners=True, init='torch'),
-    'ocr_hr48': dict(backbone='hrnet_w48', pretrained='hrnet_w48', head='ocr', head_channels=512,
-                     head_kwargs={'ocr_channels': 256, 'conv_bias': True}, dropout=0.05, aux=False, aux_weight=0.4,
-                     align_corners=True, init='torch'),
-}
-
-def openseg_model(net: str):
-    "The `ModelConfig` of openseg's network `net` ('aspp_r101', 'fcn_hr48', 'ocr_hr48')."
-    from ctxseg import configs as C
-    return C.ModelConfig(**{**OPENSEG_NETS[net], 'head_kwargs': dict(OPENSEG_NETS[net]['head_kwargs'])})
-
-_NET_NAMES = {'fcn_hr48': 'hr48', 'aspp_r101': 'aspp_r101', 'ocr_hr48': 'ocr_hr48'}
-
-def _cityscapes_contrast(net: str, method: bool = True, name: str = ''):
-    "gpu profile: ContrastiveSeg's Cityscapes recipe on openseg's network `net`, with the contrast loss or without."
-    from ctxseg import configs as C
-    d, t, e = C.recipe('cityscapes', 'pixel_contrast')
-    name = name or f"cityscapes_{'pixcon' if method else 'pixcon_base'}_{_NET_NAMES[net]}"
-    cfg = C.Config(name=name, profile='gpu', model=openseg_model(net), data=d, train=t, eval=e)
-    if method:
-        cfg.method = C.MethodConfig('pixel_contrast', {**GPU_PARAMS, 'feature': 'layer4' if net == 'aspp_r101' else 'concat'})
-    cfg.train.class_weights = list(CITYSCAPES_CE_WEIGHTS)
-    return cfg
-
-SMOKE_PARAMS = dict(feature='layer4', proj_dim=32, warmup_iters=0, loss_weight=0.01, max_samples=64, max_views=2,
-                   memory=True, pixel_memory_size=32, segment_memory_size=8, pixel_update_freq=2, num_positives=32,
-                   num_negatives=64)
-
-PRESETS = {
-    'smoke_pixcon': lambda: _with_method('smoke', 'smoke_pixcon', SMOKE_PARAMS),
-    'synthetic_aspp_pixcon_batch': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_pixcon_batch', CPU_PARAMS),
-    **{f'synthetic_aspp_pixcon_batch_l{t}': (lambda t=t, lw=lw: _with_method('synthetic_aspp', f'synthetic_aspp_pixcon_batch_l{t}',
-                                                                           {**CPU_PARAMS, 'loss_weight': lw}))
-       for t, lw in (('05', 0.05), ('01', 0.01))},
-    'synthetic_aspp_pixcon': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_pixcon', {**CPU_PARAMS, **CPU_MEMORY_PARAMS}),
-    'synthetic_fcn_pixcon': lambda: _with_method('synthetic_fcn', 'synthetic_fcn_pixcon', CPU_PARAMS),
-    # a combination no paper ran: the best head method of the cpu grids (MCIBI++) with the best loss (in-batch pixel contrast)
-    'synthetic_mcibipp_pixcon_batch': lambda: _with_method('synthetic_mcibipp', 'synthetic_mcibipp_pixcon_batch', CPU_PARAMS),
-    'smoke_mcibipp_pixcon': lambda: _with_method('smoke_mcibipp', 'smoke_mcibipp_pixcon', {**SMOKE_PARAMS, 'memory': False}),
-    **{f'cityscapes_pixcon_{n}': (lambda net=net: _cityscapes_contrast(net)) for net, n in _NET_NAMES.items()},
-    'cityscapes_pixcon_base_hr48': lambda: _cityscapes_contrast('fcn_hr48', method=False),
-    'cityscapes_pixcon_base_aspp_r101': lambda: _cityscapes_contrast('aspp_r101', method=False),
-    # the same two baselines under the names of the papers' baseline rows (ContrastiveSeg README: 79.27 and 72.75)
-    'pixel_contrast_cityscapes_fcn_hr48_baseline':
-        lambda: _cityscapes_contrast('fcn_hr48', method=False, name='pixel_contrast_cityscapes_fcn_hr48_baseline'),
-    'pixel_contrast_cityscapes_aspp_r101_baseline':
-        lambda: _cityscapes_contrast('aspp_r101', method=False, name='pixel_contrast_cityscapes_aspp_r101_baseline'),
-}
-
-# %% ../../nbs/32_pixel_contrast_module.ipynb #3e826bc8
-CPU_TARGETS = [None, 'bush', 'rock', 'sign', ('BF@1', 'wire')]
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.protocol.expand_claims)
-    ("in-batch pixel contrast, λ 0.1 (the authors' recipe), improves the segmentation", 'synthetic_aspp',
-     'synthetic_aspp_pixcon_batch', [*CPU_TARGETS, 'BF@1']),
-    ('in-batch pixel contrast, λ 0.05, improves the segmentation', 'synthetic_aspp', 'synthetic_aspp_pixcon_batch_l05', CPU_TARGETS),
-    ('in-batch pixel contrast, λ 0.01, improves the segmentation', 'synthetic_aspp', 'synthetic_aspp_pixcon_batch_l01', CPU_TARGETS),
-    ('pixel contrast with memories and semi-hard mining improves the segmentation', 'synthetic_aspp',
-     'synthetic_aspp_pixcon', CPU_TARGETS),
-    ('the memories improve on in-batch contrast (Sec. 3.3)', 'synthetic_aspp_pixcon_batch', 'synthetic_aspp_pixcon', [None, 'bush', 'rock']),
-]
-
-COMBINATION_CLAIMS: list[tuple[str, str, str, list]] = [   # judged in the Comparison chapter's combination grid
-    ('MCIBI++ with in-batch pixel contrast improves on MCIBI++', 'synthetic_mcibipp', 'synthetic_mcibipp_pixcon_batch', [None, 'sign']),
-    ('MCIBI++ with in-batch pixel contrast improves on in-batch pixel contrast', 'synthetic_aspp_pixcon_batch', 'synthetic_mcibipp_pixcon_batch', [None, 'sign']),
-    ('MCIBI++ with in-batch pixel contrast improves on DeepLabV3', 'synthetic_aspp', 'synthetic_mcibipp_pixcon_batch', [None]),
-]
-

@@ -14,9 +14,8 @@ from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_g
 from .pixel_contrast import info_nce
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'AUTHORS', 'CPU_PARAMS', 'SMOKE_PARAMS', 'PRESETS', 'CPU_TARGETS', 'CPU_CLAIMS', 'region_centres',
-           'enqueue_regions', 'paper_region_loss', 'authors_region_loss', 'RegionContrast', 'build_method',
-           'gpu_region_contrast']
+__all__ = ['DEFAULTS', 'AUTHORS', 'region_centres', 'enqueue_regions', 'paper_region_loss', 'authors_region_loss',
+           'RegionContrast', 'build_method']
 
 # %% ../../nbs/61_region_contrast_module.ipynb #aa88ce3d
 def region_centres(features: Tensor, classmap: Tensor, ignore_index: int = 255, per_image: bool = False) -> tuple[Tensor, Tensor]:
@@ -206,54 +205,3 @@ def build_method(params: dict, channels: dict[str, int], num_classes: int, ignor
     "The `method.name='region_contrast'` plug-in for any baseline, on `params['feature']` (default 'rep')."
     feat = params.get('feature', DEFAULTS['feature'])
     return RegionContrast(feature_channels(channels, feat), num_classes, ignore_index, **params)
-
-# %% ../../nbs/61_region_contrast_module.ipynb #8721c27f
-CPU_PARAMS = dict(feature='rep', temperature=0.2, loss_weight=0.1, queue_len=2000)
-SMOKE_PARAMS = dict(feature='rep', queue_len=32, loss_weight=0.1)
-
-def _with_method(base, name: str, params: dict, overrides=()):
-    from ctxseg import configs as C
-    cfg = C.PRESETS[base]() if isinstance(base, str) else base
-    cfg = C.apply_overrides(cfg, list(overrides))
-    cfg.name = name
-    cfg.method = C.MethodConfig('region_contrast', dict(params))
-    return cfg
-
-def gpu_region_contrast(dataset: str = 'cityscapes', method: bool = True):
-    """gpu profile: the released Cityscapes network and recipe, or (ADE20K, COCO-Stuff-10k) the same network on another
-    recipe, which the authors did not release. 8 GPUs, as the released `train.sh`."""
-    from ctxseg import configs as C
-    source = {'cityscapes': 'region_contrast', 'ade20k': 'mmseg', 'coco_stuff10k': 'pixel_contrast'}[dataset]
-    name = f"{dataset}_regcon{'' if method else '_base'}_r50"
-    d, t, e = C.recipe(dataset, source, gpus=8)
-    m = C.ModelConfig(backbone='resnet50', stem='deep', dilation='multigrid', base_width=64, pretrained='resnet50_deep',
-                      head='aspp', head_channels=256, head_kwargs={'dilations': [1, 12, 24, 36]}, aux=True,
-                      aux_channels=256, aux_bias=True, aux_weight=0.4, dropout=0.1, align_corners=True, init='torch')
-    t.aux_loss = t.loss                                                # the released code: one criterion for both outputs
-    t.divide_loss_by_world = True                                      # and every term / world size, with or without the contrast
-    cfg = C.Config(name=name, profile='gpu', model=m, data=d, train=t, eval=e)
-    if method:
-        cfg.method = C.MethodConfig('region_contrast', dict(authors_code=True, temperature=0.2, loss_weight=0.1,
-                                                             queue_len=C.TRAIN_SIZES[dataset]))
-    return cfg
-
-PRESETS = {
-    'smoke_regcon': lambda: _with_method('smoke', 'smoke_regcon', SMOKE_PARAMS),
-    'smoke_regcon_authors': lambda: _with_method('smoke', 'smoke_regcon_authors', {**SMOKE_PARAMS, 'authors_code': True}),
-    'synthetic_aspp_regcon': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_regcon', CPU_PARAMS),
-    'synthetic_aspp_regcon_authors': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_regcon_authors',
-                                                          {**CPU_PARAMS, 'authors_code': True}),
-    'cityscapes_regcon_r50': gpu_region_contrast,
-    'cityscapes_regcon_base_r50': lambda: gpu_region_contrast(method=False),
-    'ade20k_regcon_r50': lambda: gpu_region_contrast('ade20k'),
-    'coco_stuff10k_regcon_r50': lambda: gpu_region_contrast('coco_stuff10k'),
-}
-
-# %% ../../nbs/61_region_contrast_module.ipynb #13bc23f3
-CPU_TARGETS = [None, 'car', 'boat', 'bush', 'rock', 'sign', ('BF@1', 'wire')]
-CPU_CLAIMS: list[tuple[str, str, str, list]] = [   # (claim, baseline, method, targets: see ctxseg.protocol.expand_claims)
-    ("RegionContrast, the paper's reading, improves DeepLabV3", 'synthetic_aspp', 'synthetic_aspp_regcon', CPU_TARGETS),
-    ("RegionContrast, the released code's path, improves DeepLabV3", 'synthetic_aspp', 'synthetic_aspp_regcon_authors', CPU_TARGETS),
-    ('regions improve on pixels: RegionContrast against in-batch pixel contrast', 'synthetic_aspp_pixcon_batch',
-     'synthetic_aspp_regcon', [None]),
-]

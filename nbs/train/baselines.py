@@ -75,6 +75,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 from ctxseg import configs as C
+from ctxseg import presets as P
 import numpy as np
 from ctxseg.runner import (check_gpu_profile, repo_root, git_info, machine_info, train_grid, grid_table, class_iou_table, plot_losses,
                            plot_class_iou, plot_overlays, loss_trend, paired_values, claims_table, plot_paired, Table,
@@ -87,7 +88,7 @@ presets = list(presets or d['presets'])
 seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
 overrides = [*d['overrides'], *overrides]
 out_dir = repo_root() / (out_dir or f'runs/{profile}/baselines')      # a relative out_dir is inside the checkout
-cfgs = {p: C.get(p, overrides) for p in presets}          # an unknown preset or override key fails here, not mid-grid
+cfgs = {p: P.get(p, overrides) for p in presets}          # an unknown preset or override key fails here, not mid-grid
 shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir   # no machine paths in the output
 print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
 for p, c in cfgs.items():

@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 from ctxseg import configs as C
 from ctxseg.runner import (load_summary, merge_summaries, repo_root, git_info, machine_info, train_grid, grid_table,
                            class_iou_table, plot_losses, plot_class_iou, plot_overlays, claims_table, expand_claims, plot_paired)
-from ctxseg.methods.pixel_contrast import COMBINATION_CLAIMS
+from ctxseg.presets.pixel_contrast import COMBINATION_CLAIMS
 
 if profile not in PROFILE_DEFAULTS:
     raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")

@@ -73,10 +73,11 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.runner import (check_gpu_profile, load_reference, load_summary, merge_summaries, repo_root, git_info, machine_info, train_grid,
                            grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, claims_table, expand_claims,
                            plot_paired, mean_log_series)
-from ctxseg.methods.contextrast import CPU_CLAIMS
+from ctxseg.presets.contextrast import CPU_CLAIMS
 
 if profile not in PROFILE_DEFAULTS:
     raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
@@ -85,7 +86,7 @@ presets = list(presets or d['presets'])
 seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
 overrides = [*d['overrides'], *overrides]
 out_dir = repo_root() / (out_dir or f'runs/{profile}/contextrast')
-cfgs = {p: C.get(p, overrides) for p in presets}
+cfgs = {p: P.get(p, overrides) for p in presets}
 shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
 print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
 for p, c in cfgs.items():
@@ -255,7 +256,7 @@ if stats:
 
 # %%
 bane_run = next((out_dir / r['dir'] for r in summary['runs'] if 'metrics' in r and r['seed'] == min(seeds)
-                 and C.get(r['preset']).method.params.get('sampling', 'bane') == 'bane'), None)
+                 and P.get(r['preset']).method.params.get('sampling', 'bane') == 'bane'), None)
 fig3, fig5 = None, None
 if bane_run is not None and (bane_run / 'checkpoint.pt').is_file():
     cfg, ds, model = load_run(bane_run)

@@ -77,12 +77,15 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.runner import (check_gpu_profile, merge_summaries, plot_overlays, repo_root, git_info, machine_info, train_grid, grid_table, class_iou_table, plot_losses,
                            plot_class_iou, load_summary, read_json, read_log, run_state, data_fingerprint, claims_table,
-                           plot_paired, Table, log_series, load_reference)
+                           plot_paired, Table, log_series, load_reference, expand_claims)
 from ctxseg.data import build_dataset
 from ctxseg.models.segmentor import build_model
-from ctxseg.methods.gald import ablation_table, class_iou, GALDHead, cpu_claims
+from ctxseg.methods.gald import GALDHead
+from ctxseg.grids import ablation_table, class_iou
+from ctxseg.presets.gald import ABLATION_ROWS, TABLE_I_DELTAS, CPU_CLAIMS
 
 if profile not in PROFILE_DEFAULTS:
     raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
@@ -91,7 +94,7 @@ presets = list(presets or d['presets'])
 seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
 overrides = [*d['overrides'], *overrides]
 out_dir = repo_root() / (out_dir or f'runs/{profile}/gald')
-cfgs = {p: C.get(p, overrides) for p in presets}
+cfgs = {p: P.get(p, overrides) for p in presets}
 shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
 print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
 for p, c in cfgs.items():
@@ -143,7 +146,7 @@ grid_table(summary)
 # metric; at 192-pixel images, 1 and 2 pixels are the tolerances the baselines were evaluated with).
 
 # %%
-ablation_table(*([reference] if reference else []), summary)
+ablation_table(*([reference] if reference else []), summary, rows=ABLATION_ROWS, deltas=TABLE_I_DELTAS)
 
 # %% [markdown]
 # The training loss of every run (all terms, the auxiliary head's included).
@@ -191,7 +194,7 @@ Table(['preset', *ci['classes']], [[p, *[('–' if math.isnan(m) else f'{100 * m
 
 # %%
 merged = merge_summaries(*([reference] if reference else []), summary)
-claims = cpu_claims(merged)                      # CPU_CLAIMS of ctxseg.methods.gald, those this grid can judge
+claims = expand_claims(merged, CPU_CLAIMS)          # the claims of ctxseg.presets.gald that this grid can judge
 claims_table(merged, claims) if claims else print('none of the claims has both of its rows in this grid')
 
 # %%
@@ -247,7 +250,7 @@ from ctxseg.engine import seed_everything, load_checkpoint
 from ctxseg.data import build_loader as _loader
 def ga_grad_at_init(preset, seed):
     ov = [*overrides, f'train.seed={seed}'] + (['data.size=64', 'data.batch_size=2', 'data.num_train=8'] if profile == 'smoke' else [])
-    cfg = C.get(preset, ov)
+    cfg = P.get(preset, ov)
     ds = build_dataset(cfg.data, 'train')
     seed_everything(seed)
     model = build_model(cfg, ds.num_classes, ds.ignore_index).train()
@@ -285,7 +288,7 @@ if profile in ('smoke', 'cpu'):
 # %%
 #| label: fig-train-gald-ldv1-mask
 #| fig-cap: The LDv1 mask M during training, one line per seed: its mean, its spread over positions, its mean distance from ½, and the gradient norm reaching the LD module as a share of the GA's (log scale). The mean stays within 0.002 of ½ and the spread near 0.13 throughout.
-v1_runs = [p for p in presets if C.get(p).model.head_kwargs.get('ld') == 'v1']
+v1_runs = [p for p in presets if P.get(p).model.head_kwargs.get('ld') == 'v1']
 if v1_runs:
     fig, axs = plt.subplots(1, 4, figsize=(15, 3.2))
     for p in v1_runs:
@@ -316,7 +319,7 @@ else:
 # %%
 def moved(run, preset, seed, parts=('head.ld.', 'head.ga.', 'head.convb.', 'head.fuse.')):
     "Relative change of each part's weights beyond the best rescaling of the initial ones, and the last LD BatchNorm."
-    cfg = C.get(preset, [*overrides, f'train.seed={seed}'])
+    cfg = P.get(preset, [*overrides, f'train.seed={seed}'])
     K = len(build_dataset(cfg.data, 'val').classes)
     seed_everything(seed); init = build_model(cfg, K).state_dict()                # the run's initial weights (paired seeds)
     fin = load_checkpoint(run / 'checkpoint.pt')['model']
@@ -355,7 +358,7 @@ if ld_moves:
 # %%
 #| label: fig-train-gald-cgnl
 #| fig-cap: CGNL's group scalar s during training, one line per seed (blue: the authors' GroupNorm scale; red: the zero initialisation): its mean size per group (log scale) and the share of groups whose s changes sign within a batch. With the authors' scale, |s| grows by more than an order of magnitude for two seeds, where their losses jump.
-cg_runs = [p for p in presets if C.get(p).model.head_kwargs.get('ga') == 'cgnl']
+cg_runs = [p for p in presets if P.get(p).model.head_kwargs.get('ga') == 'cgnl']
 if cg_runs:
     fig, axs = plt.subplots(1, 2, figsize=(11, 3.4))
     for p in cg_runs:
@@ -412,9 +415,9 @@ def trained(preset):
 def head_maps(model, images):
     with torch.no_grad(): return model.head(model.backbone(images), return_maps=True)
 
-v1 = next((p for p in presets if trained(p) and C.get(p).model.head_kwargs.get('ld') == 'v1'), None)
-v2 = next((p for p in presets if trained(p) and C.get(p).model.head_kwargs.get('ld') == 'v2'
-           and C.get(p).model.head_kwargs.get('arrangement') == 'ga_then_ld'), None)
+v1 = next((p for p in presets if trained(p) and P.get(p).model.head_kwargs.get('ld') == 'v1'), None)
+v2 = next((p for p in presets if trained(p) and P.get(p).model.head_kwargs.get('ld') == 'v2'
+           and P.get(p).model.head_kwargs.get('arrangement') == 'ga_then_ld'), None)
 print('LDv1 model:', v1, '· LDv2 model:', v2)
 
 # %%
@@ -475,7 +478,7 @@ else:
 # over seeds, for FCN, the ASPP baseline and every row of this grid.
 
 # %%
-bf = ablation_table(*([reference] if reference else []), summary)
+bf = ablation_table(*([reference] if reference else []), summary, rows=ABLATION_ROWS, deltas=TABLE_I_DELTAS)
 cols = [i for i, h in enumerate(bf.header) if h.startswith('BF@')]
 Table(['row', 'preset', *[bf.header[i] for i in cols]], [[r[0], r[1], *[r[i] for i in cols]] for r in bf.rows], bf.notes,
       title='boundary F-score')

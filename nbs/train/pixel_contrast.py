@@ -72,9 +72,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.runner import (check_gpu_profile, plot_overlays, repo_root, git_info, machine_info, train_grid, grid_table, class_iou_table, plot_losses,
                            plot_class_iou, run_state, data_fingerprint, read_log, claims_table, plot_paired, expand_claims)
-from ctxseg.methods.pixel_contrast import CPU_CLAIMS
+from ctxseg.presets.pixel_contrast import CPU_CLAIMS
 
 if profile not in PROFILE_DEFAULTS:
     raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
@@ -83,7 +84,7 @@ presets = list(presets or d['presets'])
 seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
 overrides = [*d['overrides'], *overrides]
 out_dir = repo_root() / (out_dir or f'runs/{profile}/pixel_contrast')
-cfgs = {p: C.get(p, overrides) for p in presets}
+cfgs = {p: P.get(p, overrides) for p in presets}
 shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
 print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
 for p, c in cfgs.items():
@@ -113,7 +114,7 @@ reused = []
 for p in presets:
     if cfgs[p].method.name != 'none': continue
     for s in seeds:
-        cfg = C.get(p, [*overrides, f'train.seed={s}'])
+        cfg = P.get(p, [*overrides, f'train.seed={s}'])
         src, dst = repo_root() / 'runs' / profile / 'baselines' / p / f'seed{s}', out_dir / p / f'seed{s}'
         fp = data_fingerprint(cfg)
         if run_state(cfg, dst, fp) == 'done' or run_state(cfg, src, fp) != 'done': continue

@@ -68,10 +68,11 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 from ctxseg import configs as C
+from ctxseg import presets as P
 from ctxseg.runner import (check_gpu_profile, load_reference, load_summary, merge_summaries, repo_root, git_info, machine_info, train_grid,
                            grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, claims_table, expand_claims,
                            plot_paired, mean_log_series)
-from ctxseg.methods.region_contrast import CPU_CLAIMS
+from ctxseg.presets.region_contrast import CPU_CLAIMS
 
 if profile not in PROFILE_DEFAULTS:
     raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
@@ -80,7 +81,7 @@ presets = list(presets or d['presets'])
 seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
 overrides = [*d['overrides'], *overrides]
 out_dir = repo_root() / (out_dir or f'runs/{profile}/region_contrast')
-cfgs = {p: C.get(p, overrides) for p in presets}
+cfgs = {p: P.get(p, overrides) for p in presets}
 shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
 print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
 for p, c in cfgs.items():
