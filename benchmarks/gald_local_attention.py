@@ -121,7 +121,7 @@ def head_table(size: int, device: str, reps: int, depth: int = 50) -> dict:
     "Parameters and latency (batch 1, eval, no grad) of every head on ResNet-`depth` D8 features of a size×size image."
     import torch
     from ctxseg.models.backbones import build_backbone
-    from ctxseg.models.heads import build_head
+    from ctxseg.models.segmentor import build_head       # baselines and head methods
     torch.manual_seed(0)
     bb = build_backbone(f'resnet{depth}', stem='deep', dilation='gald', output_stride=8).eval().to(device)
     x = torch.randn(1, 3, size, size, device=device)

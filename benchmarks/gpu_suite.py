@@ -32,8 +32,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from ctxseg import configs as C                       # noqa: E402
-from ctxseg import presets as P
+from ctxseg import presets as P                       # noqa: E402
 from ctxseg.bench import benchmark, format_table      # noqa: E402
 
 # mmsegmentation's model zoo, DeepLabV3 R-50-D8, Cityscapes 512×1024, 40k schedule (V100): quoted, not measured

@@ -16,7 +16,6 @@ Run it alone: on two cores a second heavy process makes every time meaningless.
 from __future__ import annotations
 import argparse, json, sys, time
 from pathlib import Path
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.bench import benchmark_isolated, format_table
 

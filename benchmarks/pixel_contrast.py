@@ -108,7 +108,6 @@ def count_syncs(fn):
 
 def step_overhead(device, reps):
     "Forward + backward of one training batch of the cpu preset, baseline vs + pixel contrast (after warm-up)."
-    from ctxseg import configs as C
     from ctxseg import presets as P
     from ctxseg.models.segmentor import build_model
     res = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import configs as C
 
 # %% auto #0
-__all__ = ['ARCHS', 'model_config', 'build_model', 'train', 'load_run', 'eval_target', 'evaluate']
+__all__ = ['ARCHS', 'model_config', 'build_model', 'train', 'eval_target', 'evaluate']
 
 # %% ../nbs/18_api.ipynb #2066062c
 ARCHS = {'fcn': 'fcn', 'pspnet': 'psp', 'deeplabv3': 'aspp', 'ocrnet': 'ocr', 'mcibi': 'mcibi', 'gald': 'gald'}
@@ -60,16 +60,10 @@ def _load_weights(model, weights: str, log=print) -> str:
     model.load_state_dict(load_checkpoint(weights)['model'])
     return weights
 
-def load_run(run_dir, checkpoint: bool = True):
-    "(folder, config, checkpoint or None) of a run folder written by `train`."
-    from ctxseg.engine import load_checkpoint
-    run = Path(run_dir)
-    if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
-    return run, C.load_json(run / 'config.json'), load_checkpoint(run / 'checkpoint.pt') if checkpoint else None
-
 def eval_target(run_or_preset, weights: str | None = None):
     "(config, state dict or None, what the weights are, the run folder or None) for a run folder or a preset name."
     if Path(run_or_preset).is_dir():
+        from ctxseg.engine import load_run
         run, cfg, ck = load_run(run_or_preset, checkpoint=not weights)
         return cfg, None if weights else ck['model'], weights or str(run / 'checkpoint.pt'), run
     if run_or_preset not in P.PRESETS:

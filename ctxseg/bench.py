@@ -140,17 +140,16 @@ def benchmark_isolated(cfg: C.Config, **kw) -> dict:
         return pool.apply(_bench_worker, ((C.to_dict(cfg), kw),))
 
 def format_table(rows: list[dict]) -> str:
-    "A fixed-width text table of `benchmark` results (MFU 'n/a' where no peak is known, as on CPU)."
+    "A fixed-width text table (`ctxseg.grids.Table`) of `benchmark` results (MFU 'n/a' where no peak is known, as on CPU)."
+    from ctxseg.grids import Table
     pct = lambda v: 'n/a' if v is None else f'{100 * v:.1f}%'
     cols = [('preset', 'preset', str), ('head', 'head', str), ('size', 'size', lambda v: 'x'.join(map(str, v))),
             ('batch', 'batch', str), ('train_step_ms', 'step ms', '{:.1f}'.format), ('train_images_per_s', 'img/s', '{:.2f}'.format),
             ('train_gflops', 'step GFLOP', '{:.1f}'.format), ('achieved_tflops', 'TFLOP/s', '{:.3f}'.format), ('mfu', 'MFU', pct),
             ('peak_mem_mb', 'peak MB', '{:.0f}'.format), ('infer_latency_ms', 'infer ms', '{:.1f}'.format),
             ('infer_gflops', 'infer GFLOP', '{:.1f}'.format), ('infer_params_M', 'params M', '{:.2f}'.format)]
-    cells = [[h for _, h, _ in cols]] + [[f(r.get(k)) if r.get(k) is not None or k == 'mfu' else '–' for k, _, f in cols] for r in rows]
-    w = [max(len(c[i]) for c in cells) for i in range(len(cols))]
-    lines = ['  '.join(c[i].rjust(w[i]) for i in range(len(cols))) for c in cells]
-    return '\n'.join([lines[0], '  '.join('-' * x for x in w), *lines[1:]])
+    cells = [[f(r.get(k)) if r.get(k) is not None or k == 'mfu' else '–' for k, _, f in cols] for r in rows]
+    return str(Table([h for _, h, _ in cols], cells))
 
 # %% ../nbs/10_bench.ipynb #ae935728
 from torch.overrides import TorchFunctionMode

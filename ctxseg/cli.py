@@ -19,14 +19,13 @@ __all__ = ['PREPARE_HELP', 'DEMO_PRESETS', 'results_table', 'add_run_notebooks_p
 def _pct(v): return '  n/a' if v is None or (isinstance(v, float) and math.isnan(v)) else f'{100 * v:5.1f}'
 
 def results_table(rows: dict[str, dict], classes=None) -> str:
-    "Text table of {run name: metrics dict} (metrics as written by `ctxseg.engine.train`)."
+    "Text table of {run name: metrics dict} (metrics as written by `ctxseg.engine.train`), as `ctxseg.grids.Table` writes one."
+    from ctxseg.grids import Table
     classes = classes or next(iter(rows.values())).get('classes') or []
     head = ['run', 'mIoU', 'aAcc', 'mAcc'] + [c[:8] for c in classes]
     body = [[n, _pct(m['mIoU']), _pct(m['aAcc']), _pct(m.get('mAcc'))] + [_pct(v) for v in m['IoU']]
             for n, m in rows.items()]
-    w = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
-    fmt = lambda r: '  '.join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r))
-    return '\n'.join([fmt(head), '  '.join('-' * x for x in w)] + [fmt(r) for r in body])
+    return str(Table(head, body))
 
 # %% ../nbs/09_cli.ipynb #1481b530
 def _notebook_param(s: str):
@@ -113,7 +112,7 @@ def cmd_predict(args) -> int:
     from ctxseg.data import build_dataset, to_tensor
     from ctxseg.engine import infer
     from ctxseg.models.segmentor import build_model
-    from ctxseg.api import load_run
+    from ctxseg.engine import load_run
     run, cfg, ck = load_run(args.run)
     ds = build_dataset(cfg.data, 'val')
     model = build_model(cfg, ds.num_classes, ds.ignore_index).eval()

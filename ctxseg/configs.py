@@ -12,7 +12,7 @@ from pathlib import Path
 __all__ = ['TRAIN_SIZES', 'DATASETS', 'RECIPES', 'DEFAULT_SOURCE', 'BASELINE_ROWS', 'BASELINE_PRESETS', 'PRESETS', 'ModelConfig',
            'DataConfig', 'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config', 'to_dict', 'from_dict', 'save_json',
            'load_json', 'apply_overrides', 'smoke', 'synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr',
-           'epochs_to_iters', 'iters_for_epochs', 'Recipe', 'get_recipe', 'recipe']
+           'epochs_to_iters', 'iters_for_epochs', 'Recipe', 'get_recipe', 'recipe', 'get', 'names']
 
 # %% ../nbs/00_configs.ipynb #c03db2b9
 @dataclass
@@ -504,3 +504,13 @@ PRESETS = {
 }
 
 # The paper chains' presets are in `ctxseg.presets`, which joins them with these in one registry (`ctxseg.presets.get`).
+
+def get(name: str, overrides=()) -> Config:
+    "`ctxseg.presets.get`: preset `name` with `overrides`, under the name the package's contract gives it."
+    from ctxseg.presets import get as get_preset
+    return get_preset(name, overrides)
+
+def names() -> list[str]:
+    "`ctxseg.presets.names`: all preset names, under the name the package's contract gives it."
+    from ctxseg.presets import names as preset_names
+    return preset_names()

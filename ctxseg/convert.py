@@ -289,7 +289,6 @@ def random_state_dict(facts: dict, seed: int = 0) -> dict[str, Tensor]:
 # %% ../nbs/15_convert.ipynb #6bf8e61f
 def parity_table(root=None) -> list[dict]:
     "For every network in `AUTHORS_NETWORKS`: its preset, whether a random state dict of it converts and loads strictly, and the part sizes."
-    from ctxseg import configs as C
     from ctxseg import presets as P
     from ctxseg.models.segmentor import build_model
     rows = []

@@ -193,6 +193,7 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
     log(f"{dst}: prepared {dataset} " + ', '.join(f'{k} {n}' for k, n in counts.items()) + f" in {manifest['seconds']} s")
     return {**manifest, 'status': 'prepared'}
 
+# %% ../nbs/12_datasets.ipynb #b9b06cae
 def _remove_stale_partials(dst: Path):
     "Delete `.<dst>.partial-<pid>` folders left by runs that were killed (their process no longer exists)."
     for p in dst.parent.glob(f'.{dst.name}.partial-*'):
@@ -713,6 +714,7 @@ def fx_coco_stuff10k(src, g, h=24, w=32, cell=4, n=(3, 2)):
         (r / 'imageLists' / f'{raw}.txt').write_text('\n'.join(names) + '\n')
     return out
 
+# %% ../nbs/12_datasets.ipynb #31fda960
 def fx_pascal_context(src, g, h=24, w=32, cell=4, n=(3, 2)):
     "PASCAL-Context: VOC2010 JPEGImages and split lists, trainval/*.mat of the 459 classes, labels.txt."
     from scipy.io import savemat
@@ -767,6 +769,7 @@ def fx_lip(src, g, h=24, w=32, cell=4, n=(3, 2)):
         (src / 'TrainVal_images' / f'{split}_id.txt').write_text('\n'.join(out[split]) + '\n')
     return out
 
+# %% ../nbs/12_datasets.ipynb #aeefa554
 FIXTURES = {'cityscapes': fx_cityscapes, 'ade20k': fx_ade20k, 'coco_stuff10k': fx_coco_stuff10k,
             'pascal_context': fx_pascal_context, 'camvid': fx_camvid, 'lip': fx_lip}
 
@@ -814,6 +817,7 @@ def load_hf_split(source: str, split: str):
         if n in d: return d[n]
     raise HFSourceError(f"{source} has no split {split!r} (splits: {', '.join(d)})")
 
+# %% ../nbs/12_datasets.ipynb #409922d5
 class HFSegmentation(Dataset):
     "A Hugging Face dataset of (image, label-map) pairs behind the ctxseg dataset contract."
     def __init__(self, source: str, split: str = 'train', transform: Callable | None = None, like: str | None = None,

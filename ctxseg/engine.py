@@ -24,7 +24,7 @@ from .models.segmentor import build_model
 # %% auto #0
 __all__ = ['dist_info', 'setup_distributed', 'is_main', 'seed_everything', 'poly_lr', 'build_optimizer', 'set_lr',
            'CheckpointError', 'atomic_write_bytes', 'atomic_write_json', 'save_checkpoint', 'load_checkpoint',
-           'rng_state', 'set_rng_state', 'infer_whole', 'infer_slide', 'infer_ms_flip', 'infer', 'evaluate',
+           'load_run', 'rng_state', 'set_rng_state', 'infer_whole', 'infer_slide', 'infer_ms_flip', 'infer', 'evaluate',
            'NonFiniteLossError', 'numerics', 'pin_numerics', 'data_version', 'broadcast_buffers', 'autocast_for',
            'train_step', 'train']
 
@@ -106,6 +106,13 @@ def load_checkpoint(path, map_location='cpu') -> dict:
         raise CheckpointError(f"{path} is truncated or corrupt (checksum mismatch, {len(raw)} bytes); "
                               "delete it to start over, or restore it from a copy")
     return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
+
+# %% ../nbs/08_engine.ipynb #04fba48c
+def load_run(run_dir, checkpoint: bool = True):
+    "(folder, config, checkpoint or None) of a run folder written by `train`."
+    run = Path(run_dir)
+    if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
+    return run, C.load_json(run / 'config.json'), load_checkpoint(run / 'checkpoint.pt') if checkpoint else None
 
 # %% ../nbs/08_engine.ipynb #457538ee
 def rng_state() -> dict:
@@ -277,6 +284,7 @@ def _grad_norms(watched: dict) -> dict[str, float]:
     "The L2 norm of the gradient of each group of `_watched_params` (0 where no gradient reached it)."
     return {pre: float(torch.nn.utils.get_total_norm([p.grad for p in ps if p.grad is not None])) for pre, ps in watched.items()}
 
+# %% ../nbs/08_engine.ipynb #f9c3a170
 def autocast_for(tcfg, device) -> object:
     "The training step's precision: bf16 autocast on CUDA when `tcfg.amp`, else nothing (float32)."
     return torch.autocast('cuda', dtype=torch.bfloat16) if (tcfg.amp and device.type == 'cuda') else nullcontext()
@@ -303,6 +311,7 @@ def train_step(model, opt, x, y, amp, params, max_grad_norm: float = 0.0, world:
     opt.step()
     return res, terms, vals, gnorm, gparts
 
+# %% ../nbs/08_engine.ipynb #9959810e
 def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, return_model: bool = False):
     """Train `cfg` into `out_dir`; returns the final metrics (or {'status': 'paused'} when the time budget ran out),
     and the trained model as well when `return_model`."""

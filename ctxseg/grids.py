@@ -14,10 +14,10 @@ from . import configs as C
 
 # %% auto #0
 __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'data_fingerprint', 'same_config', 'run_state', 'read_json', 'read_log', 'train_grid',
-           'load_summary', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate', 'load_reference',
-           'Table', 'table_notes', 'grid_table', 'class_iou_table', 'runs_by_preset', 'ablation_table', 'class_iou',
-           'log_series', 'mean_log_series', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs',
-           'predict_runs', 'plot_overlays']
+           'load_summary', 'mean_std', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate',
+           'load_reference', 'Table', 'plus_minus', 'table_notes', 'grid_table', 'class_iou_table', 'runs_by_preset',
+           'ablation_table', 'class_iou', 'log_series', 'mean_log_series', 'loss_trend', 'plot_losses',
+           'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays']
 
 # %% ../nbs/11b_grids.ipynb #74943f7f
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity
@@ -149,7 +149,8 @@ def load_summary(out_dir) -> dict:
 from . import presets as P
 SUMMARY_METRICS = ('mIoU', 'aAcc', 'mAcc')
 
-def _mean_std(x) -> tuple[float, float]:
+def mean_std(x) -> tuple[float, float]:
+    "Mean and sample std of `x` with NaNs left out: (nan, nan) for no value, std nan for one."
     x = np.asarray(x, dtype=float)
     x = x[~np.isnan(x)]
     if not len(x): return math.nan, math.nan
@@ -182,9 +183,9 @@ def aggregate(summary: dict, metrics=SUMMARY_METRICS) -> dict:
         ms = [r['metrics'] for r in summary['runs'] if r['preset'] == preset and 'metrics' in r]
         seeds = [r['seed'] for r in summary['runs'] if r['preset'] == preset and 'metrics' in r]
         a = {'n': len(ms), 'seeds': seeds, 'classes': ms[0].get('classes', []) if ms else []}
-        for k in metrics: a[k] = _mean_std([m.get(k, math.nan) for m in ms])
+        for k in metrics: a[k] = mean_std([m.get(k, math.nan) for m in ms])
         iou = np.array([m['IoU'] for m in ms], dtype=float)   # seeds × classes
-        a['IoU'] = [_mean_std(iou[:, c]) for c in range(iou.shape[1])] if ms else []
+        a['IoU'] = [mean_std(iou[:, c]) for c in range(iou.shape[1])] if ms else []
         out[preset] = a
     return out
 
@@ -249,10 +250,10 @@ class Table:
                 f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
                 f'<p class="ctxseg-results-caption" style="font-size:0.85em">{cap}</p>')
 
-def _fmt(ms) -> str:
-    m, s = ms
-    if math.isnan(m): return '–'
-    return f'{100 * m:.1f}' + ('' if math.isnan(s) else f' ± {100 * s:.1f}')
+def plus_minus(m: float, s: float = math.nan, scale: float = 100, fmt: str = '.1f', sd_fmt: str | None = None) -> str:
+    "'m ± s', both × `scale` (percent by default) in `fmt` (s in `sd_fmt` if given); 'm' when s is NaN, '–' when m is."
+    if m is None or math.isnan(m): return '–'
+    return f'{scale * m:{fmt}}' + ('' if s is None or math.isnan(s) else f' ± {scale * s:{sd_fmt or fmt}}')
 
 def table_notes(summary: dict) -> dict:
     "The caption of every table made from `summary`: what produced the numbers."
@@ -274,7 +275,7 @@ def grid_table(summary: dict, metrics=SUMMARY_METRICS) -> Table:
     """Mean ± std over seeds of `metrics` (default mIoU / aAcc / mAcc) per preset, captioned with profile, dataset,
     hardware and command."""
     agg = aggregate(summary, metrics)
-    rows = [[p, ', '.join(map(str, a['seeds'])) or 'none finished', *[_fmt(a[k]) for k in metrics]]
+    rows = [[p, ', '.join(map(str, a['seeds'])) or 'none finished', *[plus_minus(*a[k]) for k in metrics]]
             for p, a in agg.items()]
     n_done = sum('metrics' in r for r in summary['runs'])
     notes = table_notes(summary)
@@ -286,7 +287,7 @@ def class_iou_table(summary: dict) -> Table:
     "Per-class IoU (mean ± std over seeds, %) per preset, with the same caption as `grid_table`."
     agg = {p: a for p, a in aggregate(summary).items() if a['n']}
     classes = next((a['classes'] for a in agg.values() if a['classes']), [])
-    rows = [[p, *[_fmt(ms) for ms in a['IoU']]] for p, a in agg.items()]
+    rows = [[p, *[plus_minus(*ms) for ms in a['IoU']]] for p, a in agg.items()]
     return Table(['preset', *classes], rows, table_notes(summary))
 
 # %% ../nbs/11b_grids.ipynb #a55f3fe2
@@ -307,15 +308,15 @@ def ablation_table(*summaries, rows=None, deltas=()) -> Table:
     known = {p for p, _ in rows or []}
     rows = [*(rows or []), *[(p, p) for p in runs if p not in known]]
     tols = sorted({k[3:] for ms in runs.values() for m in ms.values() for k in m if k.startswith('BF@')}, key=float)
-    stat = lambda p, k='mIoU': _mean_std([m.get(k, math.nan) for m in runs.get(p, {}).values()])
+    stat = lambda p, k='mIoU': mean_std([m.get(k, math.nan) for m in runs.get(p, {}).values()])
     body = []
     for preset, label in rows:
         if not runs.get(preset): continue
         miou = stat(preset)
         ds = [f'{100 * (miou[0] - stat(ref)[0]):+.1f}' if preset != ref and (applies is None or applies in preset) and ref in runs else ''
               for _, ref, applies in deltas]
-        body.append([label, preset, ', '.join(map(str, sorted(runs[preset]))), _fmt(miou), *ds,
-                     *[_fmt(stat(preset, f'BF@{t}')) for t in tols]])
+        body.append([label, preset, ', '.join(map(str, sorted(runs[preset]))), plus_minus(*miou), *ds,
+                     *[plus_minus(*stat(preset, f'BF@{t}')) for t in tols]])
     notes = {**(table_notes(summaries[-1]) if summaries else {}), 'statistic': 'mean ± sample std over seeds, in %; Δ: difference of means'}
     return Table(['row', 'preset', 'seeds', 'mIoU', *[t for t, _, _ in deltas], *[f'BF@{t}px' for t in tols]], body, notes)
 
@@ -324,7 +325,7 @@ def class_iou(*summaries, presets=None) -> dict:
     runs = runs_by_preset(*summaries)
     out = {'classes': next((m.get('classes') for ms in runs.values() for m in ms.values()), [])}
     for p in presets or runs:
-        if p in runs: out[p] = [_mean_std(c) for c in zip(*[m['IoU'] for m in runs[p].values()])]
+        if p in runs: out[p] = [mean_std(c) for c in zip(*[m['IoU'] for m in runs[p].values()])]
     return out
 
 # %% ../nbs/11b_grids.ipynb #d8d84daf

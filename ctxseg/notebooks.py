@@ -80,6 +80,7 @@ def output_paths(profile: str, name: str, root=None, out_root=None) -> dict:
             'runs': (root / 'runs' / profile / name) if committed and not out_root else res / name,
             'artefacts': res / name}
 
+# %% ../nbs/11d_notebooks.ipynb #861a1ccd
 def copy_artefacts(runs, dest) -> list[Path]:
     """Replace `dest` with copies of the small files of the grid in `runs`: its `summary.json` and, for every run it
     lists, `config.json`, `metrics.json`, `log.jsonl`, `provenance.json`, `data.json` (no checkpoints)."""
@@ -115,6 +116,7 @@ def _update_provenance(path: Path, name: str, rec: dict) -> None:
     prov[name] = rec
     path.write_text(json.dumps(prov, indent=2) + '\n')
 
+# %% ../nbs/11d_notebooks.ipynb #b4a7d7c4
 def run_notebooks(profile: str = 'smoke', names=None, out_root=None, parameters: dict | None = None,
                   command: str = '', timeout: int | None = None, root=None, log=print) -> list[Path]:
     """Execute the training notebooks (`names`, default all of `root/nbs/train/`) for `profile`; store the executed

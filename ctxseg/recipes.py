@@ -4,14 +4,13 @@
 
 # %% ../nbs/16_recipes.ipynb #8b789d0f
 from __future__ import annotations
-import importlib
 from dataclasses import dataclass
-from . import configs as C
+from .models.segmentor import method_params
 
 # %% auto #0
-__all__ = ['FIELDS', 'F', 'REGCON_CITYSCAPES', 'REGCON', 'MCIBI', 'PIXCON', 'CONTEXTRAST', 'GALD', 'MMSEG', 'AUTHORS',
-           'method_params', 'OPTIONAL', 'field_values', 'Fact', 'same', 'network_of', 'recipe_rows', 'problems',
-           'recipe_markdown', 'recipe_summary', 'not_stated', 'gpu_presets']
+__all__ = ['FIELDS', 'F', 'REGCON_CITYSCAPES', 'REGCON', 'MCIBI', 'PIXCON', 'CONTEXTRAST', 'GALD', 'MMSEG', 'AUTHORS', 'OPTIONAL',
+           'field_values', 'Fact', 'same', 'network_of', 'recipe_rows', 'problems', 'recipe_markdown', 'recipe_summary',
+           'not_stated', 'gpu_presets']
 
 # %% ../nbs/16_recipes.ipynb #bfe64a8a
 def _loss(kind: str, t) -> str:
@@ -19,14 +18,6 @@ def _loss(kind: str, t) -> str:
     return kind if kind == 'ce' else f'{kind}({t.ohem_thresh}, {t.ohem_min_kept})'
 
 def _has_aux(c) -> bool: return bool(c.model.aux and c.model.head != 'ocr') or c.model.head == 'ocr'
-
-def method_params(c) -> dict:
-    "The effective parameters of the config's loss method (its defaults, the authors' path where chosen, the preset's)."
-    if c.method.name in ('', 'none', None): return {}
-    mod = importlib.import_module(f'ctxseg.methods.{c.method.name}')
-    p = {**getattr(mod, 'DEFAULTS', {}), **c.method.params}
-    if p.get('authors_code'): p.update({k: v for k, v in getattr(mod, 'AUTHORS', {}).items() if k not in c.method.params})
-    return p
 
 FIELDS: dict[str, tuple[str, object]] = {   # name: (what it is, how to read it from a Config)
     'crop': ('training crop, H × W', lambda c: list(c.data.crop_size)),
@@ -45,7 +36,7 @@ FIELDS: dict[str, tuple[str, object]] = {   # name: (what it is, how to read it 
     'aux_loss': ('loss of the auxiliary output', lambda c: _loss(c.train.aux_loss, c.train) if _has_aux(c) else None),
     'aux_weight': ('weight of the auxiliary loss', lambda c: c.model.aux_weight if _has_aux(c) else None),
     'class_weights': ('class weights of the CE', lambda c: list(c.train.class_weights) if c.train.class_weights else None),
-    'loss_scaling': ('what DDP averages', lambda c: 'sum / world size' if (c.train.divide_loss_by_world or method_params(c).get('divide_by_world_size')) else 'mean'),
+    'loss_scaling': ('what DDP averages', lambda c: 'sum / world size' if (c.train.divide_loss_by_world or method_params(c.method).get('divide_by_world_size')) else 'mean'),
     'sync_bn': ('synchronised batch norm', lambda c: c.model.sync_bn),
     'backbone': ('trunk', lambda c: c.model.backbone),
     'stem': ('ResNet stem', lambda c: c.model.stem if c.model.backbone.startswith('resnet') else None),
@@ -84,7 +75,7 @@ def field_values(c) -> dict:
     out.update({k: v for k, v in OPTIONAL(c).items() if v})          # shown only where set
     if c.model.head in ('mcibi', 'gald'): out.update({f'head.{k}': v for k, v in sorted(c.model.head_kwargs.items())})
     out['method'] = c.method.name if c.method.name not in ('', None) else 'none'
-    out.update({f'method.{k}': v for k, v in sorted(method_params(c).items()) if k != 'authors_code'})
+    out.update({f'method.{k}': v for k, v in sorted(method_params(c.method).items()) if k != 'authors_code'})
     return out
 
 # %% ../nbs/16_recipes.ipynb #cd71a329
@@ -360,6 +351,8 @@ def _eval(cfg_at: str, slide: bool) -> dict:
 
 
 # ---- MCIBI: DeepLabV3 (ASPP) + the memory, ssseg/configs/mcibi/mcibi_deeplabv3_resnet{50,101}os8_*.py ----
+
+# %% ../nbs/16_recipes.ipynb #4ebb2c29
 _MCIBI_CFG = {   # dataset: (config suffix, epochs, total batch, lr, weight decay, trains on train+val)
     'ade20k': ('ade20k', 130, 16, 0.01, 5e-4, False),
     'cityscapes': ('cityscapes', 440, 16, 0.01, 5e-4, True),
@@ -420,6 +413,8 @@ def _mcibi(ds: str, depth: int) -> dict:
 
 
 # ---- MCIBI++: the distribution memory, ssseg/configs/mcibiplusplus/*.py ----
+
+# %% ../nbs/16_recipes.ipynb #79e46931
 _NOISE = F('torch.manual_seed(c) on the global generators in every forward', f'{_PMEM}:65-70',
            differs='private-generator',
            why='the same z_c (bit-identical) from a private generator seeded with c; ssseg reseeds the global CPU '
@@ -641,6 +636,8 @@ PIXCON = {
 }
 
 # ================================================================================ Contextrast (paper only)
+
+# %% ../nbs/16_recipes.ipynb #7571ffa9
 _CX = 'Paper (Contextrast, CVPR 2024)'
 _CX41, _CXT = f'{_CX} Sec. 4.1 Training settings', f'{_CX} Sec. 4.1 Testing settings'
 _CXPP = ('Contextrast++ (journal extension, same authors) Table II, as quoted in '
@@ -867,6 +864,8 @@ def _gald_code(depth: int) -> dict:
 
 
 # ---------------------------------------------------------------- GALD: the TIP paper's rows (no code released)
+
+# %% ../nbs/16_recipes.ipynb #7681942f
 _GPB = 'Paper Sec. IV-B'
 _T1 = 'Paper Table I (R-50, single-scale crop test)'
 _CODE = "not stated; ctxseg takes the released code's value"
@@ -948,6 +947,8 @@ GALD = {
 }
 
 # ---------------------------------------------------------------- mmseg reference configs
+
+# %% ../nbs/16_recipes.ipynb #94f48105
 _MM = 'open-mmlab/mmsegmentation configs'
 _CITY = f'{_MM}/_base_/datasets/cityscapes.py'
 _MMSCHED = f'{_MM}/_base_/schedules/schedule_40k.py'

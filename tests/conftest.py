@@ -50,7 +50,7 @@ def _baseline_inference(preset: str, base: str = 'smoke', num_classes: int = 5):
     """A loss method's preset and its baseline with the same trunk and head weights, in eval mode, on one batch:
     `(flops, base_flops, logits, base_logits)`."""
     import torch
-    from ctxseg import configs as C
+    from ctxseg import presets as P
     from ctxseg.bench import inference_flops
     from ctxseg.models.segmentor import build_model
     torch.manual_seed(0)

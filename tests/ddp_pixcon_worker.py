@@ -4,7 +4,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.engine import train, dist_info, _unwrap
 from ctxseg.methods.pixel_contrast import PixelContrast

@@ -3,7 +3,6 @@ import json, sys
 from pathlib import Path
 import torch
 import torch.distributed as dist
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.engine import train, dist_info, _unwrap
 

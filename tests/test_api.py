@@ -1,7 +1,6 @@
 "The two-line API of the README and the landing page, at full size."
 import torch
 import ctxseg
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.models.segmentor import build_model as build_from_config
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.models.segmentor import build_model
 from ctxseg.methods.contextrast import (error_maps, edt, error_distance, bane_select, representative_anchors, fuse_anchors,
@@ -99,7 +98,7 @@ def test_anchors_against_the_loop():
 def loop_loss(m, feats, logits, targets):
     "Eqs. 1-5 with every positive and only BANE's negatives: a loop over layers and classes, from the paper's text."
     p, K = m.p, m.num_classes
-    embs = [m.proj[f](feats[f]).double() for f in p['features']]
+    embs = [m.proj[f](feats[f]).double() for f in p.features]
     labs = [F.interpolate(targets[:, None].float(), size=z.shape[-2:], mode='nearest')[:, 0].long() for z in embs]
     anchors, present = [], []
     for z, y in zip(embs, labs):
@@ -108,19 +107,19 @@ def loop_loss(m, feats, logits, targets):
             mask = y == n
             if mask.any(): A[n] = z.permute(0, 2, 3, 1)[mask].mean(0); pr[n] = True
         anchors.append(A); present.append(pr)
-    fused = [torch.where(present[-1][:, None], p['w_low'] * A + (1 - p['w_low']) * anchors[-1], A) for A in anchors[:-1]] + [anchors[-1]]
+    fused = [torch.where(present[-1][:, None], p.w_low * A + (1 - p.w_low) * anchors[-1], A) for A in anchors[:-1]] + [anchors[-1]]
     total = 0.0
-    for z, y, A, pr, lam in zip(embs, labs, fused, present, p['layer_weights']):
+    for z, y, A, pr, lam in zip(embs, labs, fused, present, p.layer_weights):
         pred = F.interpolate(logits, size=z.shape[-2:], mode='bilinear', align_corners=False).argmax(1)
         d = scipy_error_distance(pred, y, K)
-        sel = loop_bane(d.float(), p['ratio'])
+        sel = loop_bane(d.float(), p.ratio)
         zf = z.permute(0, 2, 3, 1)
         terms = []
         for n in range(K):
             if not pr[n]: continue
             a = F.normalize(A[n], dim=0)
-            sp = zf[y == n] @ a / p['temperature']
-            sn = zf[sel[:, n]] @ a / p['temperature']
+            sp = zf[y == n] @ a / p.temperature
+            sn = zf[sel[:, n]] @ a / p.temperature
             terms.append(torch.stack([-(s - torch.logsumexp(torch.cat([s[None], sn]), 0)) for s in sp]).mean())
         total = total + lam * torch.stack(terms).mean()
     return total
@@ -144,7 +143,7 @@ def test_degenerate_crops_give_a_zero_loss_with_a_gradient_path():
     m = Contextrast({'layer1': 4, 'layer2': 4}, 3, features=['layer1', 'layer2'], layer_weights=[0.5, 1.0], proj_dim=8)
     lg = torch.randn(2, 3, 4, 4)
     for sampling in ('random', 'semi_hard', 'error_random', 'bane'):
-        m.p['sampling'] = sampling                                               # fresh leaves: a gradient of this mode only
+        m.p.sampling = sampling                                                  # fresh leaves: a gradient of this mode only
         f = {'layer1': torch.randn(2, 4, 8, 8, requires_grad=True), 'layer2': torch.randn(2, 4, 4, 4, requires_grad=True)}
         loss = m(f, lg, torch.full((2, 16, 16), 255))['contextrast']            # all ignore
         assert float(loss.detach()) == 0.0

@@ -5,7 +5,6 @@ import json, re, subprocess
 from pathlib import Path
 import pytest
 import torch
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg import convert as CV
 from ctxseg.models.segmentor import build_model

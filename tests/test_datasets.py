@@ -294,7 +294,6 @@ def test_training_run_on_a_prepared_dataset(tmp_path, monkeypatch):
     Until `ctxseg.transforms` exists on this branch a minimal stand-in (crop for training, identity for evaluation)
     takes its place; with the real module the same run goes through the real pipeline."""
     import types
-    from ctxseg import configs as C
     from ctxseg import presets as P
     from ctxseg.engine import train
     stand_in = False

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ctxseg import configs as C
 from ctxseg import presets as P
+from ctxseg.presets import gald as gald_presets
 from ctxseg.methods import gald
 from ctxseg.methods.gald import (local_attention, local_attention_unfold, local_attention_weights, local_offsets,
                                  LDv1, LDv2, GA_MODULES, LD_MODULES, ARRANGEMENTS)
@@ -158,7 +159,7 @@ def test_ldv2_k1_is_a_value_projection():
 
 def test_presets_resolve():
     names = P.names()
-    gald_names = [n for n in names if n in gald.PRESETS]   # (configs also holds the paper's baseline rows, e.g. gald_cityscapes_aspp_r50_baseline)
+    gald_names = [n for n in names if n in gald_presets.PRESETS]   # (configs also holds the paper's baseline rows, e.g. gald_cityscapes_aspp_r50_baseline)
     for n in ('synthetic_gald_nl', 'synthetic_gald_cgnl', 'synthetic_gald_aspp_ldv1', 'synthetic_gald_aspp_ldv2',
               'synthetic_gald_aspp_ldv2_ldga', 'synthetic_gald_aspp_ldv2_parallel', 'cityscapes_gald_aspp_ldv2_r101',
               'cityscapes_gald_aspp_ldv2_r50'):
@@ -174,7 +175,7 @@ def test_presets_resolve():
         d = C.to_dict(P.get(n))
         for sec in ('data', 'eval', 'method'): assert d[sec] == base[sec], (n, sec)
         assert {k: v for k, v in d['train'].items() if k != 'grad_norms'} == {k: v for k, v in base['train'].items() if k != 'grad_norms'}, n
-        assert d['train']['grad_norms'] == gald.watched_parts(d['model']['head_kwargs']), n   # only logs the head's gradients
+        assert d['train']['grad_norms'] == gald_presets.watched_parts(d['model']['head_kwargs']), n   # only logs the head's gradients
         assert {k for k in base['model'] if base['model'][k] != d['model'][k]} == {'head', 'head_kwargs'}, n
     r101 = P.get('cityscapes_gald_aspp_ldv2_r101')
     assert (r101.model.stem, r101.model.dilation, r101.model.output_stride) == ('deep', 'gald', 8)

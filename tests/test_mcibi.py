@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import torch
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.models.segmentor import build_model
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.methods.common import ClassQueue, all_gather_cat, labels_to_grid
-from ctxseg.methods.pixel_contrast import (hard_anchor_sampling, contrastive_loss, mine, build_method, PixelContrast,
+from ctxseg.methods.pixel_contrast import (hard_anchor_sampling, contrastive_loss, mine, PixelContrast,
                                            _authors_pixel_push)
 from ctxseg.models.segmentor import build_model
 

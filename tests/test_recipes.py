@@ -1,7 +1,6 @@
 """Recipe parity: every gpu preset against what its authors' code (or paper) sets, field by field (ctxseg.recipes)."""
 import dataclasses
 import pytest
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg import recipes as R
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.models.segmentor import build_model
 from ctxseg.methods.region_contrast import (region_centres, authors_region_loss, paper_region_loss, enqueue_regions,

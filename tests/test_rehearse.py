@@ -4,7 +4,6 @@ gloo processes with identical parameters and memories. The full-size rehearsal i
 (`python benchmarks/rehearse.py --all`), not a test."""
 import json
 import pytest
-from ctxseg import configs as C
 from ctxseg import presets as P
 from ctxseg.rehearse import rehearse, summary, rehearsal_config, readiness_markdown
 

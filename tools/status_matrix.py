@@ -47,7 +47,6 @@ def all_runs(root: Path) -> dict:
 def rows(root: Path = ROOT) -> list[dict]:
     "One dict per paper: the state of each part, and a Markdown cell for it."
     sys.path.insert(0, str(root))
-    from ctxseg import configs as C
     from ctxseg.protocol import compare
     allr = all_runs(root)
     out = []
@@ -60,8 +59,8 @@ def rows(root: Path = ROOT) -> list[dict]:
         r['cpu_runs'] = sum('metrics' in x for x in summ['runs']) if summ else 0
         presets, claims = {}, []
         if r['module']:
-            m = importlib.import_module(f'ctxseg.methods.{mod}')
-            presets, claims = getattr(m, 'PRESETS', {}), getattr(m, 'CPU_CLAIMS', [])
+            m = importlib.import_module(f'ctxseg.presets.{mod}')   # the chain's presets and claims (nbs/x2_<paper>_presets)
+            presets, claims = m.PRESETS, m.CPU_CLAIMS
         r['gpu_presets'] = sorted(n for n, f in presets.items() if f().profile == 'gpu')
         gpu = _read(root / 'book' / 'results' / 'gpu' / tr / 'summary.json')
         r['gpu_runs'] = sum('metrics' in x for x in gpu['runs']) if gpu else 0

@@ -4,6 +4,8 @@
 
 # %% ../../nbs/30_contrast_plumbing.ipynb #a746691c
 from __future__ import annotations
+from dataclasses import dataclass, fields
+from typing import ClassVar
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
@@ -11,7 +13,8 @@ from torch import nn, Tensor
 
 # %% auto #0
 __all__ = ['ProjectionHead', 'feature_channels', 'pick_feature', 'labels_to_grid', 'StepCounter', 'warmup_weight',
-           'rank_within_group', 'ClassQueue', 'all_gather_cat', 'broadcast_first', 'embedding_stats', 'fp32_loss']
+           'rank_within_group', 'ClassQueue', 'all_gather_cat', 'broadcast_first', 'embedding_stats', 'fp32_loss',
+           'MethodParams']
 
 # %% ../../nbs/30_contrast_plumbing.ipynb #0eab5bf3
 class ProjectionHead(nn.Module):
@@ -170,3 +173,18 @@ def fp32_loss(*tensors: Tensor):
     cast = tuple(t.float() if isinstance(t, Tensor) and t.is_floating_point() else t for t in tensors)
     with torch.autocast(device, enabled=False):
         yield cast[0] if len(cast) == 1 else cast
+
+# %% ../../nbs/30_contrast_plumbing.ipynb #89f97a7c
+@dataclass
+class MethodParams:
+    "Base of the loss methods' parameter dataclasses; `from_dict` builds one from a config's `method.params`."
+    METHOD: ClassVar[str] = ''          # the method's name in a config (`method.name`)
+    AUTHORS: ClassVar[dict] = {}        # the released code's values, filled in for the keys not given when `authors_code` is set
+
+    @classmethod
+    def from_dict(cls, params: dict) -> 'MethodParams':
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(params) - set(known))
+        if unknown: raise ValueError(f"unknown {cls.METHOD} param(s) {unknown}; known: {sorted(known)}")
+        authors = cls.AUTHORS if params.get('authors_code') else {}
+        return cls(**{**authors, **params})

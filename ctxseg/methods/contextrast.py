@@ -5,18 +5,21 @@
 # %% ../../nbs/71_contextrast_module.ipynb #037139c1
 from __future__ import annotations
 import math
+from dataclasses import dataclass
+from typing import ClassVar
+from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
 from torch import nn, Tensor
 from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_grid, StepCounter,
-                                   warmup_weight, rank_within_group, fp32_loss)
+                                   warmup_weight, rank_within_group, fp32_loss, MethodParams)
 from .pixel_contrast import info_nce
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SAMPLINGS', 'error_maps', 'edt', 'error_distance', 'bane_select', 'representative_anchors',
-           'sync_anchor_sums', 'fuse_anchors', 'random_rank', 'sample_masks', 'semi_hard_negatives',
-           'pixel_anchor_loss', 'default_features', 'Contextrast', 'build_method', 'tsc_metrics']
+__all__ = ['SAMPLINGS', 'error_maps', 'edt', 'error_distance', 'bane_select', 'representative_anchors', 'sync_anchor_sums',
+           'fuse_anchors', 'random_rank', 'sample_masks', 'semi_hard_negatives', 'pixel_anchor_loss',
+           'ContextrastParams', 'default_features', 'Contextrast', 'tsc_metrics']
 
 # %% ../../nbs/71_contextrast_module.ipynb #b6333c7e
 def error_maps(pred: Tensor, label: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
@@ -155,19 +158,29 @@ def pixel_anchor_loss(z: Tensor, anchors: Tensor, pos: Tensor, neg: Tensor, temp
     S = S - S.max(1, keepdim=True).values.detach()
     return info_nce(S, pos, neg, 1.0)
 
-# %% ../../nbs/71_contextrast_module.ipynb #adba2144
-DEFAULTS = dict(
-    features=None,                # encoder layers, shallow → deep; None: the backbone's four levels
-    proj_dim=256, proj_kind='convmlp',
-    layer_weights=(0.1, 0.4, 0.7, 1.0),   # λ_i, shallow → deep: 1.0 on the deepest layer (our reading of Sec. 4.1)
-    w_low=0.7,                    # Eq. 2: Â_i = w_low·A_i + (1 − w_low)·A_I
-    temperature=0.1, loss_weight=0.1, warmup_iters=0,
-    num_positives=100, num_negatives=1024,
-    sampling='bane',              # 'random' (CCL alone) | 'semi_hard' (ContrastiveSeg's) | 'error_random' | 'bane'
-    ratio=0.5,                    # BANE: the fraction of each error region added as negatives (the others add as many)
-    semi_hard_ratio=0.1,          # semi-hard: drawn from this fraction of the most similar negatives (ContrastiveSeg)
-    normalize_anchors=True, detach_anchors=False, sync_anchors=True,
-)
+# %% ../../nbs/71_contextrast_module.ipynb #80ee6628
+@dataclass
+class ContextrastParams(MethodParams):
+    "The parameters of `Contextrast`: the keys of a config's `method.params`, with our reading of the paper's Sec. 4.1 as defaults."
+    METHOD: ClassVar[str] = 'contextrast'
+    features: list | None = None         # encoder layers, shallow → deep; None: the backbone's four levels
+    proj_dim: int = 256                  # D, the embedding size of each layer's projection head
+    proj_kind: str = 'convmlp'           # projection head: 'convmlp' (conv-BN-ReLU-conv) | 'linear'
+    layer_weights: tuple = (0.1, 0.4, 0.7, 1.0)   # λ_i, shallow → deep: 1.0 on the deepest layer (our reading of Sec. 4.1)
+    w_low: float = 0.7                   # Eq. 2: Â_i = w_low·A_i + (1 − w_low)·A_I
+    temperature: float = 0.1             # τ of Eq. 3
+    loss_weight: float = 0.1             # λ, the weight of the whole term
+    warmup_iters: int = 0                # λ is 0 before this iteration
+    num_positives: int = 100             # positives drawn per anchor and layer
+    num_negatives: int = 1024            # negatives drawn per anchor and layer
+    sampling: str = 'bane'               # 'random' (CCL alone) | 'semi_hard' (ContrastiveSeg's) | 'error_random' | 'bane'
+    ratio: float = 0.5                   # BANE: the fraction of each error region added as negatives (the others add as many)
+    semi_hard_ratio: float = 0.1         # semi-hard: drawn from this fraction of the most similar negatives (ContrastiveSeg)
+    normalize_anchors: bool = True       # the fused anchors L2-normalised before the scores
+    detach_anchors: bool = False         # no gradient through the anchors
+    sync_anchors: bool = True            # the anchors' sums and counts summed over the ranks
+
+# %% ../../nbs/71_contextrast_module.ipynb #dee51f8b
 SAMPLINGS = ('random', 'semi_hard', 'error_random', 'bane')
 
 def default_features(channels: dict) -> list[str]:
@@ -180,81 +193,86 @@ class Contextrast(nn.Module):
     """Contextrast (Sung et al. 2024) as a loss method: the pixel-anchor loss over several encoder layers with
     fused representative anchors (CCL) and boundary-aware negatives (BANE). `forward(features, logits, targets)` →
     {'contextrast': …}."""
+    Params = ContextrastParams
+
     def __init__(self, channels: dict[str, int], num_classes: int, ignore_index: int = 255, **params):
         super().__init__()
-        unknown = set(params) - set(DEFAULTS)
-        if unknown: raise ValueError(f"unknown contextrast param(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        p = {**DEFAULTS, **params}
-        p['features'] = list(p['features'] or default_features(channels))
-        p['layer_weights'] = [float(v) for v in p['layer_weights']]
-        if len(p['layer_weights']) != len(p['features']):
-            raise ValueError(f"{len(p['features'])} layers {p['features']} but {len(p['layer_weights'])} layer_weights")
-        if p['sampling'] not in SAMPLINGS: raise ValueError(f"unknown sampling {p['sampling']!r}: one of {', '.join(SAMPLINGS)}")
-        if not 0.0 <= p['w_low'] <= 1.0: raise ValueError(f"w_low must lie in [0, 1], got {p['w_low']}")
-        if not 0.0 <= p['ratio'] <= 1.0: raise ValueError(f"ratio must lie in [0, 1], got {p['ratio']}")
+        p = ContextrastParams.from_dict(params)
+        p.features = list(p.features or default_features(channels))
+        p.layer_weights = [float(v) for v in p.layer_weights]
+        if len(p.layer_weights) != len(p.features):
+            raise ValueError(f"{len(p.features)} layers {p.features} but {len(p.layer_weights)} layer_weights")
+        if p.sampling not in SAMPLINGS: raise ValueError(f"unknown sampling {p.sampling!r}: one of {', '.join(SAMPLINGS)}")
+        if not 0.0 <= p.w_low <= 1.0: raise ValueError(f"w_low must lie in [0, 1], got {p.w_low}")
+        if not 0.0 <= p.ratio <= 1.0: raise ValueError(f"ratio must lie in [0, 1], got {p.ratio}")
         self.p, self.num_classes, self.ignore_index = p, num_classes, ignore_index
-        self.proj = nn.ModuleDict({f: ProjectionHead(feature_channels(channels, f), p['proj_dim'], p['proj_kind'])
-                                   for f in p['features']})
+        self.proj = nn.ModuleDict({f: ProjectionHead(feature_channels(channels, f), p.proj_dim, p.proj_kind)
+                                   for f in p.features})
         self.counter = StepCounter()
         self.stats: dict[str, Tensor] = {}
 
-    def extra_negatives(self, logits: Tensor, targets: Tensor, grid) -> tuple[Tensor | None, Tensor | None]:
-        """`(mask, counts)` on `grid`: BANE's error pixels nearest the edge (K×N), or as many error pixels at random
-        (`error_random`); for `semi_hard`, only the number BANE would add per anchor (K,), drawn later by similarity."""
-        p = self.p
-        if p['sampling'] == 'random' or p['ratio'] == 0: return None, None
-        lab = labels_to_grid(targets, grid)
-        lg = logits if logits.shape[-2:] == grid else F.interpolate(logits, size=tuple(grid), mode='bilinear', align_corners=False)
-        E = error_maps(lg.argmax(1), lab, self.num_classes, self.ignore_index)
-        if p['sampling'] == 'semi_hard':
-            k = torch.ceil(p['ratio'] * E.flatten(2).sum(-1).double() - 1e-9).long()        # B×K: BANE's counts
-            return None, k.sum(0)
-        key = edt(E) if p['sampling'] == 'bane' else torch.where(E, 1.0 + torch.rand(E.shape, device=E.device), torch.zeros(E.shape, device=E.device))
-        sel = bane_select(key, p['ratio'])                                       # B×K×h×w
-        return sel.transpose(0, 1).reshape(self.num_classes, -1), None
+    @classmethod
+    def build(cls, params: dict, channels: dict[str, int], num_classes: int, ignore_index: int = 255) -> 'Contextrast':
+        "The `method.name='contextrast'` plug-in for any baseline: projects the encoder layers `params['features']`."
+        return cls(channels, num_classes, ignore_index, **params)
 
-    def forward(self, features: dict, logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
-        p, K = self.p, self.num_classes
-        w = warmup_weight(self.counter.step(), p['warmup_iters'], p['loss_weight'])
-        embs = [self.proj[f](pick_feature(features, f)) for f in p['features']]    # B×D×h_i×w_i unit vectors
-        with fp32_loss(*embs, logits.detach()) as cast:
-            *z32, lg = cast
-            labs = [labels_to_grid(targets, z.shape[-2:]) for z in z32]
-            A, counts = [], []
-            for z, y in zip(z32, labs):
-                a, c = representative_anchors(z, y, K, self.ignore_index)
-                if p['sync_anchors']:
-                    s, c = sync_anchor_sums(a * c.clamp(min=1)[:, None], c); a = s / c.clamp(min=1)[:, None]
-                A.append(a.detach() if p['detach_anchors'] else a); counts.append(c)
-            A = fuse_anchors(A, counts, p['w_low'])
-            extra_cache, loss, stats = {}, lg.new_zeros(()), {}
-            for i, (z, y, a, lam) in enumerate(zip(z32, labs, A, p['layer_weights'])):
-                grid = tuple(z.shape[-2:])
-                if grid not in extra_cache: extra_cache[grid] = self.extra_negatives(lg, targets, grid)
-                pos, neg = sample_masks(y, K, p['num_positives'], p['num_negatives'], self.ignore_index)
-                if p['normalize_anchors']: a = F.normalize(a, dim=1)
-                zf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-                S = a @ zf.T / p['temperature']                                      # K×N: the scores of Eq. 3
-                extra, k = extra_cache[grid]
-                if k is not None:                                                    # semi-hard: by similarity
-                    yf = y.reshape(-1).long()
-                    other = (yf[None] != torch.arange(K, device=yf.device)[:, None]) & (yf != self.ignore_index)[None] & (yf < K)[None]
-                    extra = semi_hard_negatives(S, other, k, p['semi_hard_ratio'])
-                if extra is not None: neg = neg | extra
-                li = info_nce(S - S.max(1, keepdim=True).values.detach(), pos, neg, 1.0)   # Eqs. 3-4 for this layer
-                loss = loss + lam * li
-                stats[f'layer{i + 1}'] = li.detach()
-                if i == len(z32) - 1:
-                    has = pos.any(1)
-                    stats['neg'] = (neg.sum(1) * has).sum() / has.sum().clamp(min=1)
-                    stats['extra'] = ((extra.sum(1) * has).sum() / has.sum().clamp(min=1)) if extra is not None else lg.new_zeros(())
-            stats['raw'] = loss.detach()
-            self.stats = {k: v.detach().float() for k, v in stats.items()}
-        return {'contextrast': w * loss + 0.0 * sum(e.sum() for e in embs)}
+# %% ../../nbs/71_contextrast_module.ipynb #f305e6d1
+@patch
+def extra_negatives(self: Contextrast, logits: Tensor, targets: Tensor, grid) -> tuple[Tensor | None, Tensor | None]:
+    """`(mask, counts)` on `grid`: BANE's error pixels nearest the edge (K×N), or as many error pixels at random
+    (`error_random`); for `semi_hard`, only the number BANE would add per anchor (K,), drawn later by similarity."""
+    p = self.p
+    if p.sampling == 'random' or p.ratio == 0: return None, None
+    lab = labels_to_grid(targets, grid)
+    lg = logits if logits.shape[-2:] == grid else F.interpolate(logits, size=tuple(grid), mode='bilinear', align_corners=False)
+    E = error_maps(lg.argmax(1), lab, self.num_classes, self.ignore_index)
+    if p.sampling == 'semi_hard':
+        k = torch.ceil(p.ratio * E.flatten(2).sum(-1).double() - 1e-9).long()        # B×K: BANE's counts
+        return None, k.sum(0)
+    key = edt(E) if p.sampling == 'bane' else torch.where(E, 1.0 + torch.rand(E.shape, device=E.device), torch.zeros(E.shape, device=E.device))
+    sel = bane_select(key, p.ratio)                                       # B×K×h×w
+    return sel.transpose(0, 1).reshape(self.num_classes, -1), None
 
-def build_method(params: dict, channels: dict[str, int], num_classes: int, ignore_index: int = 255) -> Contextrast:
-    "The `method.name='contextrast'` plug-in for any baseline: projects the encoder layers `params['features']`."
-    return Contextrast(channels, num_classes, ignore_index, **params)
+# %% ../../nbs/71_contextrast_module.ipynb #6b1cc866
+@patch
+def forward(self: Contextrast, features: dict, logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
+    p, K = self.p, self.num_classes
+    w = warmup_weight(self.counter.step(), p.warmup_iters, p.loss_weight)
+    embs = [self.proj[f](pick_feature(features, f)) for f in p.features]    # B×D×h_i×w_i unit vectors
+    with fp32_loss(*embs, logits.detach()) as cast:
+        *z32, lg = cast
+        labs = [labels_to_grid(targets, z.shape[-2:]) for z in z32]
+        A, counts = [], []
+        for z, y in zip(z32, labs):
+            a, c = representative_anchors(z, y, K, self.ignore_index)
+            if p.sync_anchors:
+                s, c = sync_anchor_sums(a * c.clamp(min=1)[:, None], c); a = s / c.clamp(min=1)[:, None]
+            A.append(a.detach() if p.detach_anchors else a); counts.append(c)
+        A = fuse_anchors(A, counts, p.w_low)
+        extra_cache, loss, stats = {}, lg.new_zeros(()), {}
+        for i, (z, y, a, lam) in enumerate(zip(z32, labs, A, p.layer_weights)):
+            grid = tuple(z.shape[-2:])
+            if grid not in extra_cache: extra_cache[grid] = self.extra_negatives(lg, targets, grid)
+            pos, neg = sample_masks(y, K, p.num_positives, p.num_negatives, self.ignore_index)
+            if p.normalize_anchors: a = F.normalize(a, dim=1)
+            zf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+            S = a @ zf.T / p.temperature                                      # K×N: the scores of Eq. 3
+            extra, k = extra_cache[grid]
+            if k is not None:                                                    # semi-hard: by similarity
+                yf = y.reshape(-1).long()
+                other = (yf[None] != torch.arange(K, device=yf.device)[:, None]) & (yf != self.ignore_index)[None] & (yf < K)[None]
+                extra = semi_hard_negatives(S, other, k, p.semi_hard_ratio)
+            if extra is not None: neg = neg | extra
+            li = info_nce(S - S.max(1, keepdim=True).values.detach(), pos, neg, 1.0)   # Eqs. 3-4 for this layer
+            loss = loss + lam * li
+            stats[f'layer{i + 1}'] = li.detach()
+            if i == len(z32) - 1:
+                has = pos.any(1)
+                stats['neg'] = (neg.sum(1) * has).sum() / has.sum().clamp(min=1)
+                stats['extra'] = ((extra.sum(1) * has).sum() / has.sum().clamp(min=1)) if extra is not None else lg.new_zeros(())
+        stats['raw'] = loss.detach()
+        self.stats = {k: v.detach().float() for k, v in stats.items()}
+    return {'contextrast': w * loss + 0.0 * sum(e.sum() for e in embs)}
 
 # %% ../../nbs/71_contextrast_module.ipynb #bbdda34a
 def tsc_metrics(f: Tensor, y: Tensor, ks=(3, 5)) -> dict:

@@ -5,6 +5,7 @@
 # %% ../../nbs/41_gald_module.ipynb #4cba7cdb
 from __future__ import annotations
 from functools import partial
+from fastcore.basics import patch
 import math
 import torch
 import torch.nn as nn
@@ -32,6 +33,7 @@ def _overlap(dy: int, dx: int, H: int, W: int):
     if y0 >= y1 or x0 >= x1: return None
     return (slice(y0, y1), slice(x0, x1)), (slice(y0 + dy, y1 + dy), slice(x0 + dx, x1 + dx))
 
+# %% ../../nbs/41_gald_module.ipynb #4294dacf
 def _check_qkv(query, key, value):
     if query.dim() != 4 or key.shape != query.shape:
         raise ValueError(f"query and key must both be B×C×H×W with the same shape, got {tuple(query.shape)} and {tuple(key.shape)}")
@@ -61,6 +63,7 @@ def local_attention_weights(query, key, kernel_size: int = 5, dilation: int = 3,
     _check_qkv(query, key, query)
     return _local_logits(query, key, local_offsets(kernel_size, dilation), float(scale)).softmax(1)
 
+# %% ../../nbs/41_gald_module.ipynb #f72593a3
 class _LocalAttention(torch.autograd.Function):
     "Memory-lean local attention: loops over the k² offsets with sliced views, recomputes in backward."
     @staticmethod
@@ -114,6 +117,7 @@ class _LocalAttention(torch.autograd.Function):
                 if dkc is not None: dkc[:, :, ys2, xs2].addcmul_(w, qc[:, :, ys, xs])
         return dq, dk, dv, None, None, None
 
+# %% ../../nbs/41_gald_module.ipynb #ff34d1b3
 def local_attention(query, key, value, kernel_size: int = 5, dilation: int = 3, scale: float = 1.0):
     """LDv2's local attention (Li et al. TIP'21, Eqs. 7–8): every position attends, with a softmax over the k×k
     neighbours spaced by `dilation`, to the values there. `query`, `key`: B×C×H×W; `value`: B×Cv×H×W → B×Cv×H×W.
@@ -156,6 +160,7 @@ class NonLocal2d(nn.Module):
         y = (v @ a.transpose(1, 2)).view(B, -1, h, w)                                       # B×Ci×h×w
         return x + self.z(y)
 
+# %% ../../nbs/41_gald_module.ipynb #1032a836
 class CGNL2d(nn.Module):
     "Compact generalized non-local block (Yue et al. NeurIPS'18), dot-product kernel, in GALD's code form."
     def __init__(self, channels: int, inter_channels: int | None = None, groups: int = 8):
@@ -183,6 +188,7 @@ class CGNL2d(nn.Module):
         y = (s * t).view(B, -1, h, w)                                                     # B×Ci×h×w
         return x + self.gn(self.z(y))
 
+# %% ../../nbs/41_gald_module.ipynb #0f29e2b6
 class ConvThen(nn.Sequential):
     "A 3×3 conv-BN-ReLU to C channels ('conva' of the authors' head), then `block` (or nothing)."
     def __init__(self, cin: int, channels: int, block: nn.Module | None = None, norm_layer=nn.BatchNorm2d):
@@ -327,36 +333,42 @@ class GALDHead(SegHead):
             if isinstance(m, CGNL2d) and cgnl_zero_init: m.zero_init()
         self._stat_names = [n for n, m in self.named_modules() if isinstance(m, (LDv1, CGNL2d))]   # parts that report `stats`
 
-    def _ld(self, *parts, maps: dict | None = None):
-        if isinstance(self.ld, LDv1):
-            out, m = self.ld(parts[0], return_mask=True)
-            if maps is not None: maps['mask'] = m
-        else:
-            out, a = self.ld(*parts, return_affinity=True) if maps is not None else (self.ld(*parts), None)
-            if maps is not None: maps['affinity'] = a
-        return out
+# %% ../../nbs/41_gald_module.ipynb #0ef0bfee
+@patch
+def _ld(self: GALDHead, *parts, maps: dict | None = None):
+    if isinstance(self.ld, LDv1):
+        out, m = self.ld(parts[0], return_mask=True)
+        if maps is not None: maps['mask'] = m
+    else:
+        out, a = self.ld(*parts, return_affinity=True) if maps is not None else (self.ld(*parts), None)
+        if maps is not None: maps['affinity'] = a
+    return out
 
-    def block(self, x, maps: dict | None = None):
-        "The GA/LD block on the backbone feature `x`: B×Cin×h×w → B×C×h×w (B×(C + LD's C)×h×w in parallel)."
-        if self.ld is None: return self.ga(x)
-        if self.arrangement == 'ga_then_ld':
-            xg = self.ga(x)                                           # B×C×h×w
-            return self._ld(xg, x, maps=maps) if isinstance(self.ld, LDv2) else self._ld(xg, maps=maps)
-        if self.arrangement == 'ld_then_ga': return self.ga(self._ld(x, maps=maps))
-        return torch.cat([self.ga(x), self._ld(x, maps=maps)], 1)
+@patch
+def block(self: GALDHead, x, maps: dict | None = None):
+    "The GA/LD block on the backbone feature `x`: B×Cin×h×w → B×C×h×w (B×(C + LD's C)×h×w in parallel)."
+    if self.ld is None: return self.ga(x)
+    if self.arrangement == 'ga_then_ld':
+        xg = self.ga(x)                                           # B×C×h×w
+        return self._ld(xg, x, maps=maps) if isinstance(self.ld, LDv2) else self._ld(xg, maps=maps)
+    if self.arrangement == 'ld_then_ga': return self.ga(self._ld(x, maps=maps))
+    return torch.cat([self.ga(x), self._ld(x, maps=maps)], 1)
 
-    def forward(self, feats, return_maps: bool = False) -> dict[str, torch.Tensor]:
-        x = self.pick(feats)                                          # B×Cin×h×w
-        maps = {} if return_maps else None
-        y = self.block(x, maps)
-        if self.convb is not None: y = self.convb(y)                  # B×C×h×w
-        rep = self.fuse(torch.cat([y, x], 1))                         # B×C×h×w
-        out = {'logits': self.classify(rep), 'rep': rep}
-        if self.training:
-            out['stats'] = {f'{n}.{k}': v for n in self._stat_names for k, v in self.get_submodule(n).stats.items()}
-        if return_maps: out.update(maps)
-        return out
+# %% ../../nbs/41_gald_module.ipynb #6c318b1b
+@patch
+def forward(self: GALDHead, feats, return_maps: bool = False) -> dict[str, torch.Tensor]:
+    x = self.pick(feats)                                          # B×Cin×h×w
+    maps = {} if return_maps else None
+    y = self.block(x, maps)
+    if self.convb is not None: y = self.convb(y)                  # B×C×h×w
+    rep = self.fuse(torch.cat([y, x], 1))                         # B×C×h×w
+    out = {'logits': self.classify(rep), 'rep': rep}
+    if self.training:
+        out['stats'] = {f'{n}.{k}': v for n in self._stat_names for k, v in self.get_submodule(n).stats.items()}
+    if return_maps: out.update(maps)
+    return out
 
+# %% ../../nbs/41_gald_module.ipynb #9e53207f
 def build_head(in_channels, num_classes: int, **kw) -> GALDHead:
     """The GALD head for `model.head='gald'`; `model.head_kwargs` (ga, ld, arrangement, layout, kernel_size, ...)
     and the segmentor's `channels`, `dropout`, `align_corners` arrive as keyword arguments."""

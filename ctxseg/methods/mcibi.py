@@ -5,6 +5,7 @@
 # %% ../../nbs/51_mcibi_module.ipynb #60f0a75f
 from __future__ import annotations
 from functools import partial
+from fastcore.basics import patch
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -247,42 +248,47 @@ class MCIBIHead(SegHead):
             z = self.bottleneck_ms(torch.cat([self.self_attention_ms(r, self.aspp(x)), y], 1))
         return {'logits': self.stage2(z), 'rep': z, 'stage1_logits': p1, 'memory_input': r}
 
-    def momentum(self, lr: float | None) -> float:
-        "This step's memory momentum (`memory_momentum`)."
-        if self.momentum_base_lr is not None and lr is None:
-            raise ValueError("MCIBI's memory momentum follows the learning rate: set Segmentor.lr (the engine does) "
-                             "or build the head with momentum_base_lr=None for a fixed momentum")
-        return memory_momentum(lr or 0.0, self.base_momentum, self.momentum_base_lr)
+# %% ../../nbs/51_mcibi_module.ipynb #395a7345
+@patch
+def momentum(self: MCIBIHead, lr: float | None) -> float:
+    "This step's memory momentum (`memory_momentum`)."
+    if self.momentum_base_lr is not None and lr is None:
+        raise ValueError("MCIBI's memory momentum follows the learning rate: set Segmentor.lr (the engine does) "
+                         "or build the head with momentum_base_lr=None for a fixed momentum")
+    return memory_momentum(lr or 0.0, self.base_momentum, self.momentum_base_lr)
 
-    def consistency_loss(self) -> Tensor:
-        "The representation-consistency loss: the second decoder stage on the K memory rows, CE against 0..K-1."
-        K, C = self.memory.shape
-        bns = [m for m in self.decoder_stage2.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        modes = [m.training for m in bns]
-        if self.consistency_bn == 'eval':
-            for m in bns: m.eval()
-        try: logits = self.stage2(self.memory.view(K, C, 1, 1)).flatten(1)
-        finally:
-            for m, t in zip(bns, modes): m.train(t)
-        return F.cross_entropy(logits.float(), torch.arange(K, device=logits.device))
+@patch
+def consistency_loss(self: MCIBIHead) -> Tensor:
+    "The representation-consistency loss: the second decoder stage on the K memory rows, CE against 0..K-1."
+    K, C = self.memory.shape
+    bns = [m for m in self.decoder_stage2.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    modes = [m.training for m in bns]
+    if self.consistency_bn == 'eval':
+        for m in bns: m.eval()
+    try: logits = self.stage2(self.memory.view(K, C, 1, 1)).flatten(1)
+    finally:
+        for m, t in zip(bns, modes): m.train(t)
+    return F.cross_entropy(logits.float(), torch.arange(K, device=logits.device))
 
-    def training_losses(self, out: dict, targets: Tensor, loss_fn, lr: float | None = None) -> dict[str, Tensor]:
-        """The training-only part, after the forward: the first stage's CE (weighted), the memory update from this
-        batch (all ranks averaged), then the consistency loss on the updated memory where it is switched on."""
-        m = self.momentum(lr)
-        losses = {'stage1': self.stage1_weight * loss_fn(out['stage1_logits'], targets)}
-        with torch.no_grad():
-            new = update_memory_lowres(self.memory, out['memory_input'].float(), targets, m, loss_fn.ignore_index)
-            self.memory.copy_(all_reduce_mean(new))
-            self.step += 1
-            u = F.normalize(self.memory, dim=1); cos = u @ u.T
-            off = ~torch.eye(len(cos), dtype=torch.bool, device=cos.device)
-            out.setdefault('stats', {}).update(memory_momentum=torch.tensor(m), memory_cos=cos[off].mean(),
-                                               memory_norm=self.memory.norm(dim=1).mean())
-        if self.consistency_weight > 0 and int(self.step) > self.consistency_from_iter:
-            losses['consistency'] = self.consistency_weight * self.consistency_loss()
-        return losses
+@patch
+def training_losses(self: MCIBIHead, out: dict, targets: Tensor, loss_fn, lr: float | None = None) -> dict[str, Tensor]:
+    """The training-only part, after the forward: the first stage's CE (weighted), the memory update from this
+    batch (all ranks averaged), then the consistency loss on the updated memory where it is switched on."""
+    m = self.momentum(lr)
+    losses = {'stage1': self.stage1_weight * loss_fn(out['stage1_logits'], targets)}
+    with torch.no_grad():
+        new = update_memory_lowres(self.memory, out['memory_input'].float(), targets, m, loss_fn.ignore_index)
+        self.memory.copy_(all_reduce_mean(new))
+        self.step += 1
+        u = F.normalize(self.memory, dim=1); cos = u @ u.T
+        off = ~torch.eye(len(cos), dtype=torch.bool, device=cos.device)
+        out.setdefault('stats', {}).update(memory_momentum=torch.tensor(m), memory_cos=cos[off].mean(),
+                                           memory_norm=self.memory.norm(dim=1).mean())
+    if self.consistency_weight > 0 and int(self.step) > self.consistency_from_iter:
+        losses['consistency'] = self.consistency_weight * self.consistency_loss()
+    return losses
 
+# %% ../../nbs/51_mcibi_module.ipynb #9554ccbe
 def build_head(in_channels, num_classes: int, variant: str = 'mcibi', **kw) -> SegHead:
     "The head method of `model.head='mcibi'`; `variant` is 'mcibi' (more variants come with MCIBI++)."
     heads = {'mcibi': MCIBIHead}
@@ -327,47 +333,53 @@ class MCIBIPlusPlusHead(SegHead):
         self.register_buffer('noise', distribution_noise(num_classes, C), persistent=False)
         self.init_weights()
 
-    def _fpn(self, feats, top: Tensor) -> Tensor:
-        n = len(self.fpn_in_channels)
-        lower = list(feats[-1 - n:-1])
-        if [f.shape[1] for f in lower] != self.fpn_in_channels:
-            raise ValueError(f'fpn_in_channels {self.fpn_in_channels} do not match the backbone levels {[f.shape[1] for f in lower]}')
-        lat = [conv(f) for conv, f in zip(self.lateral_convs, lower)] + [top]
-        for i in range(n, 0, -1):
-            lat[i - 1] = lat[i - 1] + resize(lat[i], lat[i - 1].shape[-2:], self.align_corners)
-        outs = [conv(l) for conv, l in zip(self.fpn_convs, lat[:-1])] + [lat[-1]]
-        return torch.cat([resize(o, outs[0].shape[-2:], self.align_corners) for o in outs], 1)
+# %% ../../nbs/51_mcibi_module.ipynb #6ed0d808
+@patch
+def _fpn(self: MCIBIPlusPlusHead, feats, top: Tensor) -> Tensor:
+    n = len(self.fpn_in_channels)
+    lower = list(feats[-1 - n:-1])
+    if [f.shape[1] for f in lower] != self.fpn_in_channels:
+        raise ValueError(f'fpn_in_channels {self.fpn_in_channels} do not match the backbone levels {[f.shape[1] for f in lower]}')
+    lat = [conv(f) for conv, f in zip(self.lateral_convs, lower)] + [top]
+    for i in range(n, 0, -1):
+        lat[i - 1] = lat[i - 1] + resize(lat[i], lat[i - 1].shape[-2:], self.align_corners)
+    outs = [conv(l) for conv, l in zip(self.fpn_convs, lat[:-1])] + [lat[-1]]
+    return torch.cat([resize(o, outs[0].shape[-2:], self.align_corners) for o in outs], 1)
 
-    def forward(self, feats) -> dict[str, Tensor]:
-        x = self.pick(feats)                                                    # B×Cin×h×w
-        if self.downsample is not None: x = self.downsample(x)                  # HRNet: 1/4 → 1/8
-        f_cwi = self.context(x) if self.context is not None else None           # F_cwi: B×C×h×w
-        p_cwi = self.decoder_cwi(f_cwi) if f_cwi is not None else None
-        r = self.memory_input(x)                                                # R
-        p_pr = self.decoder_pr(r)
-        gather = p_pr if (p_cwi is None or self.force_use_preds_pr) else p_cwi
-        memory = sample_distribution_memory(self.stats, r.shape[1], self.noise)  # Eq. (mcibipp-sample)
-        d = read_memory(gather, memory, self.hard_aggregate)                    # Eq. (mcibi-read)
-        z = self.memory_bottleneck(torch.cat([r, self.self_attention(r, d)], 1))
-        if f_cwi is not None:
-            if self.context_attention is not None: z = self.context_attention(f_cwi, z)
-            z = torch.cat([z, f_cwi], 1)
-            if self.fpn_in_channels: z = self._fpn(feats, z)
-        rep = self.decoder_cls(z)
-        out = {'logits': self.classify(rep), 'rep': rep, 'stage1_logits': p_pr, 'memory_input': r}
-        if p_cwi is not None: out['cwi_logits'] = p_cwi
-        return out
+@patch
+def forward(self: MCIBIPlusPlusHead, feats) -> dict[str, Tensor]:
+    x = self.pick(feats)                                                    # B×Cin×h×w
+    if self.downsample is not None: x = self.downsample(x)                  # HRNet: 1/4 → 1/8
+    f_cwi = self.context(x) if self.context is not None else None           # F_cwi: B×C×h×w
+    p_cwi = self.decoder_cwi(f_cwi) if f_cwi is not None else None
+    r = self.memory_input(x)                                                # R
+    p_pr = self.decoder_pr(r)
+    gather = p_pr if (p_cwi is None or self.force_use_preds_pr) else p_cwi
+    memory = sample_distribution_memory(self.stats, r.shape[1], self.noise)  # Eq. (mcibipp-sample)
+    d = read_memory(gather, memory, self.hard_aggregate)                    # Eq. (mcibi-read)
+    z = self.memory_bottleneck(torch.cat([r, self.self_attention(r, d)], 1))
+    if f_cwi is not None:
+        if self.context_attention is not None: z = self.context_attention(f_cwi, z)
+        z = torch.cat([z, f_cwi], 1)
+        if self.fpn_in_channels: z = self._fpn(feats, z)
+    rep = self.decoder_cls(z)
+    out = {'logits': self.classify(rep), 'rep': rep, 'stage1_logits': p_pr, 'memory_input': r}
+    if p_cwi is not None: out['cwi_logits'] = p_cwi
+    return out
 
-    def training_losses(self, out: dict, targets: Tensor, loss_fn, lr: float | None = None) -> dict[str, Tensor]:
-        "The two extra classifiers' CE (weighted), then Eq. (mcibipp-update) from this batch, averaged over ranks."
-        losses = {'stage1': self.pr_weight * loss_fn(out['stage1_logits'], targets)}
-        if 'cwi_logits' in out: losses['cwi'] = self.cwi_weight * loss_fn(out['cwi_logits'], targets)
-        with torch.no_grad():
-            sums = lowres_sums(out['memory_input'].float(), targets, self.stats.shape[0], loss_fn.ignore_index)
-            self.stats.copy_(all_reduce_mean(apply_distribution_update(self.stats, sums, self.momentum_value)))
-            out.setdefault('stats', {}).update(memory_mu=self.stats[:, 0].mean(), memory_sigma=self.stats[:, 1].mean())
-        return losses
+# %% ../../nbs/51_mcibi_module.ipynb #2f5ddaf4
+@patch
+def training_losses(self: MCIBIPlusPlusHead, out: dict, targets: Tensor, loss_fn, lr: float | None = None) -> dict[str, Tensor]:
+    "The two extra classifiers' CE (weighted), then Eq. (mcibipp-update) from this batch, averaged over ranks."
+    losses = {'stage1': self.pr_weight * loss_fn(out['stage1_logits'], targets)}
+    if 'cwi_logits' in out: losses['cwi'] = self.cwi_weight * loss_fn(out['cwi_logits'], targets)
+    with torch.no_grad():
+        sums = lowres_sums(out['memory_input'].float(), targets, self.stats.shape[0], loss_fn.ignore_index)
+        self.stats.copy_(all_reduce_mean(apply_distribution_update(self.stats, sums, self.momentum_value)))
+        out.setdefault('stats', {}).update(memory_mu=self.stats[:, 0].mean(), memory_sigma=self.stats[:, 1].mean())
+    return losses
 
+# %% ../../nbs/51_mcibi_module.ipynb #97a2645b
 def build_head(in_channels, num_classes: int, variant: str = 'mcibi', **kw) -> SegHead:
     "The head method of `model.head='mcibi'`: `variant` 'mcibi' (`MCIBIHead`) or 'mcibi++' (`MCIBIPlusPlusHead`)."
     heads = {'mcibi': MCIBIHead, 'mcibi++': MCIBIPlusPlusHead}

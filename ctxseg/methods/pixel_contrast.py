@@ -5,57 +5,87 @@
 # %% ../../nbs/32_pixel_contrast_module.ipynb #2966072a
 from __future__ import annotations
 import math
+from dataclasses import dataclass
+from typing import ClassVar
+from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_grid, StepCounter,
-                                   warmup_weight, ClassQueue, all_gather_cat, fp32_loss)
+                                   warmup_weight, ClassQueue, all_gather_cat, fp32_loss, MethodParams)
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'hard_anchor_sampling', 'anchor_slots', 'info_nce', 'contrastive_terms', 'contrastive_loss',
-           'batch_loss_stats', 'loss_stats', 'slot_terms', 'mine', 'PixelContrast', 'build_method']
+__all__ = ['hard_anchor_sampling', 'anchor_slots', 'info_nce', 'contrastive_terms', 'contrastive_loss', 'batch_loss_stats',
+           'loss_stats', 'slot_terms', 'mine', 'PixelContrastParams', 'PixelContrast']
 
-# %% ../../nbs/32_pixel_contrast_module.ipynb #45a7a873
-def _anchor_slots(embeddings: Tensor, labels: Tensor, predictions: Tensor, num_classes: int, max_samples: int,
-                  max_views: int, ignore_index: int, generator: torch.Generator | None):
-    "The selection of `hard_anchor_sampling` in `max_samples` slots: (A, y, ok, T, rows); T a 0-d tensor, rows the pairs' classes."
+# %% ../../nbs/32_pixel_contrast_module.ipynb #71b62c81
+def _count(keys: Tensor, n: int) -> Tensor:
+    "How many of `keys` equal 0, 1, …, n − 1: a scatter into a buffer of known size (`bincount` would read the maximum on the host)."
+    return torch.zeros(n, dtype=torch.long, device=keys.device).scatter_add_(0, keys, torch.ones_like(keys))
+
+def _eligible_pairs(lab: Tensor, images: int, num_classes: int, max_views: int, max_samples: int, ignore_index: int):
+    """The (image, class) pairs of the flattened labels `lab` (N = images·h·w) and the rows they make:
+    `key` N (each pixel's pair image·K + class; B·K for a pixel ignored or out of range), `valid` N, `eligible` B·K
+    (the pairs with more than `max_views` pixels), `pair_row` B·K (each eligible pair's row, by image then class),
+    `T` (the number of rows) and `V` = min(⌊max_samples / T⌋, max_views), the views per row; T and V stay on the device."""
+    N, K = lab.numel(), num_classes
+    P = images * K
+    valid = (lab != ignore_index) & (lab >= 0) & (lab < K)
+    image = torch.arange(images, device=lab.device).repeat_interleave(N // images)
+    key = torch.where(valid, image * K + lab, torch.full_like(lab, P))
+    eligible = _count(key, P + 1)[:P] > max_views
+    T = eligible.sum()
+    V = (max_samples // T.clamp(min=1)).clamp(max=max_views)
+    pair_row = torch.cumsum(eligible.long(), 0) - 1
+    return key, valid, eligible, pair_row, T, V
+
+# %% ../../nbs/32_pixel_contrast_module.ipynb #15f4116b
+def _hard_quota(lab: Tensor, pred: Tensor, key: Tensor, valid: Tensor, eligible: Tensor, pair_row: Tensor, V: Tensor):
+    """Each pixel's group, 2·row for a hard pixel (predicted as another class) and 2·row + 1 for an easy one (2·P
+    for a pixel of no row); the size of every group; and `k_hard`, the hard anchors of each row: ⌊V/2⌋ when both sets
+    hold at least V/2 pixels, otherwise all of the short set (hard) or V minus all of it (easy)."""
+    P = eligible.numel()
+    in_row = valid & F.pad(eligible, (0, 1))[key]
+    easy = (pred == lab).long()
+    group = torch.where(in_row, 2 * pair_row[key.clamp(max=P - 1)] + easy, torch.full_like(lab, 2 * P))
+    sizes = _count(group, 2 * P + 1)
+    n_hard, n_easy = sizes[0:2 * P:2], sizes[1:2 * P:2]
+    k_hard = torch.where((2 * n_hard >= V) & (2 * n_easy >= V), V // 2,
+                         torch.where(2 * n_hard >= V, V - n_easy, n_hard))
+    return group, sizes, k_hard
+
+# %% ../../nbs/32_pixel_contrast_module.ipynb #0948d940
+def _check_grid(embeddings: Tensor, labels: Tensor, predictions: Tensor) -> None:
     if embeddings.dim() != 4: raise ValueError(f"embeddings must be B×D×h×w, got shape {tuple(embeddings.shape)}")
     B, D, h, w = embeddings.shape
     for name, t in (('labels', labels), ('predictions', predictions)):
         if tuple(t.shape) != (B, h, w):
             raise ValueError(f"{name} must be B×h×w = {(B, h, w)} (the embedding grid), got {tuple(t.shape)}")
-    dev, N, K = embeddings.device, B * h * w, int(num_classes)
-    P, M = B * K, int(max_samples)                                        # at most P pairs; M slots
-    flat = embeddings.flatten(2)                                          # B×D×hw, a view: no copy of the embeddings
+
+def _anchor_slots(embeddings: Tensor, labels: Tensor, predictions: Tensor, num_classes: int, max_samples: int,
+                  max_views: int, ignore_index: int, generator: torch.Generator | None):
+    "The selection of `hard_anchor_sampling` in `max_samples` slots: (A, y, ok, T, rows); T a 0-d tensor, rows the classes of the rows."
+    _check_grid(embeddings, labels, predictions)
+    B, D, h, w = embeddings.shape
+    dev, N, K, M = embeddings.device, B * h * w, int(num_classes), int(max_samples)
+    P = B * K                                                             # at most P rows; M slots
     lab, pred = labels.reshape(N).long(), predictions.reshape(N).long()
-    valid = (lab != ignore_index) & (lab >= 0) & (lab < K)
-    img = torch.arange(B, device=dev).repeat_interleave(h * w)
-    key = torch.where(valid, img * K + lab, torch.full_like(lab, P))      # (image, class) pair; P = not a pair
-    count = lambda k, n: torch.zeros(n, dtype=torch.long, device=dev).scatter_add_(0, k, torch.ones_like(k))
-    eligible = count(key, P + 1)[:P] > max_views
-    T = eligible.sum()                                                    # stays on the device
-    V = (M // T.clamp(min=1)).clamp(max=max_views)                        # V = min(⌊M/T⌋, max_views)
-    pair = torch.cumsum(eligible.long(), 0) - 1                            # pair key → row
-    ok = valid & F.pad(eligible, (0, 1))[key]
-    easy = (pred == lab).long()
-    group = torch.where(ok, 2 * pair[key.clamp(max=P - 1)] + easy, torch.full_like(lab, 2 * P))
-    g = count(group, 2 * P + 1)
-    n_hard, n_easy = g[0:2 * P:2], g[1:2 * P:2]
-    k_hard = torch.where((2 * n_hard >= V) & (2 * n_easy >= V), V // 2,   # both ≥ V/2: ⌊V/2⌋ hard
-                         torch.where(2 * n_hard >= V, V - n_easy, n_hard))
+    key, valid, eligible, pair_row, T, V = _eligible_pairs(lab, B, K, max_views, M, ignore_index)
+    group, sizes, k_hard = _hard_quota(lab, pred, key, valid, eligible, pair_row, V)
     perm = torch.randperm(N, generator=generator, device=dev if generator is None else generator.device).to(dev)
-    order = torch.argsort(group * N + perm)                               # by pair, hard before easy, then at random
-    start = torch.cumsum(g, 0) - g
-    s = torch.arange(M, device=dev)
-    v, t = s // T.clamp(min=1), s % T.clamp(min=1)                        # slot s = v·T + t: view v of row t
-    used = v < V * (T > 0)
-    tt = t.clamp(max=P - 1)
-    pos = torch.where(v < k_hard[tt], start[2 * tt] + v, start[2 * tt + 1] + v - k_hard[tt])
-    sel = order[torch.where(used, pos, 0)]                                # M pixel indices (unused slots: any pixel)
-    A = flat[sel // (h * w), :, sel % (h * w)] * used[:, None].to(flat.dtype)   # M×D, unused slots zero
-    rows = torch.zeros(P + 1, dtype=torch.long, device=dev).scatter_(
-        0, torch.where(eligible, pair, P), torch.arange(P, device=dev) % K)[:P]   # row t's class; slot P: the rest
-    return A, torch.where(used, rows[tt], -1), used, T, rows
+    order = torch.argsort(group * N + perm)                               # by row, hard before easy, then at random
+    start = torch.cumsum(sizes, 0) - sizes                                # where each group begins in `order`
+    slot = torch.arange(M, device=dev)
+    view, row = slot // T.clamp(min=1), slot % T.clamp(min=1)             # slot = view·T + row
+    used = view < V * (T > 0)
+    row = row.clamp(max=P - 1)
+    at = torch.where(view < k_hard[row], start[2 * row] + view, start[2 * row + 1] + view - k_hard[row])
+    pixel = order[torch.where(used, at, 0)]                               # M pixel indices (unused slots: any pixel)
+    flat = embeddings.flatten(2)                                          # B×D×hw, a view: no copy of the embeddings
+    A = flat[pixel // (h * w), :, pixel % (h * w)] * used[:, None].to(flat.dtype)   # M×D, unused slots zero
+    row_class = torch.zeros(P + 1, dtype=torch.long, device=dev).scatter_(
+        0, torch.where(eligible, pair_row, P), torch.arange(P, device=dev) % K)[:P]   # row t's class; slot P: the rest
+    return A, torch.where(used, row_class[row], -1), used, T, row_class
 
 def hard_anchor_sampling(embeddings: Tensor, labels: Tensor, predictions: Tensor, max_samples: int = 1024,
                          max_views: int = 100, ignore_index: int = 255, generator: torch.Generator | None = None,
@@ -115,6 +145,7 @@ def contrastive_terms(X: Tensor, y: Tensor, temperature: float = 0.1, base_tempe
     eye = torch.eye(V * T, dtype=torch.bool, device=X.device)
     return S, same & ~eye, ~same, temperature / base_temperature
 
+# %% ../../nbs/32_pixel_contrast_module.ipynb #ef5bb681
 def contrastive_loss(X: Tensor, y: Tensor, temperature: float = 0.1, base_temperature: float = 0.07,
                      max_groups: int | None = None) -> Tensor:
     """The pixel-to-pixel InfoNCE of Wang et al. 2021 (Eq. 2; `_contrastive` in ContrastiveSeg `lib/loss/loss_contrast.py`) over anchors `X` T×V×D of classes
@@ -146,6 +177,7 @@ def contrastive_loss(X: Tensor, y: Tensor, temperature: float = 0.1, base_temper
     has = n_pos > 0
     return -scale * (mean_pos * has).sum() / has.sum().clamp(min=1) + 0.0 * S.sum()
 
+# %% ../../nbs/32_pixel_contrast_module.ipynb #f7396a13
 def batch_loss_stats(loss: Tensor, y: Tensor, V: int, scale: float) -> dict[str, Tensor]:
     "`loss_stats` of the in-batch loss without its N×N masks: anchor i of a class with n groups has V·n − 1 positives and N − V·n negatives."
     if y.numel() == 0 or V == 0: return loss_stats(loss, None, None, scale)
@@ -205,144 +237,167 @@ def mine(S: Tensor, mask: Tensor, k: int, mode: str = 'semi_hard', ratio: float 
     pick = rnd.masked_fill(~within, -1.0).topk(min(k, within.shape[1]), dim=1).indices   # k at random among them
     return torch.zeros_like(mask).scatter_(1, top.indices.gather(1, pick), within.gather(1, pick)) & mask
 
-# %% ../../nbs/32_pixel_contrast_module.ipynb #167870ab
-DEFAULTS = dict(
-    feature='layer4',          # named feature to project (HRNet: 'concat'; DeepLabV3: 'layer4')
-    proj_dim=256, proj_kind='convmlp',
-    temperature=0.1, base_temperature=0.07, loss_weight=0.1, warmup_iters=5000,
-    max_samples=1024, max_views=100,
-    memory=False,              # pixel + segment queues (paper Sec. 3.3)
-    pixel_memory_size=5000, segment_memory_size=5000, pixel_update_freq=10,
-    mining='semi_hard', mining_ratio=0.1, num_positives=1024, num_negatives=2048,
-    authors_code=False,        # reproduce tfzhou/ContrastiveSeg's memory path (see the chapter)
-    sync_free=None,            # the slot layout, no host sync in sampler and loss (None: on CUDA)
-)
+# %% ../../nbs/32_pixel_contrast_module.ipynb #af8a3ad0
+@dataclass
+class PixelContrastParams(MethodParams):
+    "The parameters of `PixelContrast`: the keys of a config's `method.params`; the defaults are the authors' Cityscapes values."
+    METHOD: ClassVar[str] = 'pixel_contrast'
+    feature: str = 'layer4'              # named feature to project (HRNet: 'concat'; DeepLabV3: 'layer4')
+    proj_dim: int = 256                  # D, the embedding size
+    proj_kind: str = 'convmlp'           # projection head: 'convmlp' (conv-BN-ReLU-conv) | 'linear'
+    temperature: float = 0.1             # τ of Eq. (pc-theory-nce)
+    base_temperature: float = 0.07       # the loss is scaled by τ / τ_base
+    loss_weight: float = 0.1             # λ of Eq. (pc-theory-seg)
+    warmup_iters: int = 5000             # λ is 0 before this iteration
+    max_samples: int = 1024              # anchors' pixels per batch (hard anchor sampling)
+    max_views: int = 100                 # pixels per (image, class) anchor group
+    memory: bool = False                 # the pixel and segment queues of Sec. 3.3
+    pixel_memory_size: int = 5000        # slots per class of the pixel queue
+    segment_memory_size: int = 5000      # slots per class of the segment queue
+    pixel_update_freq: int = 10          # pixels per (image, class) written into the pixel queue each step
+    mining: str = 'semi_hard'            # 'semi_hard' | 'hardest' | 'none': how positives and negatives are drawn from the memories
+    mining_ratio: float = 0.1            # semi-hard: among this fraction of the hardest
+    num_positives: int = 1024            # positives kept per anchor after mining
+    num_negatives: int = 2048            # negatives kept per anchor after mining
+    authors_code: bool = False           # reproduce tfzhou/ContrastiveSeg's memory path (see above)
+    sync_free: bool | None = None        # the slot layout, no host sync in sampler and loss (None: on CUDA)
 
+# %% ../../nbs/32_pixel_contrast_module.ipynb #aa0b9450
 class PixelContrast(nn.Module):
     "Cross-image pixel contrast as a loss method (Wang et al. 2021): `forward(features, logits, targets)` → {'contrast': …}."
+    Params = PixelContrastParams
     def __init__(self, in_channels: int, num_classes: int, ignore_index: int = 255, **params):
         super().__init__()
-        unknown = set(params) - set(DEFAULTS)
-        if unknown: raise ValueError(f"unknown pixel_contrast param(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        p = {**DEFAULTS, **params}
+        p = PixelContrastParams.from_dict(params)
         self.p, self.num_classes, self.ignore_index = p, num_classes, ignore_index
-        self.proj = ProjectionHead(in_channels, p['proj_dim'], p['proj_kind'])
+        self.proj = ProjectionHead(in_channels, p.proj_dim, p.proj_kind)
         self.counter = StepCounter()
         self.stats: dict[str, Tensor] = {}                                    # the last step's `loss_stats` (logged)
-        if p['memory']:
-            init = 'randn' if p['authors_code'] else 'zeros'
-            self.pixel_queue = ClassQueue(num_classes, p['pixel_memory_size'], p['proj_dim'], init)
-            self.segment_queue = ClassQueue(num_classes, p['segment_memory_size'], p['proj_dim'], init)
+        if p.memory:
+            init = 'randn' if p.authors_code else 'zeros'
+            self.pixel_queue = ClassQueue(num_classes, p.pixel_memory_size, p.proj_dim, init)
+            self.segment_queue = ClassQueue(num_classes, p.segment_memory_size, p.proj_dim, init)
 
     def forward(self, features: dict, logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
         p = self.p
-        w = warmup_weight(self.counter.step(), p['warmup_iters'], p['loss_weight'])
-        emb = self.proj(pick_feature(features, p['feature']))                  # B×D×h×w, unit vectors
+        w = warmup_weight(self.counter.step(), p.warmup_iters, p.loss_weight)
+        emb = self.proj(pick_feature(features, p.feature))                  # B×D×h×w, unit vectors
         grid = emb.shape[-2:]
         lab = labels_to_grid(targets, grid)
         with fp32_loss(emb, logits.detach()) as (e32, lg):                     # autocast off: the loss in float32
             if lg.shape[-2:] != grid: lg = F.interpolate(lg, size=tuple(grid), mode='bilinear', align_corners=False)
             inp = (e32, lab, lg.argmax(1))
-            kw = dict(max_samples=p['max_samples'], max_views=p['max_views'], ignore_index=self.ignore_index)
-            if e32.is_cuda if p['sync_free'] is None else p['sync_free']:      # fixed shapes: no host sync
+            kw = dict(max_samples=p.max_samples, max_views=p.max_views, ignore_index=self.ignore_index)
+            if e32.is_cuda if p.sync_free is None else p.sync_free:      # fixed shapes: no host sync
                 A, ya, ok = anchor_slots(*inp, self.num_classes, **kw)
-                if p['memory']: S, pos, neg, scale, pools = self.memory_terms(A, ya, ok)
-                else: (S, pos, neg, scale), pools = slot_terms(A, ya, ok, p['temperature'], p['base_temperature']), (None, None)
+                if p.memory: S, pos, neg, scale, pools = self.memory_terms(A, ya, ok)
+                else: (S, pos, neg, scale), pools = slot_terms(A, ya, ok, p.temperature, p.base_temperature), (None, None)
                 loss = info_nce(S, pos, neg, scale)
                 self.stats = loss_stats(loss, pos, neg, scale, *pools)
             else:
                 X, y = hard_anchor_sampling(*inp, **kw, num_classes=self.num_classes)   # reads T: one host sync
-                if p['memory']:
+                if p.memory:
                     S, pos, neg, scale, pools = self.memory_terms(X, y)
                     loss = X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
                     self.stats = loss_stats(loss, pos, neg, scale, *pools)
                 else:                                                          # in-batch: by groups, no N×N masks
-                    loss = contrastive_loss(X, y, p['temperature'], p['base_temperature'], max_groups=lab.shape[0])
-                    self.stats = batch_loss_stats(loss, y, X.shape[1], p['temperature'] / p['base_temperature'])
-            if p['memory']: self.enqueue(e32.detach(), lab)
+                    loss = contrastive_loss(X, y, p.temperature, p.base_temperature, max_groups=lab.shape[0])
+                    self.stats = batch_loss_stats(loss, y, X.shape[1], p.temperature / p.base_temperature)
+            if p.memory: self.enqueue(e32.detach(), lab)
         return {'contrast': w * loss + 0.0 * emb.sum()}                        # the projection head is always in the graph
 
-    # ---------------------------------------------------------------------------------------- memories
-    def memory_bank(self):
-        "(entries, labels, valid) of both queues, flattened; the authors' layout with `authors_code`."
-        K, D = self.num_classes, self.p['proj_dim']
-        if self.p['authors_code']:   # `_sample_negative` on cat((segment_queue, pixel_queue), 1): classes 1..K-1, then 2M zero rows labelled 0
-            both = torch.cat([self.segment_queue.queue, self.pixel_queue.queue], 1)   # K×2M×D (equal sizes in their configs)
-            m2 = both.shape[1]
-            ent = torch.cat([both[1:].reshape(-1, D), both.new_zeros(m2, D)])
-            lbl = torch.cat([torch.arange(1, K, device=ent.device).repeat_interleave(m2),
-                             torch.zeros(m2, dtype=torch.long, device=ent.device)])
-            return ent, lbl, torch.ones_like(lbl, dtype=torch.bool)
-        qs = [self.pixel_queue, self.segment_queue]
-        ent = torch.cat([q.queue.reshape(-1, D) for q in qs])
-        lbl = torch.cat([torch.arange(K, device=ent.device).repeat_interleave(q.size) for q in qs])
-        return ent, lbl, torch.cat([q.valid().reshape(-1) for q in qs])
+    @classmethod
+    def build(cls, params: dict, channels: dict[str, int], num_classes: int, ignore_index: int = 255) -> 'PixelContrast':
+        "The `method.name='pixel_contrast'` plug-in for any baseline: projects `params['feature']` (default 'layer4')."
+        return cls(feature_channels(channels, cls.Params.from_dict(params).feature), num_classes, ignore_index, **params)
 
-    def memory_terms(self, X: Tensor, y: Tensor, used: Tensor | None = None):
-        """(S, pos, neg, scale, (pos pool, neg pool)) of `memory_loss`: the anchors against the other anchors and the
-        memories (paper), or against the memories only (`authors_code`); the pools are the masks before mining.
-        The anchors are `X` T×V×D of classes `y` T, or the slots `X` M×D, `y` M and `used` M of `anchor_slots`
-        (then the mining's sizes are bounded in advance: no host sync)."""
-        p = self.p
-        scale = p['temperature'] / p['base_temperature']
-        if used is None:
-            T, V, D = X.shape
-            if T * V == 0: return None, None, None, scale, (None, None)
-            A, ya = X.transpose(0, 1).reshape(V * T, D), y.repeat(V)
-        else: A, ya = X, y
-        ent, lbl, ok = self.memory_bank()
-        n = A.shape[0]
-        a_ok = torch.ones_like(ya, dtype=torch.bool) if used is None else used   # the anchors as columns
-        if p['authors_code']: C_, cy, cok = ent, lbl, ok
-        else: C_, cy, cok = torch.cat([A, ent.to(A.dtype)]), torch.cat([ya, lbl]), torch.cat([a_ok, ok])
-        selfm = torch.zeros(n, C_.shape[0], dtype=torch.bool, device=A.device)
-        idx = torch.arange(min(n, C_.shape[0]), device=A.device)
-        selfm[idx, idx] = True                                               # authors: the diagonal leaves the positives
-        S = A @ C_.T / p['temperature']
-        S = S - S.max(1, keepdim=True).values.detach()
-        same = ya[:, None] == cy[None]
-        pool_pos, pool_neg = same & cok[None] & ~selfm, ~same & cok[None]
-        if used is not None: pool_pos, pool_neg = pool_pos & used[:, None], pool_neg & used[:, None]   # unused rows
-        pos, neg = pool_pos, pool_neg
-        if not p['authors_code'] and p['mining'] != 'none':
-            bound = (None, None) if used is None else (n + p['pixel_memory_size'] + p['segment_memory_size'], C_.shape[0])
-            pos = mine(S, pos, p['num_positives'], p['mining'], p['mining_ratio'], hard_is_high=False, max_mask=bound[0])
-            neg = mine(S, neg, p['num_negatives'], p['mining'], p['mining_ratio'], hard_is_high=True, max_mask=bound[1])
-        return S, pos, neg, scale, (pool_pos, pool_neg)
+# %% ../../nbs/32_pixel_contrast_module.ipynb #d21a7309
+@patch
+def memory_bank(self: PixelContrast):
+    "(entries, labels, valid) of both queues, flattened; the authors' layout with `authors_code`."
+    K, D = self.num_classes, self.p.proj_dim
+    if self.p.authors_code:   # `_sample_negative` on cat((segment_queue, pixel_queue), 1): classes 1..K-1, then 2M zero rows labelled 0
+        both = torch.cat([self.segment_queue.queue, self.pixel_queue.queue], 1)   # K×2M×D (equal sizes in their configs)
+        m2 = both.shape[1]
+        ent = torch.cat([both[1:].reshape(-1, D), both.new_zeros(m2, D)])
+        lbl = torch.cat([torch.arange(1, K, device=ent.device).repeat_interleave(m2),
+                         torch.zeros(m2, dtype=torch.long, device=ent.device)])
+        return ent, lbl, torch.ones_like(lbl, dtype=torch.bool)
+    qs = [self.pixel_queue, self.segment_queue]
+    ent = torch.cat([q.queue.reshape(-1, D) for q in qs])
+    lbl = torch.cat([torch.arange(K, device=ent.device).repeat_interleave(q.size) for q in qs])
+    return ent, lbl, torch.cat([q.valid().reshape(-1) for q in qs])
 
-    def memory_loss(self, X: Tensor, y: Tensor) -> Tensor:
-        "Anchors against the other anchors and the memories (paper), or against the memories only (`authors_code`)."
-        S, pos, neg, scale, _ = self.memory_terms(X, y)
-        return X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
+# %% ../../nbs/32_pixel_contrast_module.ipynb #3a7535c0
+@patch
+def memory_terms(self: PixelContrast, X: Tensor, y: Tensor, used: Tensor | None = None):
+    """(S, pos, neg, scale, (pos pool, neg pool)) of `memory_loss`: the anchors against the other anchors and the
+    memories (paper), or against the memories only (`authors_code`); the pools are the masks before mining.
+    The anchors are `X` T×V×D of classes `y` T, or the slots `X` M×D, `y` M and `used` M of `anchor_slots`
+    (then the mining's sizes are bounded in advance: no host sync)."""
+    p = self.p
+    scale = p.temperature / p.base_temperature
+    if used is None:
+        T, V, D = X.shape
+        if T * V == 0: return None, None, None, scale, (None, None)
+        A, ya = X.transpose(0, 1).reshape(V * T, D), y.repeat(V)
+    else: A, ya = X, y
+    ent, lbl, ok = self.memory_bank()
+    n = A.shape[0]
+    a_ok = torch.ones_like(ya, dtype=torch.bool) if used is None else used   # the anchors as columns
+    if p.authors_code: C_, cy, cok = ent, lbl, ok
+    else: C_, cy, cok = torch.cat([A, ent.to(A.dtype)]), torch.cat([ya, lbl]), torch.cat([a_ok, ok])
+    selfm = torch.zeros(n, C_.shape[0], dtype=torch.bool, device=A.device)
+    idx = torch.arange(min(n, C_.shape[0]), device=A.device)
+    selfm[idx, idx] = True                                               # authors: the diagonal leaves the positives
+    S = A @ C_.T / p.temperature
+    S = S - S.max(1, keepdim=True).values.detach()
+    same = ya[:, None] == cy[None]
+    pool_pos, pool_neg = same & cok[None] & ~selfm, ~same & cok[None]
+    if used is not None: pool_pos, pool_neg = pool_pos & used[:, None], pool_neg & used[:, None]   # unused rows
+    pos, neg = pool_pos, pool_neg
+    if not p.authors_code and p.mining != 'none':
+        bound = (None, None) if used is None else (n + p.pixel_memory_size + p.segment_memory_size, C_.shape[0])
+        pos = mine(S, pos, p.num_positives, p.mining, p.mining_ratio, hard_is_high=False, max_mask=bound[0])
+        neg = mine(S, neg, p.num_negatives, p.mining, p.mining_ratio, hard_is_high=True, max_mask=bound[1])
+    return S, pos, neg, scale, (pool_pos, pool_neg)
 
-    @torch.no_grad()
-    def enqueue(self, emb: Tensor, lab: Tensor) -> None:
-        "Write this batch's segment means and sampled pixels (detached) into the queues, gathered from every rank."
-        B, D, h, w = emb.shape
-        K, N = self.num_classes, B * h * w
-        E = emb.permute(0, 2, 3, 1).reshape(N, D)
-        l = lab.reshape(N).long()
-        valid = (l != self.ignore_index) & (l >= 0) & (l < K)
-        if self.p['authors_code']: valid &= l != 0                            # the authors skip class 0
-        key = torch.where(valid, torch.arange(B, device=E.device).repeat_interleave(h * w) * K + l,
-                          torch.full_like(l, B * K))
-        sums = E.new_zeros(B * K + 1, D).index_add_(0, key, E)[:B * K]
-        cnt = torch.bincount(key, minlength=B * K + 1)[:B * K]
-        present = cnt > 0
-        seg, seg_l = F.normalize(sums[present], dim=1), torch.arange(B * K, device=E.device)[present] % K
-        perm = torch.randperm(N, device=E.device)
-        order = torch.argsort(key * N + perm)
-        sk = key[order]
-        start = torch.cumsum(torch.bincount(key, minlength=B * K + 1), 0) - torch.bincount(key, minlength=B * K + 1)
-        rank = torch.arange(N, device=E.device) - start[sk]
-        take = order[(sk < B * K) & (rank < self.p['pixel_update_freq'])]
-        pix, pix_l = E[take], l[take]
-        if self.p['authors_code']:
-            self.segment_queue.push(seg, seg_l)                                # +1 per entry: FIFO as well
-            _authors_pixel_push(self.pixel_queue, pix, pix_l, key[take] // K, B)
-            return
-        seg, seg_l, pix, pix_l = (all_gather_cat(t) for t in (seg, seg_l, pix, pix_l))
-        self.segment_queue.push(seg, seg_l); self.pixel_queue.push(pix, pix_l)
+@patch
+def memory_loss(self: PixelContrast, X: Tensor, y: Tensor) -> Tensor:
+    "Anchors against the other anchors and the memories (paper), or against the memories only (`authors_code`)."
+    S, pos, neg, scale, _ = self.memory_terms(X, y)
+    return X.sum() * 0.0 if S is None else info_nce(S, pos, neg, scale)
+
+# %% ../../nbs/32_pixel_contrast_module.ipynb #86246d11
+@patch
+@torch.no_grad()
+def enqueue(self: PixelContrast, emb: Tensor, lab: Tensor) -> None:
+    "Write this batch's segment means and sampled pixels (detached) into the queues, gathered from every rank."
+    B, D, h, w = emb.shape
+    K, N = self.num_classes, B * h * w
+    E = emb.permute(0, 2, 3, 1).reshape(N, D)
+    l = lab.reshape(N).long()
+    valid = (l != self.ignore_index) & (l >= 0) & (l < K)
+    if self.p.authors_code: valid &= l != 0                            # the authors skip class 0
+    key = torch.where(valid, torch.arange(B, device=E.device).repeat_interleave(h * w) * K + l,
+                      torch.full_like(l, B * K))
+    sums = E.new_zeros(B * K + 1, D).index_add_(0, key, E)[:B * K]
+    cnt = torch.bincount(key, minlength=B * K + 1)[:B * K]
+    present = cnt > 0
+    seg, seg_l = F.normalize(sums[present], dim=1), torch.arange(B * K, device=E.device)[present] % K
+    perm = torch.randperm(N, device=E.device)
+    order = torch.argsort(key * N + perm)
+    sk = key[order]
+    start = torch.cumsum(torch.bincount(key, minlength=B * K + 1), 0) - torch.bincount(key, minlength=B * K + 1)
+    rank = torch.arange(N, device=E.device) - start[sk]
+    take = order[(sk < B * K) & (rank < self.p.pixel_update_freq)]
+    pix, pix_l = E[take], l[take]
+    if self.p.authors_code:
+        self.segment_queue.push(seg, seg_l)                                # +1 per entry: FIFO as well
+        _authors_pixel_push(self.pixel_queue, pix, pix_l, key[take] // K, B)
+        return
+    seg, seg_l, pix, pix_l = (all_gather_cat(t) for t in (seg, seg_l, pix, pix_l))
+    self.segment_queue.push(seg, seg_l); self.pixel_queue.push(pix, pix_l)
 
 def _authors_pixel_push(q: ClassQueue, items: Tensor, labels: Tensor, image: Tensor, B: int) -> None:
     """The repository's pixel-queue rule, one image at a time: k entries of a class go to [ptr, ptr+k) and ptr advances
@@ -359,8 +414,3 @@ def _authors_pixel_push(q: ClassQueue, items: Tensor, labels: Tensor, image: Ten
         first = torch.where(wrap, M - cnt, q.ptr)
         q.queue[lb, first[lb] + r] = it
         q.ptr.copy_(torch.where(cnt > 0, torch.where(wrap, torch.zeros_like(q.ptr), q.ptr + 1), q.ptr))
-
-def build_method(params: dict, channels: dict[str, int], num_classes: int, ignore_index: int = 255) -> PixelContrast:
-    "The `method.name='pixel_contrast'` plug-in for any baseline: projects `params['feature']` (default 'layer4')."
-    feat = params.get('feature', DEFAULTS['feature'])
-    return PixelContrast(feature_channels(channels, feat), num_classes, ignore_index, **params)

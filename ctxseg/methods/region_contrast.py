@@ -5,17 +5,20 @@
 # %% ../../nbs/61_region_contrast_module.ipynb #22360565
 from __future__ import annotations
 import math
+from dataclasses import dataclass
+from typing import ClassVar
+from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
 from torch import nn, Tensor
 from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_grid, StepCounter,
-                                   warmup_weight, rank_within_group, all_gather_cat, broadcast_first, fp32_loss)
+                                   warmup_weight, rank_within_group, all_gather_cat, broadcast_first, fp32_loss, MethodParams)
 from .pixel_contrast import info_nce
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'AUTHORS', 'region_centres', 'enqueue_regions', 'paper_region_loss', 'authors_region_loss',
-           'RegionContrast', 'build_method']
+__all__ = ['region_centres', 'enqueue_regions', 'paper_region_loss', 'authors_region_loss', 'RegionContrastParams',
+           'RegionContrast']
 
 # %% ../../nbs/61_region_contrast_module.ipynb #aa88ce3d
 def region_centres(features: Tensor, classmap: Tensor, ignore_index: int = 255, per_image: bool = False) -> tuple[Tensor, Tensor]:
@@ -116,40 +119,45 @@ def authors_region_loss(centres: Tensor, classes: Tensor, queues: Tensor, temper
     return _ChannelwiseLoss.apply(centres, classes.long(), queues.detach().to(centres.dtype), temperature, block)
 
 
-# %% ../../nbs/61_region_contrast_module.ipynb #690679a0
-DEFAULTS = dict(
-    feature='rep',              # named feature: the head's representation before the classifier
-    proj_dim=0,                 # > 0: a projection head to that many channels (the released code has none)
-    region='gt',                # 'gt': ground-truth regions (paper) | 'pred': argmax of the logits (released code)
-    per_image=True,             # one centre per (image, class) (paper) | per class over the batch (released code)
-    loss='infonce',             # 'infonce': Eq. (rc-infonce) (paper) | 'code': Eq. (rc-code) (released code)
-    temperature=0.2, loss_weight=0.1, queue_len=2975, warmup_iters=0,
-    queue_init='zeros',         # 'zeros' (slots count once written) | 'randn': random unit vectors, all valid (released code)
-    divide_by_world_size=False, # the released train_contrast.py: EVERY loss term (CE, aux, contrast) / world size
-    enqueue_ranks='all',        # 'all': every rank's centres, gathered | 'first': rank 0's only (the released code, see below)
-    authors_code=False,         # all of the released path: 'pred', per_image=False, 'code', 'randn', divide, 'first'
-)
-AUTHORS = dict(region='pred', per_image=False, loss='code', queue_init='randn', divide_by_world_size=True,
-               enqueue_ranks='first')
+# %% ../../nbs/61_region_contrast_module.ipynb #3445e7ad
+@dataclass
+class RegionContrastParams(MethodParams):
+    """The parameters of `RegionContrast`: the keys of a config's `method.params`. The defaults are the paper's reading;
+    `authors_code=True` takes the released code's path (`AUTHORS`) for every key the config does not set."""
+    METHOD: ClassVar[str] = 'region_contrast'
+    AUTHORS: ClassVar[dict] = dict(region='pred', per_image=False, loss='code', queue_init='randn', divide_by_world_size=True,
+                                   enqueue_ranks='first')
+    feature: str = 'rep'                 # named feature: the head's representation before the classifier
+    proj_dim: int = 0                    # > 0: a projection head to that many channels (the released code has none)
+    region: str = 'gt'                   # 'gt': ground-truth regions (paper) | 'pred': argmax of the logits (released code)
+    per_image: bool = True               # one centre per (image, class) (paper) | per class over the batch (released code)
+    loss: str = 'infonce'                # 'infonce': Eq. (rc-infonce) (paper) | 'code': Eq. (rc-code) (released code)
+    temperature: float = 0.2             # τ
+    loss_weight: float = 0.1             # λ
+    queue_len: int = 2975                # slots per class of the memory (the released code: the training set's size)
+    warmup_iters: int = 0                # λ is 0 before this iteration
+    queue_init: str = 'zeros'            # 'zeros' (slots count once written) | 'randn': random unit vectors, all valid (released code)
+    divide_by_world_size: bool = False   # the released train_contrast.py: EVERY loss term (CE, aux, contrast) / world size
+    enqueue_ranks: str = 'all'           # 'all': every rank's centres, gathered | 'first': rank 0's only (the released code, see below)
+    authors_code: bool = False           # all of the released path: the values of AUTHORS
 
+# %% ../../nbs/61_region_contrast_module.ipynb #4877f3e4
 def _world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 class RegionContrast(nn.Module):
     "Region-aware contrast as a loss method (Hu et al. 2021): `forward(features, logits, targets)` → {'region_contrast': …}."
+    Params = RegionContrastParams
     def __init__(self, in_channels: int, num_classes: int, ignore_index: int = 255, **params):
         super().__init__()
-        unknown = set(params) - set(DEFAULTS)
-        if unknown: raise ValueError(f"unknown region_contrast param(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        p = {**DEFAULTS, **params}
-        if p['authors_code']: p.update({k: v for k, v in AUTHORS.items() if k not in params})
+        p = RegionContrastParams.from_dict(params)
         for k, allowed in (('region', ('gt', 'pred')), ('loss', ('infonce', 'code')), ('queue_init', ('zeros', 'randn')),
                            ('enqueue_ranks', ('all', 'first'))):
-            if p[k] not in allowed: raise ValueError(f"region_contrast {k}={p[k]!r}: expected one of {allowed}")
+            if getattr(p, k) not in allowed: raise ValueError(f"region_contrast {k}={getattr(p, k)!r}: expected one of {allowed}")
         self.p, self.num_classes, self.ignore_index = p, num_classes, ignore_index
-        self.proj = ProjectionHead(in_channels, p['proj_dim']) if p['proj_dim'] > 0 else None
-        D, L = (p['proj_dim'] or in_channels), int(p['queue_len'])
-        if p['queue_init'] == 'randn':
+        self.proj = ProjectionHead(in_channels, p.proj_dim) if p.proj_dim > 0 else None
+        D, L = (p.proj_dim or in_channels), int(p.queue_len)
+        if p.queue_init == 'randn':
             self.register_buffer('queues', F.normalize(torch.randn(num_classes, D, L), dim=1))
             self.register_buffer('filled', torch.full((num_classes,), L, dtype=torch.long))
         else:
@@ -162,7 +170,7 @@ class RegionContrast(nn.Module):
     @property
     def divide_by_world_size(self) -> bool:
         "Whether the `Segmentor` divides every loss term by the world size (the released path)."
-        return bool(self.p['divide_by_world_size'])
+        return bool(self.p.divide_by_world_size)
 
     def valid(self) -> Tensor:
         "K×L: the slots that hold an entry."
@@ -170,38 +178,42 @@ class RegionContrast(nn.Module):
 
     def classmap(self, logits: Tensor, targets: Tensor, grid) -> Tensor:
         "The class map on the feature grid: ground truth (nearest) or the argmax of the logits there."
-        if self.p['region'] == 'gt': return labels_to_grid(targets, grid)
+        if self.p.region == 'gt': return labels_to_grid(targets, grid)
         if logits.shape[-2:] != grid: logits = F.interpolate(logits, size=tuple(grid), mode='bilinear', align_corners=False)
         return logits.argmax(1)
 
-    def forward(self, features: dict, logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
-        p = self.p
-        w = warmup_weight(self.counter.step(), p['warmup_iters'], p['loss_weight'])
-        f = pick_feature(features, p['feature'])
-        if self.proj is not None: f = self.proj(f)
-        with fp32_loss(f, logits.detach()) as (f32, lg):                      # autocast off: the loss in float32
-            cmap = self.classmap(lg, targets, f32.shape[-2:])
-            centres, classes = region_centres(f32, cmap, self.ignore_index, p['per_image'])
-            if classes.numel() and int(classes.max()) >= self.num_classes:
-                raise ValueError(f'class {int(classes.max())} in the class map, but the method has {self.num_classes} classes')
-            if p['loss'] == 'code': loss = authors_region_loss(centres, classes, self.queues, p['temperature'])
-            else: loss = paper_region_loss(centres, classes, self.queues, self.valid(), p['temperature'])
+    @classmethod
+    def build(cls, params: dict, channels: dict[str, int], num_classes: int, ignore_index: int = 255) -> 'RegionContrast':
+        "The `method.name='region_contrast'` plug-in for any baseline, on `params['feature']` (default 'rep')."
+        return cls(feature_channels(channels, cls.Params.from_dict(params).feature), num_classes, ignore_index, **params)
 
-            self.stats = {'raw': loss.detach(), 'centres': torch.tensor(float(classes.numel())),
-                          'filled': self.filled.float().mean()}
-            if self.training: self.enqueue(centres.detach(), classes)
-        return {'region_contrast': w * loss + 0.0 * f.sum()}
+# %% ../../nbs/61_region_contrast_module.ipynb #003bb033
+@patch
+def forward(self: RegionContrast, features: dict, logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
+    p = self.p
+    w = warmup_weight(self.counter.step(), p.warmup_iters, p.loss_weight)
+    f = pick_feature(features, p.feature)
+    if self.proj is not None: f = self.proj(f)
+    with fp32_loss(f, logits.detach()) as (f32, lg):                      # autocast off: the loss in float32
+        cmap = self.classmap(lg, targets, f32.shape[-2:])
+        centres, classes = region_centres(f32, cmap, self.ignore_index, p.per_image)
+        if classes.numel() and int(classes.max()) >= self.num_classes:
+            raise ValueError(f'class {int(classes.max())} in the class map, but the method has {self.num_classes} classes')
+        if p.loss == 'code': loss = authors_region_loss(centres, classes, self.queues, p.temperature)
+        else: loss = paper_region_loss(centres, classes, self.queues, self.valid(), p.temperature)
 
-    @torch.no_grad()
-    def enqueue(self, centres: Tensor, classes: Tensor) -> None:
-        "Every rank's centres, gathered in rank order (or rank 0's only), written into the memory (identical on every rank)."
-        if self.p['enqueue_ranks'] == 'first': centres, classes = broadcast_first(centres), broadcast_first(classes)
-        else: centres, classes = all_gather_cat(centres), all_gather_cat(classes)
-        enqueue_regions(self.queues, self.ptrs, centres, classes)
-        counts = torch.bincount(classes.long(), minlength=self.num_classes)
-        self.filled.copy_(torch.clamp(self.filled + counts, max=self.queues.shape[2]))
+        self.stats = {'raw': loss.detach(), 'centres': torch.tensor(float(classes.numel())),
+                      'filled': self.filled.float().mean()}
+        if self.training: self.enqueue(centres.detach(), classes)
+    return {'region_contrast': w * loss + 0.0 * f.sum()}
 
-def build_method(params: dict, channels: dict[str, int], num_classes: int, ignore_index: int = 255) -> RegionContrast:
-    "The `method.name='region_contrast'` plug-in for any baseline, on `params['feature']` (default 'rep')."
-    feat = params.get('feature', DEFAULTS['feature'])
-    return RegionContrast(feature_channels(channels, feat), num_classes, ignore_index, **params)
+# %% ../../nbs/61_region_contrast_module.ipynb #824c4fd3
+@patch
+@torch.no_grad()
+def enqueue(self: RegionContrast, centres: Tensor, classes: Tensor) -> None:
+    "Every rank's centres, gathered in rank order (or rank 0's only), written into the memory (identical on every rank)."
+    if self.p.enqueue_ranks == 'first': centres, classes = broadcast_first(centres), broadcast_first(classes)
+    else: centres, classes = all_gather_cat(centres), all_gather_cat(classes)
+    enqueue_regions(self.queues, self.ptrs, centres, classes)
+    counts = torch.bincount(classes.long(), minlength=self.num_classes)
+    self.filled.copy_(torch.clamp(self.filled + counts, max=self.queues.shape[2]))

@@ -254,6 +254,7 @@ def auto_key_map(model: nn.Module, keys) -> str | None:
         return 'mmseg_v1c'
     return None
 
+# %% ../../nbs/03_backbones.ipynb #28fa8519
 def read_state_dict(path) -> dict[str, torch.Tensor]:
     "Tensors of a `.pth`/`.pt` (opening a `state_dict`/`model` wrapper) or `.safetensors` file, on CPU."
     path = Path(path)

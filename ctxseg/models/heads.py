@@ -4,7 +4,7 @@
 
 # %% ../../nbs/04_heads.ipynb #ddc09fd6
 from __future__ import annotations
-import importlib, math
+import math
 from functools import partial
 import torch
 import torch.nn as nn
@@ -243,15 +243,10 @@ class AuxHead(FCNHead):
 HEADS: dict[str, type] = {'fcn': FCNHead, 'psp': PSPHead, 'aspp': ASPPHead, 'ocr': OCRHead}
 
 def build_head(name: str, in_channels, num_classes: int, **kw) -> SegHead:
-    """Head `name` for features with `in_channels`; `kw` go to its constructor. `name` is one of `HEADS`, or a
-    paper module under `ctxseg.methods` whose `build_head(in_channels, num_classes, **kw)` builds a head method
-    (GALD, MCIBI): head methods stay in the model at inference, so they are chosen by `model.head`."""
-    if name in HEADS: return HEADS[name](in_channels, num_classes, **kw)
-    try: mod = importlib.import_module(f'ctxseg.methods.{name}')
-    except ModuleNotFoundError: mod = None
-    if mod is None or not hasattr(mod, 'build_head'):
-        raise KeyError(f"unknown head {name!r}; choose from {sorted(HEADS)} or a head method under ctxseg.methods")
-    return mod.build_head(in_channels, num_classes, **kw)
+    """Baseline head `name` (one of `HEADS`) for features with `in_channels`; `kw` go to its constructor. The papers'
+    head methods (GALD, MCIBI) join these in the registry of `ctxseg.models.segmentor` (`HEAD_METHODS`)."""
+    if name not in HEADS: raise KeyError(f"unknown head {name!r}; choose from {', '.join(sorted(HEADS))}")
+    return HEADS[name](in_channels, num_classes, **kw)
 
 def build_aux_head(in_channels, num_classes: int, **kw) -> AuxHead:
     "The stage-3 auxiliary FCN head."

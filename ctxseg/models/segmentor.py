@@ -4,17 +4,18 @@
 
 # %% ../../nbs/07_segmentor.ipynb #0e7dc2ca
 from __future__ import annotations
-import importlib
+import dataclasses
 from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 from torch import nn, Tensor
 from .backbones import build_backbone
-from .heads import build_head, build_aux_head
+from .heads import HEADS, build_aux_head
+from ..methods import gald, mcibi, pixel_contrast, region_contrast, contextrast
 from ..losses import SegLoss
 
 # %% auto #0
-__all__ = ['SegOutput', 'Segmentor', 'build_method', 'build_model']
+__all__ = ['HEAD_METHODS', 'LOSS_METHODS', 'SegOutput', 'Segmentor', 'build_head', 'build_method', 'method_params', 'build_model']
 
 # %% ../../nbs/07_segmentor.ipynb #d994a8a8
 @dataclass
@@ -75,15 +76,35 @@ class Segmentor(nn.Module):
         return {'backbone': [p for p in self.parameters() if id(p) in bb and p.requires_grad],
                 'head': [p for p in self.parameters() if id(p) not in bb and p.requires_grad]}
 
-# %% ../../nbs/07_segmentor.ipynb #bbabeefb
+# %% ../../nbs/07_segmentor.ipynb #e17d84eb
+HEAD_METHODS: dict[str, callable] = {    # heads that are a paper's method: they stay in the model at inference
+    'gald': gald.build_head,            # 41_gald_module
+    'mcibi': mcibi.build_head,          # 51_mcibi_module (MCIBI and MCIBI++)
+}
+LOSS_METHODS: dict[str, type] = {       # training-only terms, each a class with `Params` and `build`
+    'pixel_contrast': pixel_contrast.PixelContrast,     # 32_pixel_contrast_module
+    'region_contrast': region_contrast.RegionContrast,  # 61_region_contrast_module
+    'contextrast': contextrast.Contextrast,             # 71_contextrast_module
+}
+
+def build_head(name: str, in_channels, num_classes: int, **kw) -> nn.Module:
+    "Head `name`, a baseline's (`HEADS`) or a head method (`HEAD_METHODS`), for features with `in_channels`; `kw` go to its builder."
+    make = HEADS.get(name) or HEAD_METHODS.get(name)
+    if make is None: raise KeyError(f"unknown head {name!r}; choose from {', '.join(sorted({**HEADS, **HEAD_METHODS}))}")
+    return make(in_channels, num_classes, **kw)
+
 def build_method(mcfg, channels: dict[str, int], num_classes: int, ignore_index: int = 255):
     "The loss method named by `mcfg` (a `MethodConfig`), or None for the baseline."
     if mcfg.name in ('', 'none', None): return None
-    try: mod = importlib.import_module(f'ctxseg.methods.{mcfg.name}')
-    except ModuleNotFoundError as e:
-        raise ValueError(f"unknown method {mcfg.name!r}: no module ctxseg.methods.{mcfg.name}") from e
-    return mod.build_method(dict(mcfg.params), channels, num_classes, ignore_index)
+    if mcfg.name not in LOSS_METHODS: raise ValueError(f"unknown method {mcfg.name!r}; choose from {', '.join(sorted(LOSS_METHODS))}")
+    return LOSS_METHODS[mcfg.name].build(dict(mcfg.params), channels, num_classes, ignore_index)
 
+def method_params(mcfg) -> dict:
+    "The effective parameters of the loss method of `mcfg`: its dataclass's defaults, the authors' values where chosen, the config's."
+    if mcfg.name in ('', 'none', None): return {}
+    return dataclasses.asdict(LOSS_METHODS[mcfg.name].Params.from_dict(dict(mcfg.params)))
+
+# %% ../../nbs/07_segmentor.ipynb #bbabeefb
 def _init_seeds() -> list[int]:
     "Four seeds (trunk, head, auxiliary head, method) from one draw of the global torch generator."
     base = int(torch.randint(0, 2**62, (1,)))

@@ -62,45 +62,29 @@ command = ''          # how this execution was started
 # checks exactly that, on every seed.
 
 # %%
+from ctxseg.chapter import SMOKE_OVERRIDES
 PROFILE_DEFAULTS = {
-    'smoke': dict(presets=['smoke'], seeds=[0, 1], overrides=['train.iters=24', 'train.lr=0.02', 'train.log_interval=1',
-                                                               'train.ckpt_interval=12']),
+    'smoke': dict(presets=['smoke'], seeds=[0, 1], overrides=SMOKE_OVERRIDES),
     'cpu': dict(presets=['synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr'], seeds=[0, 1, 2, 3, 4], overrides=[]),
     'gpu': dict(presets=['cityscapes_fcn_r50', 'cityscapes_psp_r101', 'cityscapes_aspp_r101', 'cityscapes_ocr_hr48'],
                 seeds=[0], overrides=[]),
 }
 
 # %%
-from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
-from ctxseg import configs as C
-from ctxseg import presets as P
-import numpy as np
-from ctxseg.runner import (check_gpu_profile, repo_root, git_info, machine_info, train_grid, grid_table, class_iou_table, plot_losses,
-                           plot_class_iou, plot_overlays, loss_trend, paired_values, claims_table, plot_paired, Table,
-                           table_notes, recipe_targets)
+from ctxseg.chapter import setup, train_chapter, trained_runs, load_model, plot_pairs
+from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, loss_trend, Table, table_notes
+from ctxseg.protocol import claims_table, recipe_targets
 
-if profile not in PROFILE_DEFAULTS:
-    raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
-d = PROFILE_DEFAULTS[profile]
-presets = list(presets or d['presets'])
-seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
-overrides = [*d['overrides'], *overrides]
-out_dir = repo_root() / (out_dir or f'runs/{profile}/baselines')      # a relative out_dir is inside the checkout
-cfgs = {p: P.get(p, overrides) for p in presets}          # an unknown preset or override key fails here, not mid-grid
-shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir   # no machine paths in the output
-print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
-for p, c in cfgs.items():
-    print(f'  {p}: {c.model.backbone} + {c.model.head}, {c.data.dataset} {c.data.size if c.data.dataset == "synthetic" else c.data.crop_size}, '
-          f'{c.train.iters} iterations, batch {c.data.batch_size}, lr {c.train.lr}')
+ch = setup('baselines', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command)
 
 # %% [markdown]
 # The `gpu` profile needs a CUDA device and the prepared dataset; without them it stops here with a
 # message rather than half-way through the grid.
 
 # %%
-if profile == 'gpu': check_gpu_profile(cfgs.values())
+ch.check_gpu()
 
 # %% [markdown]
 # ## Training
@@ -109,10 +93,7 @@ if profile == 'gpu': check_gpu_profile(cfgs.values())
 # resumed, and `summary.json` in `out_dir` records every run's status and metrics.
 
 # %%
-context = {'notebook': 'baselines', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'],
-           **git_info()}
-summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
-print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
+summary = train_chapter(ch)
 
 # %% [markdown]
 # ## Results
@@ -135,11 +116,10 @@ grid_table(summary)
 # %%
 #| label: fig-train-baselines-losses
 #| fig-cap: Training loss (all terms, the auxiliary head included; running mean over 3 logs) of FCN, PSPNet, DeepLabV3 and OCRNet, one line per seed; the shaded band is the last 20 % of the iterations, the window the table below judges. The seeds of each preset stay close and level off by the end.
-plot_losses(summary, smooth=3 if profile != 'smoke' else 1, tail=0.2)
-plt.show()
+plot_losses(summary, smooth=ch.smooth, tail=0.2); plt.show()
 
 # %%
-trend = {(r['preset'], r['seed']): loss_trend(out_dir / r['dir']) for r in summary['runs'] if 'metrics' in r}
+trend = {(r['preset'], r['seed']): loss_trend(ch.out_dir / r['dir']) for r in summary['runs'] if 'metrics' in r}
 Table(['preset', 'seed', 'window', 'loss there', 'change over it'],
       [[p, s, f"{t['start']:.0f}–{t['end']:.0f}", f"{t['level']:.3f}", f"{100 * t['change']:+.1f} %"] for (p, s), t in trend.items()],
       table_notes(summary), title='the training loss over the last 20 % of the iterations')
@@ -152,8 +132,7 @@ Table(['preset', 'seed', 'window', 'loss there', 'change over it'],
 # %%
 #| label: fig-train-baselines-class-iou
 #| fig-cap: Per-class validation IoU of the four baselines, mean over five seeds with one-standard-deviation whiskers. The context heads lift car and boat far above FCN, whose seeds scatter widely on them; sign, the rarest class, stays below 30 % for every head.
-plot_class_iou(summary)
-plt.show()
+plot_class_iou(summary); plt.show()
 
 # %% [markdown]
 # ## Qualitative results
@@ -166,8 +145,7 @@ plt.show()
 # %%
 #| label: fig-train-baselines-overlays
 #| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of each baseline, wrong pixels outlined in black and pixel accuracy in the corner. FCN splits or mislabels cars and boats that the context heads get right.
-plot_overlays(summary, n=4, seed=0 if 0 in seeds else None)
-plt.show()
+plot_overlays(summary, n=4, seed=ch.overlay_seed); plt.show()
 
 
 # %% [markdown]
@@ -183,22 +161,16 @@ plt.show()
 def horizon_probe(n=64):
     from ctxseg.synthetic import swap_horizon, CAR, BOAT
     from ctxseg.data import build_dataset
-    from ctxseg.engine import load_checkpoint, infer
-    from ctxseg.models.segmentor import build_model
-    c0 = next(iter(cfgs.values()))
+    from ctxseg.engine import infer
+    c0 = next(iter(ch.cfgs.values()))
     if c0.data.dataset != 'synthetic': return None
     ds = build_dataset(c0.data, 'val'); samples = [ds[i] for i in range(min(n, len(ds)))]
-    x = torch.stack([s['image'] for s in samples]); y = torch.stack([s['label'] for s in samples])
+    x, y = (torch.stack([s[k] for s in samples]) for k in ('image', 'label'))
     obj = (y == CAR) | (y == BOAT)
     rows = []
-    for r in (r for r in summary['runs'] if 'metrics' in r):
-        ck = out_dir / r['dir'] / 'checkpoint.pt'
-        if not ck.is_file() or not obj.any(): continue
-        cfg = C.load_json(out_dir / r['dir'] / 'config.json')
-        model = build_model(cfg, ds.num_classes, ds.ignore_index).eval()
-        model.load_state_dict(load_checkpoint(ck)['model'])
-        p0 = infer(model, x, cfg.eval, ds.num_classes, cfg.model.align_corners).argmax(1)
-        p1 = infer(model, swap_horizon(x), cfg.eval, ds.num_classes, cfg.model.align_corners).argmax(1)
+    for r, run in trained_runs(summary) if obj.any() else []:
+        model, cfg, _ = load_model(run)
+        p0, p1 = (infer(model, im, cfg.eval, ds.num_classes, cfg.model.align_corners).argmax(1) for im in (x, swap_horizon(x)))
         swapped = ((p0 == CAR) & (p1 == BOAT)) | ((p0 == BOAT) & (p1 == CAR))
         rows.append([r['preset'], r['seed'], f'{100 * (p0 == y)[obj].float().mean():.0f} %', f'{100 * swapped[obj].float().mean():.0f} %'])
     return Table(['preset', 'seed', 'car/boat pixels right', 'swapped by the horizon swap'], rows, table_notes(summary),
@@ -234,20 +206,16 @@ grid_table(summary, metrics=BOUNDARY)
 # this number of seeds could detect.
 
 # %%
-fcn = 'synthetic_fcn' if 'synthetic_fcn' in presets else presets[0]
+fcn = 'synthetic_fcn' if 'synthetic_fcn' in ch.presets else ch.presets[0]
 claims = [dict(claim=f'{p.split("_")[-1].upper()} > FCN{"" if c is None else " on " + c}', rows=p.split('_')[-1], baseline=fcn,
                method=p, expect='increase', cls=c)
-          for p in presets if p != fcn for c in (None, 'car', 'boat')]
+          for p in ch.presets if p != fcn for c in (None, 'car', 'boat')]
 claims_table(summary, claims) if claims else print('one preset only: nothing to compare')
 
 # %%
 #| label: fig-train-baselines-paired
 #| fig-cap: mIoU of each context head against FCN, seed by seed: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black. Each head beats FCN on four seeds; on the fifth, where FCN reached about 60 %, it does not.
-if claims:
-    others = [p for p in presets if p != fcn]
-    fig, axs = plt.subplots(1, len(others), figsize=(3.2 * len(others), 3), sharey=True, squeeze=False)
-    for ax, p in zip(axs[0], others): plot_paired(summary, fcn, p, ax=ax)
-    fig.tight_layout(); plt.show()
+plot_pairs(summary, claims, strip=(), width=3.2); plt.show()
 
 # %% [markdown]
 # ## The benchmark's targets

@@ -34,28 +34,21 @@ time_budget = 0.0     # seconds; 0: no limit
 command = ''          # how this execution was started
 
 # %%
+from ctxseg.chapter import SMOKE_OVERRIDES
 PROFILE_DEFAULTS = {
-    'smoke': dict(presets=['smoke_mcibipp_pixcon', 'smoke_mcibipp'], seeds=[0, 1],
-                  overrides=['train.iters=24', 'train.lr=0.02', 'train.log_interval=1', 'train.ckpt_interval=12']),
+    'smoke': dict(presets=['smoke_mcibipp_pixcon', 'smoke_mcibipp'], seeds=[0, 1], overrides=SMOKE_OVERRIDES),
     'cpu': dict(presets=['synthetic_mcibipp_pixcon_batch'], seeds=[0, 1, 2, 3, 4], overrides=[]),
 }
 
 # %%
 import matplotlib.pyplot as plt
-from ctxseg import configs as C
-from ctxseg.runner import (load_summary, merge_summaries, repo_root, git_info, machine_info, train_grid, grid_table,
-                           class_iou_table, plot_losses, plot_class_iou, plot_overlays, claims_table, expand_claims, plot_paired)
+from IPython.display import display
+from ctxseg.chapter import setup, train_chapter, committed_rows, with_rows, plot_pairs
+from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays
+from ctxseg.protocol import claims_table, expand_claims
 from ctxseg.presets.pixel_contrast import COMBINATION_CLAIMS
 
-if profile not in PROFILE_DEFAULTS:
-    raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
-d = PROFILE_DEFAULTS[profile]
-presets = list(presets or d['presets'])
-seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
-overrides = [*d['overrides'], *overrides]
-out_dir = repo_root() / (out_dir or f'runs/{profile}/combination')
-shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
-print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
+ch = setup('combination', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command)
 
 # %% [markdown]
 # ## The reference rows
@@ -63,42 +56,32 @@ print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {show
 # DeepLabV3, MCIBI++ and in-batch pixel contrast are the committed runs of their chapters (same recipe, same seeds).
 
 # %%
-refs = []
-if profile == 'cpu' and not overrides:
-    for grid, p in (('baselines', 'synthetic_aspp'), ('mcibi', 'synthetic_mcibipp'), ('pixel_contrast', 'synthetic_aspp_pixcon_batch')):
-        s = load_summary(repo_root() / 'book' / 'results' / 'cpu' / grid)
-        refs.append({**s, 'runs': [r for r in s['runs'] if r['preset'] == p]})
-        print(f"{p}: {len(refs[-1]['runs'])} runs of the {grid} grid at {s['git_commit'][:12]}")
+refs = [(committed_rows(ch, grid, p), p) for grid, p in (('baselines', 'synthetic_aspp'), ('mcibi', 'synthetic_mcibipp'),
+                                                         ('pixel_contrast', 'synthetic_aspp_pixcon_batch'))]
 
 # %% [markdown]
 # ## Training
 
 # %%
-context = {'notebook': 'combination', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info()}
-summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
-summary = load_summary(out_dir)                     # the same summary, with each run's commit from its provenance
-print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
+summary = train_chapter(ch, reload=True)            # reloaded: each run with the commit it was trained at
 
 # %% [markdown]
 # ## Results
 
 # %%
-merged = merge_summaries(*refs, summary)
-merged['presets'] = [*(r['runs'][0]['preset'] for r in refs if r['runs']), *summary['presets']]
+merged = with_rows(summary, *refs)
 display(grid_table(merged, metrics=('mIoU', 'aAcc', 'mAcc', 'BF@1')))   # with the reference rows of the chapters
 grid_table(summary)                                                   # this grid's own runs
 
 # %%
 #| label: fig-train-combination-losses
 #| fig-cap: Training loss (all terms: MCIBI++'s stages and the weighted pixel-contrast term included; running mean over 3 logs) of MCIBI++ with in-batch pixel contrast, one line per seed. The contrastive term joins after its 125-iteration warm-up, so a step there is expected, as in the pixel-contrast chapter.
-plot_losses(summary, smooth=3 if profile != 'smoke' else 1)
-plt.show()
+plot_losses(summary, smooth=ch.smooth); plt.show()
 
 # %%
 #| label: fig-train-combination-class-iou
 #| fig-cap: Per-class validation IoU of MCIBI++ with in-batch pixel contrast, mean over five seeds with one-standard-deviation whiskers; the table below sets it beside DeepLabV3, MCIBI++ and pixel contrast class by class.
-plot_class_iou(summary)
-plt.show()
+plot_class_iou(summary); plt.show()
 
 # %%
 class_iou_table(summary)
@@ -107,19 +90,13 @@ class_iou_table(summary)
 # ## The claims, seed by seed
 
 # %%
-claims = expand_claims(merged, COMBINATION_CLAIMS) or expand_claims(merged, [('with pixel contrast against without', presets[-1], presets[0], [None])])
+claims = expand_claims(merged, COMBINATION_CLAIMS) or expand_claims(merged, [('with pixel contrast against without', ch.presets[-1], ch.presets[0], [None])])
 claims_table(merged, claims) if claims else print('none of the claims has both of its rows in this grid')
 
 # %%
 #| label: fig-train-combination-paired
 #| fig-cap: mIoU seed by seed for each pair the claims compare, the combination against MCIBI++, against in-batch pixel contrast and against DeepLabV3 (the committed runs of their chapters): a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
-pairs = list(dict.fromkeys((c['baseline'], c['method']) for c in claims))
-if pairs:
-    fig, axs = plt.subplots(1, len(pairs), figsize=(3.0 * len(pairs), 3.0), squeeze=False, sharey=True)
-    for ax, (b, m) in zip(axs[0], pairs):
-        plot_paired(merged, b, m, ax=ax)
-        ax.set_xticklabels([b.replace('synthetic_', ''), m.replace('synthetic_', '')], fontsize=7, rotation=12)
-    fig.tight_layout(); plt.show()
+plot_pairs(merged, claims); plt.show()
 
 # %% [markdown]
 # ## Qualitative results
@@ -127,5 +104,4 @@ if pairs:
 # %%
 #| label: fig-train-combination-overlays
 #| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of MCIBI++ with in-batch pixel contrast, wrong pixels outlined in black and pixel accuracy in the corner.
-plot_overlays(summary, n=4, seed=0 if 0 in seeds else None)
-plt.show()
+plot_overlays(summary, n=4, seed=ch.overlay_seed); plt.show()

@@ -16,7 +16,7 @@
 # | `gpu` | `contextrast_cityscapes_fcn_hr48` and its baseline `contextrast_cityscapes_fcn_hr48_baseline` (HRNetV2-W48, the paper's main row); the DeepLabV3, OCRNet, CamVid, ADE20K, COCO-Stuff and PASCAL-Context presets by name | the paper's datasets | a CUDA machine with the datasets under `data/` |
 #
 # The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
-# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/71_contextrast_module`). Before a GPU run, `ctxseg rehearse contextrast_cityscapes_fcn_hr48` takes two full-size steps
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/72_contextrast_presets`). Before a GPU run, `ctxseg rehearse contextrast_cityscapes_fcn_hr48` takes two full-size steps
 # on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory).
 #
 # To run it:
@@ -57,42 +57,30 @@ command = ''          # how this execution was started
 # Each profile's defaults; `reference` names the grid whose runs supply the DeepLabV3 rows.
 
 # %%
+from ctxseg.chapter import SMOKE_OVERRIDES
 PROFILE_DEFAULTS = {
-    'smoke': dict(presets=['smoke_contextrast', 'smoke_contextrast_random'], seeds=[0, 1],
-                  overrides=['train.iters=24', 'train.lr=0.02', 'train.log_interval=1', 'train.ckpt_interval=12'], reference=None),
+    'smoke': dict(presets=['smoke_contextrast', 'smoke_contextrast_random'], seeds=[0, 1], overrides=SMOKE_OVERRIDES, reference=None),
     'cpu': dict(presets=['synthetic_aspp_contextrast', 'synthetic_aspp_ccl', 'synthetic_aspp_ccl_semihard'],
                 seeds=[0, 1, 2, 3, 4], overrides=[], reference='book/results/cpu/baselines'),
     'gpu': dict(presets=['contextrast_cityscapes_fcn_hr48', 'contextrast_cityscapes_fcn_hr48_baseline'], seeds=[0], overrides=[], reference=None),
 }
 
 # %%
-import json
 from IPython.display import display
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from ctxseg import configs as C
-from ctxseg import presets as P
-from ctxseg.runner import (check_gpu_profile, load_reference, load_summary, merge_summaries, repo_root, git_info, machine_info, train_grid,
-                           grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, claims_table, expand_claims,
-                           plot_paired, mean_log_series)
+from ctxseg.chapter import (setup, train_chapter, reference_rows, committed_rows, with_rows, plot_pairs, plot_log_panels,
+                            trained_runs, load_model, pixel_sample, save_results, shown)
+from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, train_grid
+from ctxseg.models.segmentor import method_params
+from ctxseg.protocol import claims_table, expand_claims
 from ctxseg.presets.contextrast import CPU_CLAIMS
 
-if profile not in PROFILE_DEFAULTS:
-    raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
-d = PROFILE_DEFAULTS[profile]
-presets = list(presets or d['presets'])
-seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
-overrides = [*d['overrides'], *overrides]
-out_dir = repo_root() / (out_dir or f'runs/{profile}/contextrast')
-cfgs = {p: P.get(p, overrides) for p in presets}
-shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
-print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
-for p, c in cfgs.items():
-    print(f'  {p}: {c.model.backbone} + {c.model.head}, {c.data.dataset}, {c.train.iters} iterations, batch {c.data.batch_size}, '
-          f'lr {c.train.lr}; method {c.method.name or "none"} {c.method.params.get("sampling", "")}')
-if profile == 'gpu': check_gpu_profile(cfgs.values())
+ch = setup('contextrast', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command,
+           detail=lambda c: f'; method {c.method.name or "none"} {method_params(c.method).get("sampling", "")}')
+ch.check_gpu()
 
 # %% [markdown]
 # ## The reference rows
@@ -103,23 +91,14 @@ if profile == 'gpu': check_gpu_profile(cfgs.values())
 # on the same trunk) join them for the paper's Table 2 comparison.
 
 # %%
-reference = (load_reference(repo_root() / d['reference'], overrides, preset=presets[0],
-                             may_differ=('method.name', 'method.params')) if d['reference']
-             else print('no reference grid for this profile'))
-pixcon = None
-if profile == 'cpu' and not overrides:
-    pc = load_summary(repo_root() / 'book' / 'results' / 'cpu' / 'pixel_contrast')
-    pixcon = {**pc, 'runs': [r for r in pc['runs'] if r['preset'] == 'synthetic_aspp_pixcon_batch']}
-    print(f"pixel contrast rows: {len(pixcon['runs'])} runs of synthetic_aspp_pixcon_batch at {pc['git_commit'][:12]}")
+reference = reference_rows(ch, may_differ=('method.name', 'method.params'))
+pixcon = committed_rows(ch, 'pixel_contrast', 'synthetic_aspp_pixcon_batch')
 
 # %% [markdown]
 # ## Training
 
 # %%
-context = {'notebook': 'contextrast', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info()}
-summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
-summary = load_summary(out_dir)                     # the same summary, with each run's commit from its provenance
-print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
+summary = train_chapter(ch, reload=True)            # reloaded: each run with the commit it was trained at
 
 # %% [markdown]
 # ## Results
@@ -129,21 +108,18 @@ print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {s
 # then the training loss of every run and the per-class IoU.
 
 # %%
-merged = merge_summaries(*[s for s in (reference, pixcon) if s], summary)
-merged['presets'] = [*(['synthetic_aspp'] if reference else []), *(['synthetic_aspp_pixcon_batch'] if pixcon else []), *summary['presets']]
+merged = with_rows(summary, (reference, 'synthetic_aspp'), (pixcon, 'synthetic_aspp_pixcon_batch'))
 grid_table(merged, metrics=('mIoU', 'aAcc', 'mAcc', 'BF@1', 'bIoU@0.02'))
 
 # %%
 #| label: fig-train-contextrast-losses
 #| fig-cap: Training loss (all terms, the contrastive loss included; running mean over 3 logs) of CCL + BANE, CCL alone and CCL with semi-hard negatives, one line per seed. The three fall alike, from about 2.7 to about 1, and their seeds stay close.
-plot_losses(summary, smooth=3 if profile != 'smoke' else 1)
-plt.show()
+plot_losses(summary, smooth=ch.smooth); plt.show()
 
 # %%
 #| label: fig-train-contextrast-class-iou
 #| fig-cap: Per-class validation IoU of the three Contextrast rows, mean over five seeds with one-standard-deviation whiskers. The rows are within a few points of each other on every class but car and boat, where the seeds spread over some 20 to 30 points.
-plot_class_iou(summary)
-plt.show()
+plot_class_iou(summary); plt.show()
 
 # %%
 class_iou_table(summary)
@@ -151,24 +127,18 @@ class_iou_table(summary)
 # %% [markdown]
 # ## The claims, seed by seed
 #
-# `CPU_CLAIMS` of {doc}`/nbs/71_contextrast_module`, judged with the protocol of {doc}`/nbs/11_runner` (paired
+# `CPU_CLAIMS` of {doc}`/nbs/72_contextrast_presets`, judged with the protocol of {doc}`/nbs/11_runner` (paired
 # seeds, a 95 % t interval; *not resolved* comes with the smallest effect the seeds could detect). A grid without
 # those presets (the smoke profile) judges CCL alone against CCL + BANE.
 
 # %%
-claims = expand_claims(merged, CPU_CLAIMS) or expand_claims(merged, [('BANE against CCL alone', presets[-1], presets[0], [None])])
+claims = expand_claims(merged, CPU_CLAIMS) or expand_claims(merged, [('BANE against CCL alone', ch.presets[-1], ch.presets[0], [None])])
 claims_table(merged, claims) if claims else print('none of the claims has both of its rows in this grid')
 
 # %%
 #| label: fig-train-contextrast-paired
 #| fig-cap: mIoU seed by seed for each pair the claims compare (DeepLabV3 and in-batch pixel contrast are the committed runs of their chapters): a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black. Against DeepLabV3, CCL + BANE is higher on three seeds and lower on two; against pixel contrast its mean is lower.
-pairs = list(dict.fromkeys((c['baseline'], c['method']) for c in claims))
-if pairs:
-    fig, axs = plt.subplots(1, len(pairs), figsize=(3.0 * len(pairs), 3.0), squeeze=False, sharey=True)
-    for ax, (b, m) in zip(axs[0], pairs):
-        plot_paired(merged, b, m, ax=ax)
-        ax.set_xticklabels([b.replace('synthetic_aspp_', '').replace('synthetic_', ''), m.replace('synthetic_aspp_', '')], fontsize=7, rotation=12)
-    fig.tight_layout(); plt.show()
+plot_pairs(merged, claims, strip=('synthetic_aspp_', 'synthetic_')); plt.show()
 
 # %% [markdown]
 # ## The loss during training, layer by layer
@@ -180,14 +150,8 @@ if pairs:
 #| label: fig-train-contextrast-layer-stats
 #| fig-cap: What the loss logs during training, mean over seeds: the unweighted pixel-anchor loss of layers 1 (the shallowest) to 4, the negatives per anchor at the last layer and how many are error pixels. CCL alone keeps none; BANE starts near 80 and, like the semi-hard draw, settles near 50.
 keys = [(f'method.layer{i}', f'layer {i} (raw)') for i in range(1, 5)] + [('method.neg', 'negatives per anchor'), ('method.extra', 'of which error pixels')]
-fig, axs = plt.subplots(2, 3, figsize=(10, 5.2), squeeze=False)
-for ax, (k, title) in zip(axs.flat, keys):
-    for p in presets:
-        it, v = mean_log_series(summary, p, 'stats', k)
-        if it is not None: ax.plot(it, v, lw=1, label=p.replace('synthetic_aspp_', '').replace('smoke_', ''))
-    ax.set_title(title, fontsize=9); ax.set_xlabel('iteration'); ax.grid(alpha=.3)
-    if ax.lines: ax.legend(fontsize=6)
-fig.tight_layout(); plt.show()
+plot_log_panels(summary, keys, ncols=3, panel=(3.33, 2.6))
+plt.show()
 
 # %% [markdown]
 # ## Feature metrics (the paper's Table 5), the error maps and the hardness of the negatives
@@ -207,86 +171,60 @@ fig.tight_layout(); plt.show()
 #   region, per layer (the paper's Fig. 5).
 
 # %%
-from ctxseg.data import build_dataset, build_loader
-from ctxseg.engine import load_checkpoint
-from ctxseg.models.segmentor import build_model
+from ctxseg.data import build_loader
 from ctxseg.methods.common import labels_to_grid
 from ctxseg.methods.contextrast import tsc_metrics, error_maps, edt, bane_select, representative_anchors, fuse_anchors
 
-def layer_sample(model, ds, feature='layer4', per_class=200, images=64):
-    feats, labs, n = [], [], 0
-    with torch.no_grad():
-        for b in build_loader(ds, 8, train=False):
-            f = model(b['image']).features[feature]
-            feats.append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])); labs.append(labels_to_grid(b['label'], f.shape[-2:]).reshape(-1))
-            n += len(b['image'])
-            if n >= images: break
-    f, y = torch.cat(feats), torch.cat(labs)
-    g = torch.Generator().manual_seed(0)
-    keep = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
-                      for c in range(ds.num_classes) if (y == c).any()])
-    return f[keep], y[keep]
-
-def load_run(run):
-    cfg = C.load_json(run / 'config.json')
-    ds = build_dataset(cfg.data, 'val')
-    model = build_model(cfg, ds.num_classes, ds.ignore_index)
-    model.load_state_dict(load_checkpoint(run / 'checkpoint.pt')['model']); model.eval()
-    return cfg, ds, model
-
 base_summary = None
-if profile == 'cpu' and not overrides:
-    base_summary = train_grid(['synthetic_aspp'], [0], [], out_dir / 'features_baseline', context=context)
+if profile == 'cpu' and not ch.overrides:
+    base_summary = train_grid(['synthetic_aspp'], [0], [], ch.out_dir / 'features_baseline', context=ch.context)
     r0 = base_summary['runs'][0]
     ref0 = next((r for r in (reference or {}).get('runs', []) if r['preset'] == 'synthetic_aspp' and r['seed'] == 0), None)
     if ref0 and 'metrics' in r0:
         print(f"retrained DeepLabV3 seed 0: mIoU {100 * r0['metrics']['mIoU']:.2f}, the reference run {100 * ref0['metrics']['mIoU']:.2f}")
 
 stats = []
-for s_, root in ((summary, out_dir), (base_summary, out_dir / 'features_baseline')):
-    for r in (s_ or {}).get('runs', []):
-        run = root / r['dir']
-        if 'metrics' not in r or not (run / 'checkpoint.pt').is_file(): continue
-        cfg, ds, model = load_run(run)
-        f, y = layer_sample(model, ds, 'layer4')
-        stats.append({'preset': r['preset'], 'seed': r['seed'], 'feature': 'layer4', **tsc_metrics(f, y, ks=(3, 5))})
+for r, run in [*trained_runs(summary), *(trained_runs(base_summary) if base_summary else [])]:
+    model, cfg, ds = load_model(run)
+    s = pixel_sample(model, ds, 'layer4')
+    stats.append({'preset': r['preset'], 'seed': r['seed'], 'feature': 'layer4', **tsc_metrics(s['x'], s['y'], ks=(3, 5))})
 if stats:
     import pandas as pd
     display(pd.DataFrame(stats).groupby('preset')[['A', 'U', 'U3', 'U5']].agg(['mean', 'std']).round(3))
 
 # %%
-bane_run = next((out_dir / r['dir'] for r in summary['runs'] if 'metrics' in r and r['seed'] == min(seeds)
-                 and P.get(r['preset']).method.params.get('sampling', 'bane') == 'bane'), None)
+bane_run = next((run for r, run in trained_runs(summary, seed=min(ch.seeds))
+                 if method_params(ch.cfgs[r['preset']].method).get('sampling') == 'bane'), None)
 fig3, fig5 = None, None
-if bane_run is not None and (bane_run / 'checkpoint.pt').is_file():
-    cfg, ds, model = load_run(bane_run)
+if bane_run is not None:
+    model, cfg, ds = load_model(bane_run)
     m = model.method
     K = ds.num_classes
     # Fig. 3: one image, the most confused class at layer 1's grid
     b = next(iter(build_loader(ds, 8, train=False)))
     with torch.no_grad(): out = model(b['image'])
-    grid = out.features[m.p['features'][0]].shape[-2:]
+    grid = out.features[m.p.features[0]].shape[-2:]
     lab = labels_to_grid(b['label'], grid)
     pred = F.interpolate(out.logits, size=tuple(grid), mode='bilinear', align_corners=False).argmax(1)
     E = error_maps(pred, lab, K, ds.ignore_index)
     i, n = divmod(int(E.flatten(2).sum(-1).flatten().argmax()), K)
     Dm = edt(E[i:i + 1, n:n + 1])
-    sel = bane_select(Dm, m.p['ratio'])
+    sel = bane_select(Dm, m.p.ratio)
     fig3 = {'image': i, 'class': ds.classes[n], 'grid': list(grid), 'label': lab[i].tolist(), 'pred': pred[i].tolist(),
             'error': E[i, n].int().tolist(), 'distance': Dm[0, 0].numpy().round(3).tolist(), 'selected': sel[0, 0].int().tolist()}
     # Fig. 5: cosine to the anchor of the mistaken class against the distance, per layer
     bins = [1.0, 1.5, 2.0, 3.0, 4.0, 6.0, np.inf]
-    acc = {f: np.zeros((len(bins), 2)) for f in m.p['features']}
-    acc_true = {f: np.zeros((len(bins), 2)) for f in m.p['features']}
+    acc = {f: np.zeros((len(bins), 2)) for f in m.p.features}
+    acc_true = {f: np.zeros((len(bins), 2)) for f in m.p.features}
     seen = 0
     with torch.no_grad():
         for b in build_loader(ds, 8, train=False):
             out = model(b['image'])
-            embs = [m.proj[f](out.features[f]) for f in m.p['features']]
+            embs = [m.proj[f](out.features[f]) for f in m.p.features]
             labs = [labels_to_grid(b['label'], z.shape[-2:]) for z in embs]
             A, cnt = zip(*[representative_anchors(z, y, K, ds.ignore_index) for z, y in zip(embs, labs)])
-            A = [F.normalize(a, dim=1) for a in fuse_anchors(list(A), list(cnt), m.p['w_low'])]
-            for f, z, y, a in zip(m.p['features'], embs, labs, A):
+            A = [F.normalize(a, dim=1) for a in fuse_anchors(list(A), list(cnt), m.p.w_low)]
+            for f, z, y, a in zip(m.p.features, embs, labs, A):
                 pr = F.interpolate(out.logits, size=tuple(z.shape[-2:]), mode='bilinear', align_corners=False).argmax(1)
                 Em = error_maps(pr, y, K, ds.ignore_index)
                 Dd = edt(Em)
@@ -311,7 +249,7 @@ if bane_run is not None and (bane_run / 'checkpoint.pt').is_file():
 if fig3:
     fig, axs = plt.subplots(1, 4, figsize=(11, 3))
     for ax, key, title in zip(axs, ('label', 'error', 'distance', 'selected'),
-                              ('ground truth', f"error map: wrongly '{fig3['class']}'", 'distance to the edge', f"BANE negatives, r = {m.p['ratio']:.0%}")):
+                              ('ground truth', f"error map: wrongly '{fig3['class']}'", 'distance to the edge', f"BANE negatives, r = {m.p.ratio:.0%}")):
         im = ax.imshow(np.array(fig3[key], dtype=float), cmap='tab10' if key == 'label' else ('magma' if key == 'distance' else 'gray'),
                        interpolation='nearest')
         ax.set_title(title, fontsize=9); ax.axis('off')
@@ -330,13 +268,9 @@ if fig5:
     axs[0].set_ylabel('mean cosine'); axs[0].legend(fontsize=7); fig.tight_layout(); plt.show()
 
 # %%
-fs_path = (repo_root() / 'book' / 'results' / profile / 'contextrast_features.json') if profile != 'smoke' else out_dir / 'features.json'
 if stats or fig3:
-    fs_path.parent.mkdir(parents=True, exist_ok=True)
-    fs_path.write_text(json.dumps({'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info(),
-                                   'per_class': 200, 'images': 64, 'feature': 'layer4', 'bane_run': str(bane_run.relative_to(repo_root())) if bane_run and bane_run.is_relative_to(repo_root()) else str(bane_run),
-                                   'stats': stats, 'fig3': fig3, 'fig5': fig5}) + '\n')
-    print('saved', fs_path.relative_to(repo_root()) if fs_path.is_relative_to(repo_root()) else fs_path)
+    save_results(ch, 'features', {'per_class': 200, 'images': 64, 'feature': 'layer4', 'bane_run': bane_run and shown(bane_run),
+                                  'stats': stats, 'fig3': fig3, 'fig5': fig5})
 
 # %% [markdown]
 # ## Qualitative results
@@ -347,5 +281,4 @@ if stats or fig3:
 # %%
 #| label: fig-train-contextrast-overlays
 #| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of each Contextrast row, wrong pixels outlined in black and pixel accuracy in the corner. The rows differ mostly in how they split the cars between car and boat.
-plot_overlays(summary, n=4, seed=0 if 0 in seeds else None)
-plt.show()
+plot_overlays(summary, n=4, seed=ch.overlay_seed); plt.show()

@@ -16,7 +16,7 @@
 # | `gpu` | `cityscapes_gald_aspp_ldv2_r101`, `cityscapes_gald_aspp_ldv2_r50` (the paper's rows); `cityscapes_gald_cgnl_ldv1_r{101,50}` (the released code's network) by name | Cityscapes, 832 crops (769 for the code's), 8 GPUs × 1, 50k iterations, OHEM | a CUDA machine with Cityscapes under `data/cityscapes` |
 #
 # The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
-# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/41_gald_module`). Before a GPU run, `ctxseg rehearse cityscapes_gald_cgnl_ldv1_r101` takes two full-size steps
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/42_gald_presets`). Before a GPU run, `ctxseg rehearse cityscapes_gald_cgnl_ldv1_r101` takes two full-size steps
 # on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory). A model trained with the authors' code evaluates through ctxseg: `ctxseg eval cityscapes_gald_cgnl_ldv1_r101 --weights authors:gald=<file>`.
 #
 # ```
@@ -55,14 +55,13 @@ command = ''          # how this execution was started
 # Each profile's defaults. The cpu presets are ordered by what the chapter needs most, so a grid cut short by its
 # time budget loses the later rows before it loses seeds: first the control every LD effect is measured against,
 # then the two LD modules, then CGNL, then the layout comparison. The cpu rows use LDv2 with k = 5, r = 1 (the
-# paper's r = 3 scaled to our 24×24 feature maps, see {doc}`/nbs/41_gald_module`). `reference` names the grid whose
+# paper's r = 3 scaled to our 24×24 feature maps, see {doc}`/nbs/42_gald_presets`). `reference` names the grid whose
 # runs supply the FCN, PSP and ASPP rows.
 
 # %%
+from ctxseg.chapter import SMOKE_OVERRIDES
 PROFILE_DEFAULTS = {
-    'smoke': dict(presets=['smoke_gald_ldv1', 'smoke_gald_ldv2'], seeds=[0, 1],
-                  overrides=['train.iters=24', 'train.lr=0.02', 'train.log_interval=1', 'train.ckpt_interval=12'],
-                  reference=None),
+    'smoke': dict(presets=['smoke_gald_ldv1', 'smoke_gald_ldv2'], seeds=[0, 1], overrides=SMOKE_OVERRIDES, reference=None),
     'cpu': dict(presets=['synthetic_gald_aspp_ldnone', 'synthetic_gald_aspp_ldv2', 'synthetic_gald_aspp_ldv1',
                          'synthetic_gald_cgnl', 'synthetic_gald_cgnl_zi', 'synthetic_gald_aspp_ldnone_compact'],
                 seeds=[0, 1, 2, 3, 4], overrides=[], reference='book/results/cpu/baselines'),
@@ -71,42 +70,24 @@ PROFILE_DEFAULTS = {
 }
 
 # %%
-import json, math
-from pathlib import Path
+import math
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
-from ctxseg import configs as C
 from ctxseg import presets as P
-from ctxseg.runner import (check_gpu_profile, merge_summaries, plot_overlays, repo_root, git_info, machine_info, train_grid, grid_table, class_iou_table, plot_losses,
-                           plot_class_iou, load_summary, read_json, read_log, run_state, data_fingerprint, claims_table,
-                           plot_paired, Table, log_series, load_reference, expand_claims)
-from ctxseg.data import build_dataset
-from ctxseg.models.segmentor import build_model
-from ctxseg.methods.gald import GALDHead
-from ctxseg.grids import ablation_table, class_iou
+from ctxseg.chapter import setup, train_chapter, reference_rows, with_rows, plot_pairs, trained_runs, load_model, save_results
+from ctxseg.grids import (grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, read_log, log_series, Table,
+                          ablation_table, class_iou, plus_minus, mean_std)
+from ctxseg.protocol import claims_table, expand_claims
 from ctxseg.presets.gald import ABLATION_ROWS, TABLE_I_DELTAS, CPU_CLAIMS
 
-if profile not in PROFILE_DEFAULTS:
-    raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
-d = PROFILE_DEFAULTS[profile]
-presets = list(presets or d['presets'])
-seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
-overrides = [*d['overrides'], *overrides]
-out_dir = repo_root() / (out_dir or f'runs/{profile}/gald')
-cfgs = {p: P.get(p, overrides) for p in presets}
-shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
-print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
-for p, c in cfgs.items():
-    print(f'  {p}: {c.model.backbone} + {c.model.head} {c.model.head_kwargs}, {c.data.dataset} '
-          f'{c.data.size if c.data.dataset == "synthetic" else c.data.crop_size}, {c.train.iters} iterations, '
-          f'batch {c.data.batch_size}, lr {c.train.lr}')
+ch = setup('gald', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command)
 
 # %% [markdown]
 # The `gpu` profile needs a CUDA device and the prepared dataset; without them it stops here with a message.
 
 # %%
-if profile == 'gpu': check_gpu_profile(cfgs.values())
+ch.check_gpu()
 
 # %% [markdown]
 # ## The reference rows
@@ -117,8 +98,7 @@ if profile == 'gpu': check_gpu_profile(cfgs.values())
 # then they are the runs this grid would train for FCN, PSP and ASPP.
 
 # %%
-reference = (load_reference(repo_root() / d['reference'], overrides, preset=presets[0]) if d['reference']
-             else print('no reference grid for this profile'))
+reference = reference_rows(ch)
 
 # %% [markdown]
 # ## Training
@@ -127,10 +107,7 @@ reference = (load_reference(repo_root() / d['reference'], overrides, preset=pres
 # `out_dir` records every run's status and metrics.
 
 # %%
-context = {'notebook': 'gald', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'],
-           **git_info()}
-summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
-print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
+summary = train_chapter(ch)
 
 # %% [markdown]
 # ## Results
@@ -146,7 +123,8 @@ grid_table(summary)
 # metric; at 192-pixel images, 1 and 2 pixels are the tolerances the baselines were evaluated with).
 
 # %%
-ablation_table(*([reference] if reference else []), summary, rows=ABLATION_ROWS, deltas=TABLE_I_DELTAS)
+grids = [g for g in (reference, summary) if g]          # the reference rows (when they stand), then this grid's
+ablation_table(*grids, rows=ABLATION_ROWS, deltas=TABLE_I_DELTAS)
 
 # %% [markdown]
 # The training loss of every run (all terms, the auxiliary head's included).
@@ -154,8 +132,7 @@ ablation_table(*([reference] if reference else []), summary, rows=ABLATION_ROWS,
 # %%
 #| label: fig-train-gald-losses
 #| fig-cap: Training loss (all terms, the auxiliary head included; running mean over 3 logs) of every GALD row, one line per seed. All converge alike except CGNL with the authors' initialisation, whose loss jumps near iteration 300 for seed 2 and near 850 for seed 4.
-plot_losses(summary, smooth=3 if profile != 'smoke' else 1)
-plt.show()
+plot_losses(summary, smooth=ch.smooth); plt.show()
 
 # %% [markdown]
 # Per-class IoU (mean over seeds, whiskers one standard deviation). GALD claims its gains on small objects and
@@ -164,8 +141,7 @@ plt.show()
 # %%
 #| label: fig-train-gald-class-iou
 #| fig-cap: Per-class validation IoU of the six GALD rows, mean over five seeds with one-standard-deviation whiskers. Car and boat vary most between seeds in every row; CGNL with the authors' initialisation is lower and more spread on most classes, the mark of its unstable seeds.
-plot_class_iou(summary)
-plt.show()
+plot_class_iou(summary); plt.show()
 
 # %%
 class_iou_table(summary)
@@ -174,10 +150,9 @@ class_iou_table(summary)
 # The classes beside the reference rows (IoU, mean ± std over seeds, %):
 
 # %%
-ci = class_iou(*([reference] if reference else []), summary)
-keys = [p for p in ('synthetic_fcn', 'synthetic_aspp', *presets) if p in ci]
-Table(['preset', *ci['classes']], [[p, *[('–' if math.isnan(m) else f'{100 * m:.1f}' + ('' if math.isnan(s) else f' ± {100 * s:.1f}'))
-                                        for m, s in ci[p]]] for p in keys], title='per-class IoU')
+ci = class_iou(*grids)
+keys = [p for p in ('synthetic_fcn', 'synthetic_aspp', *ch.presets) if p in ci]
+Table(['preset', *ci['classes']], [[p, *[plus_minus(m, s) for m, s in ci[p]]] for p in keys], title='per-class IoU')
 
 # %% [markdown]
 # ## The claims, seed by seed
@@ -193,20 +168,14 @@ Table(['preset', *ci['classes']], [[p, *[('–' if math.isnan(m) else f'{100 * m
 # horizon tells apart.
 
 # %%
-merged = merge_summaries(*([reference] if reference else []), summary)
+merged = with_rows(summary, (reference, None))
 claims = expand_claims(merged, CPU_CLAIMS)          # the claims of ctxseg.presets.gald that this grid can judge
 claims_table(merged, claims) if claims else print('none of the claims has both of its rows in this grid')
 
 # %%
 #| label: fig-train-gald-paired
 #| fig-cap: mIoU seed by seed for each pair the claims compare (FCN and ASPP are the committed baseline runs): a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black. On most rows the seeds spread from about 47 to 62 %; CGNL's seed 4 falls to about 16 %.
-pairs = list(dict.fromkeys((c['baseline'], c['method']) for c in claims))
-if pairs:
-    fig, axs = plt.subplots(1, len(pairs), figsize=(3.1 * len(pairs), 3.1), squeeze=False)
-    for ax, (b, m) in zip(axs[0], pairs):
-        plot_paired(merged, b, m, ax=ax)
-        ax.set_xticklabels([b.replace('synthetic_', ''), m.replace('synthetic_', '')], fontsize=7, rotation=12)
-    fig.tight_layout(); plt.show()
+plot_pairs(merged, claims, width=3.1, height=3.1, sharey=False); plt.show()
 
 # %% [markdown]
 # ## Where the gradient goes: the head's parts over training
@@ -221,14 +190,11 @@ if pairs:
 # %%
 #| label: fig-train-gald-ga-gradient
 #| fig-cap: Gradient norm reaching the GA module of every GALD row, seed 0, a running mean over 10 logs: on a log scale (left) and as a share of the classifier's (right). The rows stay within a factor of about four of each other, except CGNL with the authors' initialisation, whose gradient jumps a hundredfold near iteration 950.
-series = lambda run, key, part, smooth=10: log_series(run, key, part, smooth)
-
 fig, axs = plt.subplots(1, 2, figsize=(11, 3.6))
-s0 = min(seeds)
-for p in presets:
-    run = out_dir / p / f'seed{s0}'
-    it, ga = series(run, 'grad_norms', 'head.ga')
-    _, cl = series(run, 'grad_norms', 'head.classifier')
+s0 = min(ch.seeds)
+for p in ch.presets:
+    it, ga = log_series(ch.out_dir / p / f'seed{s0}', 'grad_norms', 'head.ga', smooth=10)
+    _, cl = log_series(ch.out_dir / p / f'seed{s0}', 'grad_norms', 'head.classifier', smooth=10)
     if it is None: continue
     axs[0].plot(it, ga, lw=1, label=p.replace('synthetic_gald_', ''))
     axs[1].plot(it, ga / cl, lw=1, label=p.replace('synthetic_gald_', ''))
@@ -246,15 +212,17 @@ fig.suptitle(f'gradient reaching the GA module, seed {s0}'); fig.tight_layout();
 # grid's seeds.
 
 # %%
+from ctxseg.data import build_dataset, build_loader
 from ctxseg.engine import seed_everything, load_checkpoint
-from ctxseg.data import build_loader as _loader
+from ctxseg.models.segmentor import build_model
+
 def ga_grad_at_init(preset, seed):
-    ov = [*overrides, f'train.seed={seed}'] + (['data.size=64', 'data.batch_size=2', 'data.num_train=8'] if profile == 'smoke' else [])
+    ov = [*ch.overrides, f'train.seed={seed}'] + (['data.size=64', 'data.batch_size=2', 'data.num_train=8'] if profile == 'smoke' else [])
     cfg = P.get(preset, ov)
     ds = build_dataset(cfg.data, 'train')
     seed_everything(seed)
     model = build_model(cfg, ds.num_classes, ds.ignore_index).train()
-    b = next(iter(_loader(ds, cfg.data.batch_size, train=True, seed=seed)))
+    b = next(iter(build_loader(ds, cfg.data.batch_size, train=True, seed=seed)))
     model(b['image'], b['label']).loss.backward()
     pre = 'head.ga.' if cfg.model.head == 'gald' else 'head.'
     parts = ('image_pool', 'branches', 'bottleneck')
@@ -265,17 +233,14 @@ def ga_grad_at_init(preset, seed):
 if profile in ('smoke', 'cpu'):
     rows, at_init = [], {}
     for p in ('synthetic_aspp', 'synthetic_gald_aspp_ldnone', 'synthetic_gald_aspp_ldnone_compact'):
-        vals = np.array([ga_grad_at_init(p, s) for s in seeds])
-        at_init[p] = {'seeds': seeds, 'grad_norm': vals[:, 0].tolist(), 'relative_to_classifier': vals[:, 1].tolist()}
-        rows.append([p, f'{vals[:, 0].mean():.3g} ± {vals[:, 0].std(ddof=1) if len(vals) > 1 else 0:.2g}',
-                     f'{vals[:, 1].mean():.3g} ± {vals[:, 1].std(ddof=1) if len(vals) > 1 else 0:.2g}'])
+        vals = np.array([ga_grad_at_init(p, s) for s in ch.seeds])
+        at_init[p] = {'seeds': ch.seeds, 'grad_norm': vals[:, 0].tolist(), 'relative_to_classifier': vals[:, 1].tolist()}
+        rows.append([p, *[plus_minus(*mean_std(v), scale=1, fmt='.3g', sd_fmt='.2g') for v in vals.T]])
     display(Table(['head', '‖∂L/∂θ_ASPP‖ at step 1', 'relative to the classifier\'s'], rows,
-                  {'seeds': ', '.join(map(str, seeds)), 'note': 'mean ± std over seeds; one batch, one backward pass'},
+                  {'seeds': ', '.join(map(str, ch.seeds)), 'note': 'mean ± std over seeds; one batch, one backward pass'},
                   title='gradient reaching the ASPP module at initialisation'))
-    g_path = (repo_root() / 'book' / 'results' / profile / 'gald_gradients.json') if profile == 'cpu' else out_dir / 'gradients.json'
-    g_path.write_text(json.dumps({'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info(),
-                                  'what': 'gradient norm of the ASPP module (image_pool, branches, bottleneck) after one backward '
-                                          'pass at initialisation, first training batch of each seed', 'presets': at_init}, indent=1) + '\n')
+    save_results(ch, 'gradients', {'what': 'gradient norm of the ASPP module (image_pool, branches, bottleneck) after one backward '
+                                           'pass at initialisation, first training batch of each seed', 'presets': at_init}, indent=1)
 
 # %% [markdown]
 # ## Does the LDv1 mask learn?
@@ -288,21 +253,21 @@ if profile in ('smoke', 'cpu'):
 # %%
 #| label: fig-train-gald-ldv1-mask
 #| fig-cap: The LDv1 mask M during training, one line per seed: its mean, its spread over positions, its mean distance from ½, and the gradient norm reaching the LD module as a share of the GA's (log scale). The mean stays within 0.002 of ½ and the spread near 0.13 throughout.
-v1_runs = [p for p in presets if P.get(p).model.head_kwargs.get('ld') == 'v1']
+v1_runs = [p for p, c in ch.cfgs.items() if c.model.head_kwargs.get('ld') == 'v1']
 if v1_runs:
     fig, axs = plt.subplots(1, 4, figsize=(15, 3.2))
     for p in v1_runs:
-        for s in seeds:
-            run = out_dir / p / f'seed{s}'
+        for s in ch.seeds:
+            run = ch.out_dir / p / f'seed{s}'
             for ax, k in zip(axs[:3], ('mask_mean', 'mask_spread', 'mask_dev')):
-                it, v = series(run, 'stats', f'head.ld.{k}', smooth=5)
+                it, v = log_series(run, 'stats', f'head.ld.{k}', smooth=5)
                 if it is not None: ax.plot(it, v, lw=1, label=f'seed {s}'); ax.set_title(k, fontsize=9)
-            it, ld = series(run, 'grad_norms', 'head.ld', smooth=5); _, ga = series(run, 'grad_norms', 'head.ga', smooth=5)
+            it, ld = log_series(run, 'grad_norms', 'head.ld', smooth=5); _, ga = log_series(run, 'grad_norms', 'head.ga', smooth=5)
             if it is not None: axs[3].plot(it, ld / ga, lw=1, label=f'seed {s}')
     axs[3].set_title('‖∂L/∂θ_LD‖ / ‖∂L/∂θ_GA‖', fontsize=9); axs[3].set_yscale('log')
     for ax in axs: ax.set_xlabel('iteration'); ax.grid(alpha=.3)
     axs[0].legend(fontsize=7); fig.suptitle(f'LDv1 mask during training ({", ".join(v1_runs)})'); fig.tight_layout(); plt.show()
-    last = {k: [read_log(out_dir / p / f'seed{s}')[-1].get('stats', {}).get(f'head.ld.{k}', math.nan) for p in v1_runs for s in seeds]
+    last = {k: [read_log(ch.out_dir / p / f'seed{s}')[-1].get('stats', {}).get(f'head.ld.{k}', math.nan) for p in v1_runs for s in ch.seeds]
             for k in ('mask_mean', 'mask_spread', 'mask_dev')}
     print('at the last logged step, over seeds: ' + '; '.join(f'{k} {np.nanmean(v):.3f} (min {np.nanmin(v):.3f}, max {np.nanmax(v):.3f})'
                                                               for k, v in last.items()))
@@ -319,7 +284,7 @@ else:
 # %%
 def moved(run, preset, seed, parts=('head.ld.', 'head.ga.', 'head.convb.', 'head.fuse.')):
     "Relative change of each part's weights beyond the best rescaling of the initial ones, and the last LD BatchNorm."
-    cfg = P.get(preset, [*overrides, f'train.seed={seed}'])
+    cfg = P.get(preset, [*ch.overrides, f'train.seed={seed}'])
     K = len(build_dataset(cfg.data, 'val').classes)
     seed_everything(seed); init = build_model(cfg, K).state_dict()                # the run's initial weights (paired seeds)
     fin = load_checkpoint(run / 'checkpoint.pt')['model']
@@ -333,19 +298,13 @@ def moved(run, preset, seed, parts=('head.ld.', 'head.ga.', 'head.convb.', 'head
     out['gamma'], out['beta'] = fin[bn].double().mean().item(), fin[bn.replace('weight', 'bias')].double().abs().mean().item()
     return out
 
-ld_moves = {}
-for p in v1_runs:
-    for s in seeds:
-        run = out_dir / p / f'seed{s}'
-        if (run / 'checkpoint.pt').is_file() and (run / 'metrics.json').is_file(): ld_moves[f'{p}/seed{s}'] = moved(run, p, s)
+ld_moves = {r['dir']: moved(run, r['preset'], r['seed']) for r, run in trained_runs(summary) if r['preset'] in v1_runs}
 if ld_moves:
     keys = list(next(iter(ld_moves.values())))
     display(Table(['run', *keys], [[r, *[f'{v[k]:.4f}' for k in keys]] for r, v in ld_moves.items()],
                   {'columns': 'parts: ‖W − cW₀‖/‖W₀‖ with the best c; gamma: mean γ of the last LD BatchNorm (1 at '
                               'initialisation); beta: mean |β| (0 at initialisation)'}, title='how far the LDv1 branch moved'))
-    if profile == 'cpu':
-        (repo_root() / 'book' / 'results' / profile / 'gald_ldv1_weights.json').write_text(json.dumps(
-            {'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info(), 'runs': ld_moves}, indent=1) + '\n')
+    if profile == 'cpu': save_results(ch, 'ldv1_weights', {'runs': ld_moves}, indent=1)
 
 # %% [markdown]
 # ## CGNL at initialisation
@@ -358,14 +317,13 @@ if ld_moves:
 # %%
 #| label: fig-train-gald-cgnl
 #| fig-cap: CGNL's group scalar s during training, one line per seed (blue: the authors' GroupNorm scale; red: the zero initialisation): its mean size per group (log scale) and the share of groups whose s changes sign within a batch. With the authors' scale, |s| grows by more than an order of magnitude for two seeds, where their losses jump.
-cg_runs = [p for p in presets if P.get(p).model.head_kwargs.get('ga') == 'cgnl']
+cg_runs = [p for p, c in ch.cfgs.items() if c.model.head_kwargs.get('ga') == 'cgnl']
 if cg_runs:
     fig, axs = plt.subplots(1, 2, figsize=(11, 3.4))
     for p in cg_runs:
-        for s in seeds:
-            run = out_dir / p / f'seed{s}'
+        for s in ch.seeds:
             for ax, k in zip(axs, ('s_abs', 'sign_flip')):
-                it, v = series(run, 'stats', f'head.ga.1.{k}', smooth=5)
+                it, v = log_series(ch.out_dir / p / f'seed{s}', 'stats', f'head.ga.1.{k}', smooth=5)
                 if it is not None: ax.plot(it, v, lw=1, color='tab:red' if p.endswith('_zi') else 'tab:blue',
                                            alpha=.7, label=f'{p.replace("synthetic_gald_", "")} s{s}')
     axs[0].set_yscale('log'); axs[0].set_title('mean |s| per group', fontsize=9); axs[1].set_title('groups whose s changes sign in a batch', fontsize=9)
@@ -384,8 +342,7 @@ else:
 # %%
 #| label: fig-train-gald-overlays
 #| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of each GALD row, wrong pixels outlined in black and pixel accuracy in the corner. The rows differ most on whether the cars are read as cars or as boats.
-plot_overlays(summary, n=4, seed=0 if 0 in seeds else None)
-plt.show()
+plot_overlays(summary, n=4, seed=ch.overlay_seed); plt.show()
 
 # %% [markdown]
 # ## What the local distribution learned
@@ -396,35 +353,23 @@ plt.show()
 # placed where the neighbours are (feature cells are 8×8 pixels; a dilation r puts neighbours 8r px apart).
 
 # %%
-from ctxseg.data import build_dataset, denormalize
-from ctxseg.engine import load_checkpoint
-from ctxseg.models.segmentor import build_model
+from ctxseg.data import denormalize
 from ctxseg.synthetic import colorize
 from ctxseg.methods.gald import local_offsets
-
-def trained(preset):
-    "The seed-0 model of `preset` from this grid, with its config, or None if it is not finished."
-    run = out_dir / preset / 'seed0'
-    if not (run / 'metrics.json').is_file() or not (run / 'checkpoint.pt').is_file(): return None
-    cfg = C.from_dict(json.loads((run / 'config.json').read_text()))
-    ds = build_dataset(cfg.data, 'val')
-    model = build_model(cfg, ds.num_classes)
-    model.load_state_dict(load_checkpoint(run / 'checkpoint.pt')['model'])
-    return model.eval(), cfg, ds
 
 def head_maps(model, images):
     with torch.no_grad(): return model.head(model.backbone(images), return_maps=True)
 
-v1 = next((p for p in presets if trained(p) and P.get(p).model.head_kwargs.get('ld') == 'v1'), None)
-v2 = next((p for p in presets if trained(p) and P.get(p).model.head_kwargs.get('ld') == 'v2'
-           and P.get(p).model.head_kwargs.get('arrangement') == 'ga_then_ld'), None)
+kw = {r['preset']: ch.cfgs[r['preset']].model.head_kwargs for r, _ in trained_runs(summary, seed=0)}    # finished seed-0 runs
+v1 = next((p for p, k in kw.items() if k.get('ld') == 'v1'), None)
+v2 = next((p for p, k in kw.items() if k.get('ld') == 'v2' and k.get('arrangement') == 'ga_then_ld'), None)
 print('LDv1 model:', v1, '· LDv2 model:', v2)
 
 # %%
 #| label: fig-train-gald-ldv1-masks
 #| fig-cap: LDv1 masks of the seed-0 ASPP + LDv1 model on four validation images (cf. the paper's Fig. 7): the image, its ground truth and the mean of the mask M over channels. The mean mask varies smoothly, only between about 0.47 and 0.54, and shows no clear object outlines.
 if v1:
-    model, cfg, ds = trained(v1)
+    model, cfg, ds = load_model(ch.out_dir / v1 / 'seed0')
     idx = [0, 1, 2, 3]
     batch = torch.stack([ds[i]['image'] for i in idx])
     M = head_maps(model, batch)['mask']                                   # B×C×h×w
@@ -444,7 +389,7 @@ else:
 #| label: fig-train-gald-ldv2-affinities
 #| fig-cap: LDv2 local affinities of the seed-0 ASPP + LDv2 model on one validation image (cf. the paper's Fig. 9): its ground truth, then for four feature cells (cyan cross) the weights given to their 25 neighbours, marker area proportional to the weight. The largest weight is 0.35 at the centre cell and 0.10 to 0.14 at the others.
 if v2:
-    model, cfg, ds = trained(v2)
+    model, cfg, ds = load_model(ch.out_dir / v2 / 'seed0')
     kw = cfg.model.head_kwargs
     offs = local_offsets(kw.get('kernel_size', 5), kw.get('dilation', 3))
     i = 1
@@ -478,7 +423,7 @@ else:
 # over seeds, for FCN, the ASPP baseline and every row of this grid.
 
 # %%
-bf = ablation_table(*([reference] if reference else []), summary, rows=ABLATION_ROWS, deltas=TABLE_I_DELTAS)
+bf = ablation_table(*grids, rows=ABLATION_ROWS, deltas=TABLE_I_DELTAS)
 cols = [i for i, h in enumerate(bf.header) if h.startswith('BF@')]
 Table(['row', 'preset', *[bf.header[i] for i in cols]], [[r[0], r[1], *[r[i] for i in cols]] for r in bf.rows], bf.notes,
       title='boundary F-score')

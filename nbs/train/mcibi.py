@@ -16,7 +16,7 @@
 # | `gpu` | `cityscapes_mcibi_r101`, `ade20k_mcibi_r101` (and the other README rows by name) | the authors' recipes | a CUDA machine with the datasets under `data/` |
 #
 # The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
-# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/51_mcibi_module`). Before a GPU run, `ctxseg rehearse ade20k_mcibi_r101` takes two full-size steps
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/52_mcibi_presets`). Before a GPU run, `ctxseg rehearse ade20k_mcibi_r101` takes two full-size steps
 # on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory). A released checkpoint of the authors evaluates through ctxseg in minutes: `ctxseg eval ade20k_mcibi_r101 --weights authors:mcibi=<file> --set data.root=data/<dataset>`.
 #
 # To run it:
@@ -52,40 +52,26 @@ command = ''          # how this execution was started
 # Each profile's defaults; `reference` names the grid whose runs supply the DeepLabV3 rows.
 
 # %%
+from ctxseg.chapter import SMOKE_OVERRIDES
 PROFILE_DEFAULTS = {
-    'smoke': dict(presets=['smoke_mcibi', 'smoke_mcibipp'], seeds=[0, 1],
-                  overrides=['train.iters=24', 'train.lr=0.02', 'train.log_interval=1', 'train.ckpt_interval=12'], reference=None),
+    'smoke': dict(presets=['smoke_mcibi', 'smoke_mcibipp'], seeds=[0, 1], overrides=SMOKE_OVERRIDES, reference=None),
     'cpu': dict(presets=['synthetic_mcibi', 'synthetic_mcibipp', 'synthetic_mcibi_hard', 'synthetic_mcibi_consistency'],
                 seeds=[0, 1, 2, 3, 4], overrides=[], reference='book/results/cpu/baselines'),
     'gpu': dict(presets=['cityscapes_mcibi_r101', 'ade20k_mcibi_r101'], seeds=[0], overrides=[], reference='runs/gpu/baselines'),
 }
 
 # %%
-import json
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
-from ctxseg import configs as C
-from ctxseg import presets as P
-from ctxseg.runner import (check_gpu_profile, load_reference, merge_summaries, repo_root, git_info, machine_info, train_grid,
-                           grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, claims_table, expand_claims,
-                           plot_paired, mean_log_series)
+from ctxseg.chapter import (setup, train_chapter, reference_rows, with_rows, plot_pairs, plot_log_panels, trained_runs, load_model,
+                            save_results)
+from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays
+from ctxseg.protocol import claims_table, expand_claims
 from ctxseg.presets.mcibi import CPU_CLAIMS
 
-if profile not in PROFILE_DEFAULTS:
-    raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
-d = PROFILE_DEFAULTS[profile]
-presets = list(presets or d['presets'])
-seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
-overrides = [*d['overrides'], *overrides]
-out_dir = repo_root() / (out_dir or f'runs/{profile}/mcibi')
-cfgs = {p: P.get(p, overrides) for p in presets}
-shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
-print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
-for p, c in cfgs.items():
-    print(f'  {p}: {c.model.backbone} + {c.model.head} {c.model.head_kwargs}, {c.data.dataset}, {c.train.iters} iterations, '
-          f'batch {c.data.batch_size}, lr {c.train.lr}')
-if profile == 'gpu': check_gpu_profile(cfgs.values())
+ch = setup('mcibi', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command)
+ch.check_gpu()
 
 # %% [markdown]
 # ## The reference rows
@@ -95,16 +81,13 @@ if profile == 'gpu': check_gpu_profile(cfgs.values())
 # the head only).
 
 # %%
-reference = (load_reference(repo_root() / d['reference'], overrides, preset=presets[0]) if d['reference']
-             else print('no reference grid for this profile'))
+reference = reference_rows(ch)
 
 # %% [markdown]
 # ## Training
 
 # %%
-context = {'notebook': 'mcibi', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info()}
-summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
-print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
+summary = train_chapter(ch)
 
 # %% [markdown]
 # ## Results
@@ -114,19 +97,17 @@ print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {s
 # loss) and the per-class IoU.
 
 # %%
-grid_table(merge_summaries(*([reference] if reference else []), summary) if reference else summary)
+grid_table(with_rows(summary, (reference, None)))   # the DeepLabV3 runs are in the caption's provenance, not in the rows
 
 # %%
 #| label: fig-train-mcibi-losses
 #| fig-cap: Training loss (all terms; running mean over 3 logs) of MCIBI, MCIBI++, hard aggregation and MCIBI with the consistency loss, one line per seed. With the consistency loss the total jumps near iteration 150 before it falls again; the other rows converge smoothly.
-plot_losses(summary, smooth=3 if profile != 'smoke' else 1)
-plt.show()
+plot_losses(summary, smooth=ch.smooth); plt.show()
 
 # %%
 #| label: fig-train-mcibi-class-iou
 #| fig-cap: Per-class validation IoU of the four MCIBI rows, mean over five seeds with one-standard-deviation whiskers. MCIBI, MCIBI++ and hard aggregation are within a few points of each other; the consistency loss costs road, wire and bush and gains on sign.
-plot_class_iou(summary)
-plt.show()
+plot_class_iou(summary); plt.show()
 
 # %%
 class_iou_table(summary)
@@ -134,25 +115,19 @@ class_iou_table(summary)
 # %% [markdown]
 # ## The claims, seed by seed
 #
-# `CPU_CLAIMS` of {doc}`/nbs/51_mcibi_module`, judged with the protocol of {doc}`/nbs/11_runner` (paired seeds, a 95 %
+# `CPU_CLAIMS` of {doc}`/nbs/52_mcibi_presets`, judged with the protocol of {doc}`/nbs/11_runner` (paired seeds, a 95 %
 # t interval; *not resolved* comes with the smallest effect the seeds could detect). A grid without those
 # presets (the smoke profile) judges MCIBI++ against MCIBI.
 
 # %%
-merged = merge_summaries(*([reference] if reference else []), summary)
-claims = expand_claims(merged, CPU_CLAIMS) or expand_claims(merged, [('MCIBI++ against MCIBI', presets[0], presets[-1], [None])])
+merged = with_rows(summary, (reference, None))      # the DeepLabV3 runs join the claims
+claims = expand_claims(merged, CPU_CLAIMS) or expand_claims(merged, [('MCIBI++ against MCIBI', ch.presets[0], ch.presets[-1], [None])])
 claims_table(merged, claims) if claims else print('none of the claims has both of its rows in this grid')
 
 # %%
 #| label: fig-train-mcibi-paired
 #| fig-cap: mIoU seed by seed for each pair the claims compare (DeepLabV3 is the committed baseline): a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black. MCIBI++ beats DeepLabV3 on all five seeds; the consistency loss lowers MCIBI on three.
-pairs = list(dict.fromkeys((c['baseline'], c['method']) for c in claims))
-if pairs:
-    fig, axs = plt.subplots(1, len(pairs), figsize=(3.0 * len(pairs), 3.0), squeeze=False, sharey=True)
-    for ax, (b, m) in zip(axs[0], pairs):
-        plot_paired(merged, b, m, ax=ax)
-        ax.set_xticklabels([b.replace('synthetic_', ''), m.replace('synthetic_', '')], fontsize=7, rotation=12)
-    fig.tight_layout(); plt.show()
+plot_pairs(merged, claims); plt.show()
 
 # %% [markdown]
 # ## The memory during training
@@ -164,16 +139,9 @@ if pairs:
 # %%
 #| label: fig-train-mcibi-memory
 #| fig-cap: The memory during training, mean over seeds: for the MCIBI rows the update momentum (it follows the learning rate), the mean cosine between the rows of different classes and the mean row norm; for MCIBI++ the mean μ and σ. The class rows drift apart, their cosine falling from about 0.95 to 0.70.
-keys = [('head.memory_momentum', 'momentum'), ('head.memory_cos', 'cosine between class rows'), ('head.memory_norm', 'row norm'),
-        ('head.memory_mu', 'MCIBI++: mean μ'), ('head.memory_sigma', 'MCIBI++: mean σ')]
-fig, axs = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
-for ax, (k, title) in zip(axs[0], keys):
-    for p in presets:
-        it, v = mean_log_series(summary, p, 'stats', k)
-        if it is not None: ax.plot(it, v, lw=1, label=p.replace('synthetic_', '').replace('smoke_', ''))
-    ax.set_title(title, fontsize=9); ax.set_xlabel('iteration'); ax.grid(alpha=.3)
-    if ax.lines: ax.legend(fontsize=6)
-fig.tight_layout(); plt.show()
+plot_log_panels(summary, [('head.memory_momentum', 'momentum'), ('head.memory_cos', 'cosine between class rows'),
+                          ('head.memory_norm', 'row norm'), ('head.memory_mu', 'MCIBI++: mean μ'), ('head.memory_sigma', 'MCIBI++: mean σ')])
+plt.show()
 
 # %% [markdown]
 # ## The memory and the read-out, seed by seed
@@ -186,27 +154,17 @@ fig.tight_layout(); plt.show()
 # %%
 #| label: fig-train-mcibi-readout
 #| fig-cap: For the seed-0 model of each row: the cosine between the final memory rows of every pair of classes; then on one validation image its ground truth, the row each position of the 1/8 grid weights most, and that weight. MCIBI++'s rows are the least alike; the weight drops inside objects and along thin structures.
-from ctxseg.data import build_dataset
-from ctxseg.engine import load_checkpoint
-from ctxseg.models.segmentor import build_model
 from ctxseg.methods.mcibi import sample_distribution_memory
-
-from ctxseg.runner import _palette
+from ctxseg.grids import _palette
 
 def readout(model, image):
     "The first stage's class probabilities at 1/8 (the read-out weights of Eq. mcibi-read): K×h×w."
     with torch.no_grad(): return model.head(model.backbone(image[None]))['stage1_logits'].softmax(1)[0]
 
-memories, ds, IMG = {}, None, None
-for r in summary['runs']:
-    run = out_dir / r['dir']
-    if 'metrics' not in r or not (run / 'checkpoint.pt').is_file(): continue
-    cfg = C.load_json(run / 'config.json')
-    if ds is None:
-        ds = build_dataset(cfg.data, 'val')
-        IMG = max(range(min(16, len(ds))), key=lambda i: len(ds[i]['label'].unique()))   # the image with most classes
-    model = build_model(cfg, ds.num_classes, ds.ignore_index)
-    model.load_state_dict(load_checkpoint(run / 'checkpoint.pt')['model']); model.eval()
+memories, IMG = {}, None
+for r, run in trained_runs(summary):
+    model, cfg, ds = load_model(run)
+    if IMG is None: IMG = max(range(min(16, len(ds))), key=lambda i: len(ds[i]['label'].unique()))   # the image with most classes
     h = model.head
     M = h.memory if hasattr(h, 'memory') else sample_distribution_memory(h.stats, h.noise.shape[1], h.noise)
     u = torch.nn.functional.normalize(M.float(), dim=1)
@@ -235,12 +193,7 @@ if memories:
     fig.tight_layout(); plt.show()
 
 # %%
-mem_path = (repo_root() / 'book' / 'results' / profile / 'mcibi_memory.json') if profile != 'smoke' else out_dir / 'memory.json'
-if memories:
-    mem_path.parent.mkdir(parents=True, exist_ok=True)
-    mem_path.write_text(json.dumps({'profile': profile, 'command': command, 'hardware': machine_info()['hardware'], **git_info(),
-                                    'runs': memories}) + '\n')
-    print('saved', mem_path.relative_to(repo_root()) if mem_path.is_relative_to(repo_root()) else mem_path)
+if memories: save_results(ch, 'memory', {'runs': memories})
 
 # %% [markdown]
 # ## Qualitative results
@@ -251,5 +204,4 @@ if memories:
 # %%
 #| label: fig-train-mcibi-overlays
 #| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of each MCIBI row, wrong pixels outlined in black and pixel accuracy in the corner. All four read these cars and boats right; they differ on the thin wires and on the textured bush and rock.
-plot_overlays(summary, n=4, seed=0 if 0 in seeds else None)
-plt.show()
+plot_overlays(summary, n=4, seed=ch.overlay_seed); plt.show()

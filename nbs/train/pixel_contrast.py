@@ -18,7 +18,7 @@
 # | `gpu` | `cityscapes_pixcon_{base_,}aspp_r101`, `cityscapes_pixcon_{base_,}hr48` (the authors' recipes, without and with the loss); `cityscapes_pixcon_ocr_hr48` by name | Cityscapes, 1024×512 crops, 40k iterations, 4 GPUs × 2 | a CUDA machine with Cityscapes under `data/cityscapes` |
 #
 # The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
-# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/32_pixel_contrast_module`). Before a GPU run, `ctxseg rehearse cityscapes_pixcon_hr48` takes two full-size steps
+# {doc}`/nbs/16_recipes`; the table of this chapter's presets is in {doc}`/nbs/33_pixel_contrast_presets`). Before a GPU run, `ctxseg rehearse cityscapes_pixcon_hr48` takes two full-size steps
 # on a CPU ({doc}`/nbs/17_rehearse`, where the *GPU readiness* table gives each preset's FLOPs and memory). A released checkpoint of the authors evaluates through ctxseg in minutes: `ctxseg eval cityscapes_pixcon_hr48 --weights authors:pixel_contrast=<file> --set data.root=data/<dataset>`.
 #
 # ```
@@ -57,9 +57,9 @@ command = ''          # how this execution was started
 # Each profile's defaults. The smoke settings make the loss fall clearly within the iterations CI affords.
 
 # %%
+from ctxseg.chapter import SMOKE_OVERRIDES
 PROFILE_DEFAULTS = {
-    'smoke': dict(presets=['smoke', 'smoke_pixcon'], seeds=[0, 1], overrides=['train.iters=24', 'train.lr=0.02',
-                                                                              'train.log_interval=1', 'train.ckpt_interval=12']),
+    'smoke': dict(presets=['smoke', 'smoke_pixcon'], seeds=[0, 1], overrides=SMOKE_OVERRIDES),
     'cpu': dict(presets=['synthetic_aspp', 'synthetic_aspp_pixcon_batch', 'synthetic_aspp_pixcon_batch_l05',
                          'synthetic_aspp_pixcon_batch_l01', 'synthetic_aspp_pixcon'], seeds=[0, 1, 2, 3, 4], overrides=[]),
     'gpu': dict(presets=['cityscapes_pixcon_base_aspp_r101', 'cityscapes_pixcon_aspp_r101', 'cityscapes_pixcon_base_hr48',
@@ -67,39 +67,29 @@ PROFILE_DEFAULTS = {
 }
 
 # %%
-import json, shutil
-from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
-from ctxseg import configs as C
-from ctxseg import presets as P
-from ctxseg.runner import (check_gpu_profile, plot_overlays, repo_root, git_info, machine_info, train_grid, grid_table, class_iou_table, plot_losses,
-                           plot_class_iou, run_state, data_fingerprint, read_log, claims_table, plot_paired, expand_claims)
+from ctxseg.chapter import (setup, train_chapter, adopt_runs, plot_pairs, trained_runs, load_model, pixel_sample, pca_2d, plot_points,
+                            save_results)
+from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, log_series
+from ctxseg.protocol import claims_table, expand_claims
+from ctxseg.provenance import repo_root
+from ctxseg.models.segmentor import method_params
 from ctxseg.presets.pixel_contrast import CPU_CLAIMS
 
-if profile not in PROFILE_DEFAULTS:
-    raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_DEFAULTS)}")
-d = PROFILE_DEFAULTS[profile]
-presets = list(presets or d['presets'])
-seeds = [int(s) for s in (seeds if seeds is not None else d['seeds'])]
-overrides = [*d['overrides'], *overrides]
-out_dir = repo_root() / (out_dir or f'runs/{profile}/pixel_contrast')
-cfgs = {p: P.get(p, overrides) for p in presets}
-shown_dir = out_dir.relative_to(repo_root()) if out_dir.is_relative_to(repo_root()) else out_dir
-print(f'profile {profile}: {len(presets)} presets × {len(seeds)} seeds -> {shown_dir}')
-for p, c in cfgs.items():
-    from ctxseg.methods.pixel_contrast import DEFAULTS
-    m = {**DEFAULTS, **c.method.params}
-    extra = (f"; pixel contrast on {m.get('feature')}: tau {m.get('temperature')}, lambda {m.get('loss_weight')}, "
-             f"warm-up {m.get('warmup_iters')}, memory {m.get('memory')}") if c.method.name == 'pixel_contrast' else '; baseline'
-    print(f'  {p}: {c.model.backbone} + {c.model.head}, {c.data.dataset} {c.data.size if c.data.dataset == "synthetic" else c.data.crop_size}, '
-          f'{c.train.iters} iterations, batch {c.data.batch_size}, lr {c.train.lr}{extra}')
+def contrast(c):
+    "The loss's parameters in a preset's line (its effective ones: the preset's over the method's defaults)."
+    if c.method.name != 'pixel_contrast': return '; baseline'
+    m = method_params(c.method)
+    return f"; pixel contrast on {m['feature']}: tau {m['temperature']}, lambda {m['loss_weight']}, warm-up {m['warmup_iters']}, memory {m['memory']}"
+
+ch = setup('pixel_contrast', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command, detail=contrast)
 
 # %% [markdown]
 # The `gpu` profile needs a CUDA device and the prepared dataset; without them it stops here.
 
 # %%
-if profile == 'gpu': check_gpu_profile(cfgs.values())
+ch.check_gpu()
 
 # %% [markdown]
 # ## The baseline runs
@@ -110,25 +100,13 @@ if profile == 'gpu': check_gpu_profile(cfgs.values())
 # finished); otherwise the baseline is trained here like any other row.
 
 # %%
-reused = []
-for p in presets:
-    if cfgs[p].method.name != 'none': continue
-    for s in seeds:
-        cfg = P.get(p, [*overrides, f'train.seed={s}'])
-        src, dst = repo_root() / 'runs' / profile / 'baselines' / p / f'seed{s}', out_dir / p / f'seed{s}'
-        fp = data_fingerprint(cfg)
-        if run_state(cfg, dst, fp) == 'done' or run_state(cfg, src, fp) != 'done': continue
-        shutil.rmtree(dst, ignore_errors=True); shutil.copytree(src, dst); reused.append(f'{p}/seed{s}')
-print('baseline runs reused from the baselines notebook:', ', '.join(reused) or 'none (already here, or trained below)')
+reused = adopt_runs(ch, repo_root() / 'runs' / profile / 'baselines', [p for p, c in ch.cfgs.items() if c.method.name == 'none'])
 
 # %% [markdown]
 # ## Training
 
 # %%
-context = {'notebook': 'pixel_contrast', 'profile': profile, 'command': command, 'hardware': machine_info()['hardware'],
-           **git_info()}
-summary = train_grid(presets, seeds, overrides, out_dir, time_budget=time_budget, context=context)
-print(f"status: {summary['status']}, {summary['wall_time_s']:.0f} s; summary: {shown_dir}/summary.json")
+summary = train_chapter(ch)
 
 # %% [markdown]
 # ## Results
@@ -146,17 +124,15 @@ grid_table(summary)
 # %%
 #| label: fig-train-pixel-contrast-losses
 #| fig-cap: Training loss (all terms; running mean over 3 logs) of DeepLabV3 and the four pixel-contrast rows, one line per seed. The contrastive term joins after the 125-iteration warm-up, hence the step there, larger with λ and largest for the memory variant.
-plot_losses(summary, smooth=3 if profile != 'smoke' else 1)
-plt.show()
+plot_losses(summary, smooth=ch.smooth); plt.show()
 
 # %%
 #| label: fig-train-pixel-contrast-term
 #| fig-cap: The weighted contrastive term (λ times the loss) of every run: zero during the warm-up, then a level set mostly by λ, from about 0.08 for λ = 0.01 to about 1.2 for the memory variant, falling slowly afterwards.
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for r in summary['runs']:
-    log = read_log(out_dir / r['dir'])
-    if log and 'contrast' in log[0]:
-        ax.plot([l['iter'] for l in log], [l['contrast'] for l in log], label=r['dir'], lw=1)
+    it, v = log_series(ch.out_dir / r['dir'], 'contrast')
+    if it is not None: ax.plot(it, v, label=r['dir'], lw=1)
 ax.set_xlabel('iteration'); ax.set_ylabel('λ · contrastive loss'); ax.set_title('the contrastive term')
 if ax.lines: ax.legend(fontsize=7)
 plt.show()
@@ -173,18 +149,17 @@ plt.show()
 # %%
 #| label: fig-train-pixel-contrast-stats
 #| fig-cap: Seed 0. Left: the raw contrastive loss (before λ and the warm-up) of each pixel-contrast row, dashed the value it would take if all embeddings were one vector. Right: the memory variant's negatives and positives per anchor, in the pool and kept by the semi-hard draw. The in-batch losses fall below their collapsed value; the memory variant's stays above its own.
-contrast_runs = [r for r in summary['runs'] if cfgs[r['preset']].method.name == 'pixel_contrast' and r['seed'] == min(seeds)]
 fig, axs = plt.subplots(1, 2, figsize=(11, 3.6))
-for r in contrast_runs:
-    log = [l for l in read_log(out_dir / r['dir']) if 'stats' in l]
-    if not log: continue
-    it = [l['iter'] for l in log]
-    line, = axs[0].plot(it, [l['stats']['method.raw'] for l in log], lw=1, label=f"{r['preset']}: raw")
-    axs[0].plot(it, [l['stats']['method.collapsed'] for l in log], lw=1, ls='--', color=line.get_color(), label=f"{r['preset']}: collapsed")
-    if cfgs[r['preset']].method.params.get('memory'):
-        for k, ls in (('pool_neg', '-'), ('neg', '--'), ('pool_pos', '-'), ('pos', '--')):
-            axs[1].plot(it, [l['stats'][f'method.{k}'] for l in log], ls=ls, lw=1, label=f'{k} per anchor')
-axs[0].set_xlabel('iteration'); axs[0].set_ylabel('loss (unweighted)'); axs[0].set_title(f'raw loss and collapsed value, seed {min(seeds)}')
+for r in summary['runs']:
+    run, c = ch.out_dir / r['dir'], ch.cfgs[r['preset']]
+    it, raw = log_series(run, 'stats', 'method.raw')
+    if c.method.name != 'pixel_contrast' or r['seed'] != min(ch.seeds) or it is None: continue
+    line, = axs[0].plot(it, raw, lw=1, label=f"{r['preset']}: raw")
+    axs[0].plot(*log_series(run, 'stats', 'method.collapsed'), lw=1, ls='--', color=line.get_color(), label=f"{r['preset']}: collapsed")
+    if not method_params(c.method)['memory']: continue
+    for k, ls in (('pool_neg', '-'), ('neg', '--'), ('pool_pos', '-'), ('pos', '--')):
+        axs[1].plot(*log_series(run, 'stats', f'method.{k}'), ls=ls, lw=1, label=f'{k} per anchor')
+axs[0].set_xlabel('iteration'); axs[0].set_ylabel('loss (unweighted)'); axs[0].set_title(f'raw loss and collapsed value, seed {min(ch.seeds)}')
 axs[1].set_xlabel('iteration'); axs[1].set_yscale('log'); axs[1].set_title('memory variant: pool and selection')
 for ax in axs:
     if ax.lines: ax.legend(fontsize=7)
@@ -193,7 +168,7 @@ fig.tight_layout(); plt.show()
 # %% [markdown]
 # ## The claims, seed by seed
 #
-# The claims are `CPU_CLAIMS` of {doc}`/nbs/32_pixel_contrast_module`: the loss improves the segmentation
+# The claims are `CPU_CLAIMS` of {doc}`/nbs/33_pixel_contrast_presets`: the loss improves the segmentation
 # (mIoU), and on benchmark v2 the places where cross-image structure should show: bush and rock (one colour law,
 # told apart by texture scale across images), the rare sign, and the wire's boundary at 1 px; and the memories
 # improve on the in-batch loss. Each is judged with the protocol of {doc}`/nbs/11_runner` (paired seeds, 95 % t
@@ -201,18 +176,15 @@ fig.tight_layout(); plt.show()
 # (the smoke profile) judges each variant's mIoU against its baseline.
 
 # %%
-base = next((p for p in presets if cfgs[p].method.name == 'none'), None)
-variants = [p for p in presets if cfgs[p].method.name == 'pixel_contrast']
+base = next((p for p, c in ch.cfgs.items() if c.method.name == 'none'), None)
+variants = [p for p, c in ch.cfgs.items() if c.method.name == 'pixel_contrast']
 claims = expand_claims(summary, CPU_CLAIMS) or expand_claims(summary, [(f'{p} raises mIoU', base, p, [None]) for p in variants])
 claims_table(summary, claims) if claims else print('no baseline in this grid: nothing to compare')
 
 # %%
 #| label: fig-train-pixel-contrast-paired
 #| fig-cap: mIoU of each pixel-contrast row against DeepLabV3, seed by seed: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black. The in-batch loss raises mIoU on all five seeds at every λ, the more the larger λ; the memory variant leaves it about where it was.
-if claims:
-    fig, axs = plt.subplots(1, len(variants), figsize=(3.3 * len(variants), 3), sharey=True, squeeze=False)
-    for ax, p in zip(axs[0], variants): plot_paired(summary, base, p, ax=ax)
-    fig.tight_layout(); plt.show()
+plot_pairs(summary, [(base, p) for p in variants] if claims else [], strip=(), width=3.3); plt.show()
 
 # %% [markdown]
 # Per-class IoU, averaged over seeds (whiskers: one standard deviation).
@@ -220,8 +192,7 @@ if claims:
 # %%
 #| label: fig-train-pixel-contrast-class-iou
 #| fig-cap: Per-class validation IoU of DeepLabV3 and the pixel-contrast rows, mean over five seeds with one-standard-deviation whiskers. The in-batch loss at λ = 0.1 and 0.05 lifts sign from near zero to about 31 and 19 %; no other class moves by more than about six points.
-plot_class_iou(summary)
-plt.show()
+plot_class_iou(summary); plt.show()
 
 # %%
 class_iou_table(summary)
@@ -237,8 +208,7 @@ class_iou_table(summary)
 # %%
 #| label: fig-train-pixel-contrast-overlays
 #| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of DeepLabV3 and of each pixel-contrast row, wrong pixels outlined in black and pixel accuracy in the corner. On these images the five predictions are within two points of pixel accuracy of each other.
-plot_overlays(summary, n=4, seed=0 if 0 in seeds else None)
-plt.show()
+plot_overlays(summary, n=4, seed=ch.overlay_seed); plt.show()
 
 # %% [markdown]
 # ## The embedding space, with and without the loss
@@ -253,48 +223,19 @@ plt.show()
 # pixel-contrast preset, and for the latter also of its projected 256-d embeddings.
 
 # %%
-import numpy as np
-from ctxseg.data import build_dataset, build_loader
-from ctxseg.engine import load_checkpoint
-from ctxseg.models.segmentor import build_model
-from ctxseg.methods.common import labels_to_grid, embedding_stats
-
-def pixel_sample(run, per_class=200, images=64):
-    "Normalised layer4 features (and projected embeddings when the run has a method) of sampled validation pixels."
-    cfg = C.load_json(run / 'config.json')
-    ds = build_dataset(cfg.data, 'val')
-    model = build_model(cfg, ds.num_classes, ds.ignore_index)
-    model.load_state_dict(load_checkpoint(run / 'checkpoint.pt')['model']); model.eval()
-    feats, projs, labs, n = [], [], [], 0
-    with torch.no_grad():
-        for b in build_loader(ds, 8, train=False):
-            f = model(b['image']).features[cfg.method.params.get('feature', 'layer4') if cfg.method.name != 'none' else 'layer4']
-            y = labels_to_grid(b['label'], f.shape[-2:])
-            feats.append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])); labs.append(y.reshape(-1))
-            if model.method is not None: projs.append(model.method.proj(f).permute(0, 2, 3, 1).reshape(-1, model.method.proj.dim))
-            n += len(b['image'])
-            if n >= images: break
-    f, y = torch.cat(feats), torch.cat(labs)
-    g = torch.Generator().manual_seed(0)
-    keep = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
-                      for c in range(ds.num_classes) if (y == c).any()])
-    return {'layer4': f[keep], 'proj': torch.cat(projs)[keep] if projs else None, 'y': y[keep], 'classes': list(ds.classes)}
+from ctxseg.methods.common import embedding_stats
 
 stats, points = [], {}
-for r in summary['runs']:
-    run = out_dir / r['dir']
-    if 'metrics' not in r or not (run / 'checkpoint.pt').is_file(): continue
-    s = pixel_sample(run)
-    rec = {'preset': r['preset'], 'seed': r['seed'], 'feature': 'layer4', **embedding_stats(s['layer4'], s['y'])}
+for r, run in trained_runs(summary):
+    model, cfg, ds = load_model(run)
+    s = pixel_sample(model, ds, method_params(cfg.method).get('feature', 'layer4'),
+                     project=model.method.proj if model.method is not None else None)
+    rec = {'preset': r['preset'], 'seed': r['seed'], 'feature': 'layer4', **embedding_stats(s['x'], s['y'])}
     stats.append(rec)
     if s['proj'] is not None: stats.append({**rec, 'feature': 'projection', **embedding_stats(s['proj'], s['y'])})
-    if r['seed'] == min(seeds):
-        for key in ('layer4', 'proj'):
-            if s[key] is None: continue
-            x = torch.nn.functional.normalize(s[key].double(), dim=1); x = x - x.mean(0)
-            _, _, V = torch.pca_lowrank(x, q=2, center=False)
-            points[f"{r['preset']}:{key}"] = {'xy': (x @ V[:, :2]).float().numpy().round(4).tolist(), 'y': s['y'].tolist(),
-                                             'classes': s['classes']}
+    if r['seed'] != min(ch.seeds): continue
+    for key, x in (('layer4', s['x']), ('proj', s['proj'])):
+        if x is not None: points[f"{r['preset']}:{key}"] = {'xy': pca_2d(x), 'y': s['y'].tolist(), 'classes': list(ds.classes)}
 
 import pandas as pd
 tab = pd.DataFrame(stats)
@@ -306,25 +247,14 @@ if len(tab):
 #| label: fig-train-pixel-contrast-pca
 #| fig-cap: 2-D PCA of the L2-normalised layer4 features of up to 200 validation pixels per class (seed 0, coloured by class) for DeepLabV3 and each pixel-contrast row, and of the projected embeddings of the latter. The in-batch rows at λ = 0.1 and 0.05 show tighter, better separated class clusters than DeepLabV3.
 if points:
-    fig, axes = plt.subplots(1, len(points), figsize=(4.2 * len(points), 4), squeeze=False)
-    for ax, (name, pt) in zip(axes[0], points.items()):
-        xy, y = np.array(pt['xy']), np.array(pt['y'])
-        for c, cname in enumerate(pt['classes']):
-            if (y == c).any(): ax.scatter(*xy[y == c].T, s=4, alpha=0.6, label=cname)
-        ax.set_title(name.replace(':proj', ': projection').replace(':layer4', ': layer4'), fontsize=9)
-        ax.set_xticks([]); ax.set_yticks([])
-    axes[0][0].legend(markerscale=3, fontsize=7)
-    fig.suptitle('2-D PCA of L2-normalised pixel features (validation, seed %d)' % min(seeds)); plt.show()
+    fig = plot_points(points, title=lambda name: name.replace(':proj', ': projection').replace(':layer4', ': layer4'))
+    fig.suptitle(f'2-D PCA of L2-normalised pixel features (validation, seed {min(ch.seeds)})'); fig.tight_layout(); plt.show()
 
 # %% [markdown]
 # The numbers and the projected points are saved beside the executed notebook, so the results chapter
 # ({doc}`/nbs/34_pixel_contrast_results`) reads them without the checkpoints (which are not committed).
 
 # %%
-fs_path = (repo_root() / 'book' / 'results' / profile / 'pixel_contrast_features.json') if profile != 'smoke' else out_dir / 'features.json'
 if stats:
-    fs_path.parent.mkdir(parents=True, exist_ok=True)
-    fs_path.write_text(json.dumps({'profile': profile, 'command': command, 'hardware': machine_info()['hardware'],
-                                   **git_info(), 'per_class': 200, 'images': 64, 'projection': 'PCA (torch.pca_lowrank, 2 components)',
-                                   'stats': stats, 'points': points}) + '\n')
-    print('saved', fs_path.relative_to(repo_root()) if fs_path.is_relative_to(repo_root()) else fs_path)
+    save_results(ch, 'features', {'per_class': 200, 'images': 64, 'projection': 'PCA (torch.pca_lowrank, 2 components)',
+                                  'stats': stats, 'points': points})
