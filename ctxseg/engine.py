@@ -415,7 +415,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
                 m = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners,
                              flip_pairs=cfg.data.flip_pairs)
                 if main:
-                    log_f.write(json.dumps({'iter': done, 'eval': True, 'mIoU': m['mIoU'], 'aAcc': m['aAcc']}) + '\n'); log_f.flush()
+                    log_f.write(json.dumps({'iter': done, 'eval': True, 'mIoU': m['mIoU'], 'aAcc': m['aAcc'], 'IoU': m['IoU']}) + '\n'); log_f.flush()
                     if tb: tb.add_scalar('val/mIoU', m['mIoU'], done)
             if out_of_time and not last:
                 status = 'paused'; break
