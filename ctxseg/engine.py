@@ -25,8 +25,8 @@ from .models.segmentor import build_model
 __all__ = ['dist_info', 'setup_distributed', 'is_main', 'seed_everything', 'poly_lr', 'build_optimizer', 'set_lr',
            'CheckpointError', 'atomic_write_bytes', 'atomic_write_json', 'save_checkpoint', 'load_checkpoint',
            'load_run', 'rng_state', 'set_rng_state', 'infer_whole', 'infer_slide', 'infer_ms_flip', 'infer', 'evaluate',
-           'NonFiniteLossError', 'numerics', 'pin_numerics', 'data_version', 'broadcast_buffers', 'autocast_for',
-           'train_step', 'train']
+           'context_use', 'NonFiniteLossError', 'numerics', 'pin_numerics', 'data_version', 'broadcast_buffers',
+           'autocast_for', 'channels_last_for', 'train_step', 'train']
 
 # %% ../nbs/08_engine.ipynb #bfc46353
 def dist_info() -> tuple[int, int]:
@@ -222,6 +222,38 @@ def evaluate(model, loader, num_classes: int, ecfg, device, ignore_index: int = 
     model.train(was_training)
     return m.compute()
 
+# %% ../nbs/08_engine.ipynb #e2a7b3d4
+@torch.no_grad()
+def context_use(model, ds, ecfg, device, num_classes: int, align_corners: bool = False, batch_size: int = 8) -> dict:
+    """{'context_use': share of the ground-truth a/b pixels predicted a or b whose prediction flips to the other class
+    on `ds.counterfactual(i)`, 'context_pixels': how many pixels it is the share of}, (a, b) = `ds.context_classes`.
+    Each process scores its share of the images; the counts are summed over the process group."""
+    a, b = ds.context_classes
+    rank, world = dist_info()
+    was_training = model.training
+    model.eval()
+    n = torch.zeros(2, dtype=torch.float64, device=device)     # flipped, counted
+    idx = list(range(rank, len(ds), world))
+    for s in range(0, len(idx), batch_size):
+        part = [(ds[i], ds.counterfactual(i)) for i in idx[s:s + batch_size]]
+        x, xc = (torch.stack([p[k]['image'] for p in part]).to(device) for k in (0, 1))
+        y = torch.stack([p[0]['label'] for p in part]).to(device)
+        p0, p1 = (infer(model, im, ecfg, num_classes, align_corners).argmax(1) for im in (x, xc))
+        counted = ((y == a) | (y == b)) & ((p0 == a) | (p0 == b))
+        flipped = counted & (p1 == a + b - p0)                      # a -> b, b -> a
+        n += torch.stack([flipped.sum(), counted.sum()]).double()
+    if world > 1: dist.all_reduce(n)
+    model.train(was_training)
+    return {'context_use': float(n[0] / n[1]) if n[1] > 0 else math.nan, 'context_pixels': int(n[1])}
+
+def _evaluate_all(model, val_loader, val_ds, K, cfg, device, ignore, progress=False) -> dict:
+    "`evaluate`, with the context-use score where the dataset has counterfactuals."
+    m = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners, progress=progress,
+                 flip_pairs=cfg.data.flip_pairs)
+    if hasattr(val_ds, 'counterfactual'):
+        m.update(context_use(model, val_ds, cfg.eval, device, K, cfg.model.align_corners, cfg.eval.batch_size or cfg.data.batch_size))
+    return m
+
 # %% ../nbs/08_engine.ipynb #47b95ed8
 class NonFiniteLossError(FloatingPointError):
     "Raised at the first iteration whose loss is NaN or infinite."
@@ -286,8 +318,13 @@ def _grad_norms(watched: dict) -> dict[str, float]:
 
 # %% ../nbs/08_engine.ipynb #f9c3a170
 def autocast_for(tcfg, device) -> object:
-    "The training step's precision: bf16 autocast on CUDA when `tcfg.amp`, else nothing (float32)."
-    return torch.autocast('cuda', dtype=torch.bfloat16) if (tcfg.amp and device.type == 'cuda') else nullcontext()
+    "The training step's precision: bf16 autocast on CUDA when `tcfg.amp`, on CPU when `tcfg.cpu_bf16`, else float32."
+    on = tcfg.amp if device.type == 'cuda' else tcfg.cpu_bf16 if device.type == 'cpu' else False
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
+
+def channels_last_for(tcfg, device) -> bool:
+    "Whether the model and its inputs are channels-last: on CUDA with `tcfg.channels_last`, on CPU with `tcfg.cpu_bf16`."
+    return tcfg.channels_last if device.type == 'cuda' else tcfg.cpu_bf16 if device.type == 'cpu' else False
 
 def train_step(model, opt, x, y, amp, params, max_grad_norm: float = 0.0, world: int = 1, watched=None, it: int = 0):
     """One SGD step of `model` on the batch (`x`, `y`): forward under `amp` with the loss terms, a finiteness check that
@@ -341,8 +378,8 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
     K, ignore = train_ds.num_classes, train_ds.ignore_index
 
     model = build_model(cfg, K, ignore).to(device)
+    if channels_last_for(tc, device): model = model.to(memory_format=torch.channels_last)
     if device.type == 'cuda':
-        if tc.channels_last: model = model.to(memory_format=torch.channels_last)
         if world > 1 and cfg.model.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     watched = _watched_params(model, tc.grad_norms)                  # checked before anything is written
     opt = build_optimizer(model, tc)
@@ -386,7 +423,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
             lr = poly_lr(it, tc); set_lr(opt, lr); net.lr = lr
             b = next(batches)
             x = b['image'].to(device, non_blocking=True); y = b['label'].to(device, non_blocking=True)
-            if device.type == 'cuda' and tc.channels_last: x = x.contiguous(memory_format=torch.channels_last)
+            if channels_last_for(tc, device): x = x.contiguous(memory_format=torch.channels_last)
             done = it + 1
             logging = done % tc.log_interval == 0 or done == tc.iters
             res, terms, vals, gnorm, gparts = train_step(model, opt, x, y, amp, params, tc.max_grad_norm, world,
@@ -412,10 +449,10 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
                 _save(out, net, opt, done, cfg, main, world)
             if tc.eval_interval and done % tc.eval_interval == 0 and not last:
                 broadcast_buffers(model)
-                m = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners,
-                             flip_pairs=cfg.data.flip_pairs)
+                m = _evaluate_all(model, val_loader, val_ds, K, cfg, device, ignore)
                 if main:
-                    log_f.write(json.dumps({'iter': done, 'eval': True, 'mIoU': m['mIoU'], 'aAcc': m['aAcc'], 'IoU': m['IoU']}) + '\n'); log_f.flush()
+                    rec = {'iter': done, 'eval': True, **{k: m[k] for k in ('mIoU', 'aAcc', 'IoU', 'mIoU_no_rarest', 'context_use') if k in m}}
+                    log_f.write(json.dumps(rec) + '\n'); log_f.flush()
                     if tb: tb.add_scalar('val/mIoU', m['mIoU'], done)
             if out_of_time and not last:
                 status = 'paused'; break
@@ -427,8 +464,7 @@ def train(cfg: C.Config, out_dir, resume: bool = False, progress: bool = True, r
         res = {'status': 'paused', 'iter': it + 1}
         return (res, model) if return_model else res
     broadcast_buffers(model)
-    metrics = evaluate(model, val_loader, K, cfg.eval, device, ignore, cfg.model.align_corners, progress=progress,
-                       flip_pairs=cfg.data.flip_pairs)
+    metrics = _evaluate_all(model, val_loader, val_ds, K, cfg, device, ignore, progress)
     metrics.update({'iter': tc.iters, 'classes': list(train_ds.classes), 'preset': cfg.name, 'profile': cfg.profile,
                     'dataset': cfg.data.dataset, 'eval_mode': cfg.eval.mode, 'world_size': world,
                     'wall_time_s': time.time() - t_start, 'device': _provenance()['device'],

@@ -11,10 +11,10 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['BF_FIELDS', 'CITYSCAPES_AVG_INSTANCE_SIZE', 'confusion_matrix', 'miou', 'pixel_accuracy', 'class_accuracy',
-           'mean_accuracy', 'fw_iou', 'seg_boundary', 'disk_rectangles', 'dilate_disk', 'erode_square',
-           'tolerance_pixels', 'class_masks', 'boundary_fscore_stats', 'boundary_fscore_from_stats', 'boundary_fscore',
-           'boundary_width', 'boundary_band', 'boundary_iou_stats', 'boundary_iou_from_stats', 'boundary_iou',
-           'instance_iou_counts', 'iiou', 'SegMetrics']
+           'mean_accuracy', 'fw_iou', 'miou_without_rarest', 'seg_boundary', 'disk_rectangles', 'dilate_disk',
+           'erode_square', 'tolerance_pixels', 'class_masks', 'boundary_fscore_stats', 'boundary_fscore_from_stats',
+           'boundary_fscore', 'boundary_width', 'boundary_band', 'boundary_iou_stats', 'boundary_iou_from_stats',
+           'boundary_iou', 'instance_iou_counts', 'iiou', 'SegMetrics']
 
 # %% ../nbs/06_metrics.ipynb #d6279492
 def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
@@ -57,6 +57,16 @@ def fw_iou(cm: Tensor) -> float:
     "Frequency-weighted IoU: Σ_c (GT pixels of c / all GT pixels) · IoU_c."
     freq = cm.double().sum(1) / cm.sum()
     return float((freq * miou(cm)[1].nan_to_num(0.0)).sum())
+
+# %% ../nbs/06_metrics.ipynb #b8d4f2a1
+def miou_without_rarest(cm: Tensor) -> tuple[float, int]:
+    """(mean IoU over the classes present except the rarest, index of the rarest): the rarest is the present class
+    with the fewest ground-truth pixels (rows of the C×C confusion matrix `cm`; ties: the lowest index)."""
+    _, iou = miou(cm)
+    n = cm.sum(1).double(); n[n == 0] = math.inf
+    r = int(n.argmin())
+    keep = torch.ones_like(iou, dtype=torch.bool); keep[r] = False
+    return float(iou[keep].nanmean()), r
 
 # %% ../nbs/06_metrics.ipynb #ba0cfe15
 def _f(x: Tensor) -> Tensor:
@@ -285,7 +295,9 @@ class SegMetrics:
         L = lambda t: [float(v) for v in t.cpu()]
         m, iou = miou(self.cm)
         out = {'mIoU': m, 'aAcc': pixel_accuracy(self.cm), 'mAcc': mean_accuracy(self.cm), 'fwIoU': fw_iou(self.cm),
-               'IoU': L(iou), 'Acc': L(class_accuracy(self.cm)), 'pixels': int(self.cm.sum())}
+               'IoU': L(iou), 'Acc': L(class_accuracy(self.cm)), 'pixels': int(self.cm.sum()),
+               'class_pixels': [int(v) for v in self.cm.sum(1).cpu()]}
+        out['mIoU_no_rarest'], out['rarest'] = miou_without_rarest(self.cm)
         if self.boundary_tolerances:
             mean, per = boundary_fscore_from_stats(self.bf, self.boundary_average)
             for i, t in enumerate(self.boundary_tolerances):

@@ -10,8 +10,9 @@ import numpy as np
 from .grids import (Table, aggregate, check_versions, loss_trend, read_json, table_notes)
 
 # %% auto #0
-__all__ = ['EXPECT', 'MIN_SEEDS', 'paired_diff', 'bimodal', 'paired_values', 'compare', 'verdict_text', 'claims_table',
-           'expand_claims', 'per_class_table', 'plot_paired', 'recipe_targets']
+__all__ = ['EXPECT', 'MIN_SEEDS', 'CONTEXT_THRESHOLD', 'paired_diff', 'bimodal', 'exact_paired_rate', 'uses_context',
+           'compare_context', 'rate_text', 'paired_values', 'compare', 'verdict_text', 'claims_table', 'expand_claims',
+           'per_class_table', 'plot_paired', 'recipe_targets']
 
 # %% ../nbs/11c_protocol.ipynb #c0054a7f
 import functools
@@ -72,6 +73,50 @@ def bimodal(values, min_gap: float = 0.02, ratio: float = 3.0) -> bool:
     sides = [s for s in (x[:i + 1], x[i + 1:]) if len(s) >= 2]
     pooled = math.sqrt(sum(((s - s.mean()) ** 2).sum() for s in sides) / sum(len(s) - 1 for s in sides))
     return bool(g >= ratio * pooled)
+
+# %% ../nbs/11c_protocol.ipynb #b5d0e6f7
+CONTEXT_THRESHOLD = 0.5          # a run uses the scene cue when more than half its cue-decided pixels flip with it
+
+def exact_paired_rate(base, method, expect: str = 'increase', alpha: float = 0.05) -> dict:
+    """McNemar's exact test on paired yes/no outcomes (sequences paired by position, a
+    pair with a None dropped): the rates, b (method yes, base no), c (base yes, method no), the two-sided p, the
+    verdict for the `expect`ed direction of the method's rate, and 'min_pairs': the fewest same-way discordant
+    pairs that could reach `alpha` (None if these n pairs cannot)."""
+    if expect not in EXPECT: raise ValueError(f'expect must be one of {", ".join(map(repr, EXPECT))}, not {expect!r}')
+    pairs = [(bool(x), bool(y)) for x, y in zip(base, method, strict=True) if x is not None and y is not None]
+    n = len(pairs)
+    b = sum(y and not x for x, y in pairs); c = sum(x and not y for x, y in pairs)
+    from scipy import stats
+    p = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+    k = next((k for k in range(1, n + 1) if 2 * 0.5 ** k < alpha), None)
+    side = None if p >= alpha else 'increase' if b > c else 'decrease'
+    return {'n': n, 'base_rate': sum(x for x, _ in pairs) / n if n else math.nan,
+            'method_rate': sum(y for _, y in pairs) / n if n else math.nan, 'b': b, 'c': c, 'p': p, 'alpha': alpha,
+            'expect': expect, 'min_pairs': k,
+            'verdict': 'not resolved' if side is None else 'held' if side == expect else 'refuted'}
+
+def uses_context(summary: dict, preset: str, threshold: float = CONTEXT_THRESHOLD) -> dict:
+    "{seed: whether the run's context-use score exceeds `threshold`} over the finished runs of `preset` that have one."
+    v = paired_values(summary, preset, 'context_use')
+    return {s: bool(x > threshold) for s, x in v.items() if not math.isnan(x)}
+
+def compare_context(summary: dict, baseline: str, method: str, expect: str = 'increase',
+                    base_summary: dict | None = None, threshold: float = CONTEXT_THRESHOLD) -> dict:
+    "`exact_paired_rate` of the runs that use the cue, `method` against `baseline`, over the seeds both scored."
+    bs = summary if base_summary is None else base_summary
+    ub, um = uses_context(bs, baseline, threshold), uses_context(summary, method, threshold)
+    seeds = sorted(set(ub) & set(um))
+    res = exact_paired_rate([ub[s] for s in seeds], [um[s] for s in seeds], expect)
+    return {**res, 'baseline': baseline, 'method': method, 'seeds': seeds, 'threshold': threshold}
+
+def rate_text(c: dict) -> str:
+    "One sentence for an `exact_paired_rate` result: 'not resolved: 2/5 → 4/5 runs (b = 2, c = 0, exact p = 0.50; …)'."
+    s = (f"{c['verdict']}: {round(c['base_rate'] * c['n'])}/{c['n']} → {round(c['method_rate'] * c['n'])}/{c['n']} runs "
+         f"(b = {c['b']}, c = {c['c']}, exact p = {c['p']:.2g}")
+    if c['verdict'] == 'not resolved':
+        s += ('; these seeds cannot resolve a rate' if c['min_pairs'] is None else
+              f"; it takes {c['min_pairs']} discordant pairs, all one way")
+    return s + ')'
 
 # %% ../nbs/11c_protocol.ipynb #95513cea
 def _class_index(m: dict, cls) -> int:

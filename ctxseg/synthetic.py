@@ -72,8 +72,9 @@ def _ellipse(rng, S: int, cx: float, cy: float, rx: float, ry: float):
     return (slice(y0, y1), slice(x0, x1)), u * u + v * v < 1, x, y
 
 # %% ../nbs/02_synthetic.ipynb #d5425b0e
-def generate(seed: int, size: int = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    "One synthetic sample (version 2): uint8 image H×W×3 and uint8 label H×W (class ids or 255)."
+def generate(seed: int, size: int = DEFAULT_SIZE, flip_cue: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic sample (version 2): uint8 image H×W×3 and uint8 label H×W (class ids or 255). `flip_cue`: the
+    same scene with the other horizon colour, so its car is a boat and back (the counterfactual of `context_use`)."""
     rng = np.random.default_rng(seed)
     S = size; s = S / 64
     label = np.zeros((S, S), np.uint8)                                         # H×W, background
@@ -101,7 +102,7 @@ def generate(seed: int, size: int = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarra
             img[sl][m] = rng.uniform(0.25, 0.6, 3).astype(np.float32) + 0.14 * np.sign(tex[m])[:, None]
             label[sl][m] = cls
     # the global-context pair: 1-2 striped ellipses of random colour in the lower part; the scene decides the class
-    warm = rng.random() < 0.5; obj = CAR if warm else BOAT
+    warm = (rng.random() < 0.5) != flip_cue; obj = CAR if warm else BOAT
     for _ in range(rng.integers(1, 3)):
         cx, cy = rng.uniform(0.2, 0.8) * S, rng.uniform(0.5, 0.82) * S
         rx, ry = rng.uniform(8, 13, 2) * s
@@ -169,8 +170,10 @@ SPLIT_BASE = {'train': 0, 'val': 10_000_000, 'test': 20_000_000}
 DEFAULT_NUM = {'train': 2000, 'val': 200, 'test': 200}
 
 class SyntheticSegmentation(Dataset):
-    "The built-in synthetic benchmark as a dataset: dicts with `image`, `label`, `name`."
+    """The built-in synthetic benchmark as a dataset: dicts with `image`, `label`, `name`; `counterfactual(i)` is
+    sample `i` with the scene cue flipped, and `context_classes` the pair that the cue decides."""
     classes, palette, num_classes, ignore_index = CLASSES, PALETTE, len(CLASSES), IGNORE_INDEX
+    context_classes = (CAR, BOAT)
     def __init__(self, split: str = 'train', num_samples: int | None = None, size: int = DEFAULT_SIZE, seed: int = 0):
         if split not in SPLIT_BASE: raise ValueError(f"split must be one of {list(SPLIT_BASE)}, got {split!r}")
         self.split, self.size, self.seed = split, size, seed
@@ -179,7 +182,12 @@ class SyntheticSegmentation(Dataset):
     def __len__(self): return self.n
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n: raise IndexError(i)
-        im, lab = generate(self.base + i, self.size)
+        return self._sample(i, False)
+    def counterfactual(self, i: int) -> dict:
+        if not 0 <= i < self.n: raise IndexError(i)
+        return self._sample(i, True)
+    def _sample(self, i: int, flip: bool) -> dict:
+        im, lab = generate(self.base + i, self.size, flip_cue=flip)
         return {'image': to_tensor(im), 'label': torch.from_numpy(lab.astype(np.int64)), 'name': f'{self.split}_{i:06d}'}
 
 # %% ../nbs/02_synthetic.ipynb #91de25a9

@@ -166,7 +166,7 @@ class ContextrastParams(MethodParams):
     features: list | None = None         # encoder layers, shallow → deep; None: the backbone's four levels
     proj_dim: int = 256                  # D, the embedding size of each layer's projection head
     proj_kind: str = 'convmlp'           # projection head: 'convmlp' (conv-BN-ReLU-conv) | 'linear'
-    layer_weights: tuple = (0.1, 0.4, 0.7, 1.0)   # λ_i, shallow → deep: 1.0 on the deepest layer (our reading of Sec. 4.1)
+    layer_weights: tuple = (0.1, 0.4, 0.7, 1.0)   # λ_i, shallow → deep (Sec. 4.1: λ_{4→1} = 1.0, 0.7, 0.4, 0.1)
     w_low: float = 0.7                   # Eq. 2: Â_i = w_low·A_i + (1 − w_low)·A_I
     temperature: float = 0.1             # τ of Eq. 3
     loss_weight: float = 0.1             # λ, the weight of the whole term

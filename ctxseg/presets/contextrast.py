@@ -18,7 +18,7 @@ SWEEPS = {**{f'r{int(r * 100):02d}': dict(ratio=r) for r in (0.1, 0.3, 0.7, 1.0)
           **{f'w{int(w * 10):02d}': dict(w_low=w) for w in (0.0, 0.3, 1.0)},
           't007': dict(temperature=0.07), 't02': dict(temperature=0.2),
           'p25': dict(num_positives=25), 'p400': dict(num_positives=400),
-          'literal': dict(layer_weights=(1.0, 0.7, 0.4, 0.1)), 'errorrandom': dict(sampling='error_random'),
+          'reversed': dict(layer_weights=(1.0, 0.7, 0.4, 0.1)), 'errorrandom': dict(sampling='error_random'),
           'last': dict(features=['layer4'], layer_weights=(1.0,))}   # one layer: is it the shallow layers?
 
 def _with_method(base, name: str, params: dict):
@@ -43,6 +43,9 @@ PRESETS = {
     'smoke_contextrast_random': lambda: _with_method('smoke', 'smoke_contextrast_random', {**SMOKE_PARAMS, 'sampling': 'random'}),
     **{f'synthetic_aspp_{k}': (lambda k=k, v=v: _with_method('synthetic_aspp', f'synthetic_aspp_{k}', {**CPU_PARAMS, **v}))
        for k, v in SAMPLING_NAMES.items()},
+    # issue 31: is CCL's collapse of car and boat caused by the loss acting from step 0? ContrastiveSeg's warm-up
+    'synthetic_aspp_ccl_warmup': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_ccl_warmup',
+                                                      {**CPU_PARAMS, 'sampling': 'random', 'warmup_iters': 125}),
     **{f'synthetic_aspp_contextrast_{k}': (lambda k=k, v=v: _with_method('synthetic_aspp', f'synthetic_aspp_contextrast_{k}', {**CPU_PARAMS, **v}))
        for k, v in SWEEPS.items()},
     **{f'contextrast_{d}_{n}': (lambda d=d, n=n: gpu_contextrast(d, n))
