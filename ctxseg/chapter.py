@@ -33,7 +33,7 @@ def describe(cfg: C.Config) -> str:
     "One line for a preset's config: trunk + head (with its arguments), data and size, iterations, batch, learning rate."
     m, d = cfg.model, cfg.data
     head = f'{m.head} {m.head_kwargs}' if m.head_kwargs else m.head
-    size = d.size if d.dataset == 'synthetic' else d.crop_size
+    size = d.size if d.dataset in ('synthetic', 'aerial') else d.crop_size
     return f'{m.backbone} + {head}, {d.dataset} {size}, {cfg.train.iters} iterations, batch {d.batch_size}, lr {cfg.train.lr}'
 
 # %% ../nbs/11e_chapter.ipynb #2f5e7936

@@ -71,12 +71,13 @@ REAL_DATASETS = ('cityscapes', 'ade20k', 'coco_stuff10k', 'pascal_context', 'cam
 def build_dataset(cfg, split: str = 'train'):
     """The dataset named by `cfg` (a `DataConfig`) for `split` ('train' | 'val', or a sum such as 'train+val').
     Real datasets read `cfg.root`: the `--dst` folder of `ctxseg prepare` (or, for 'hf', a Hugging Face source)."""
-    if cfg.dataset == 'synthetic':
-        from ctxseg.synthetic import SyntheticSegmentation
+    if cfg.dataset in ('synthetic', 'aerial'):
+        if cfg.dataset == 'synthetic': from ctxseg.synthetic import SyntheticSegmentation as Procedural
+        else: from ctxseg.aerial import AerialSegmentation as Procedural
         n = cfg.num_train if split == 'train' else cfg.num_val
-        return SyntheticSegmentation(split=split, num_samples=n, size=cfg.size)
+        return Procedural(split=split, num_samples=n, size=cfg.size)
     if cfg.dataset not in REAL_DATASETS:
-        raise ValueError(f"unknown dataset {cfg.dataset!r}; one of: synthetic, {', '.join(REAL_DATASETS)}")
+        raise ValueError(f"unknown dataset {cfg.dataset!r}; one of: synthetic, aerial, {', '.join(REAL_DATASETS)}")
     if not cfg.root:
         raise ValueError(f"data.root is empty: set data.root=<folder written by `ctxseg prepare {cfg.dataset} --dst ...`>"
                          if cfg.dataset != 'hf' else "data.root is empty: set it to a hub name or a local datasets folder")

@@ -275,6 +275,9 @@ def data_version(dcfg) -> str:
     if dcfg.dataset == 'synthetic':
         from ctxseg.synthetic import SYNTHETIC_VERSION
         return f'synthetic-v{SYNTHETIC_VERSION}'
+    if dcfg.dataset == 'aerial':
+        from ctxseg.aerial import AERIAL_VERSION
+        return f'aerial-v{AERIAL_VERSION}'
     return dcfg.dataset
 
 def _provenance(cfg=None) -> dict:

@@ -17,7 +17,7 @@ __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'data_fingerprint', 'same_config', '
            'load_summary', 'mean_std', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate',
            'load_reference', 'Table', 'plus_minus', 'table_notes', 'grid_table', 'class_iou_table', 'runs_by_preset',
            'ablation_table', 'class_iou', 'log_series', 'mean_log_series', 'loss_trend', 'plot_losses',
-           'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays']
+           'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays', 'eval_at', 'convergence_table']
 
 # %% ../nbs/11b_grids.ipynb #74943f7f
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity
@@ -480,3 +480,29 @@ def plot_overlays(summary: dict, n: int = 4, seed: int | None = None, indices=No
     fig.legend(handles=handles, loc='lower center', ncol=min(len(handles), 8), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.5 / (1.9 * len(y) + 0.5), 1, 1))
     return fig
+
+# %% ../nbs/11b_grids.ipynb #cv000002
+def eval_at(run_dir, fraction: float = 0.8) -> float:
+    "The mIoU of the evaluation logged at `fraction` of the run's schedule (`log.jsonl`); NaN if there is none."
+    run = Path(run_dir); cfg = read_json(run / 'config.json') or {}
+    target = round(fraction * cfg.get('train', {}).get('iters', 0))
+    p = run / 'log.jsonl'
+    if not target or not p.is_file(): return math.nan
+    ev = [json.loads(l) for l in p.read_text().splitlines() if '"eval"' in l]
+    return next((float(e['mIoU']) for e in ev if e.get('eval') and e['iter'] == target), math.nan)
+
+def convergence_table(summary: dict, fraction: float = 0.8, max_change: float = 0.01) -> Table:
+    """Per preset: mIoU at `fraction` of the schedule and at its end (means over the seeds that have both), the mean
+    change with its smallest and largest, and whether the mean change is at most `max_change`."""
+    out, rows = Path(summary['out_dir']), []
+    for p in summary['presets']:
+        pairs = [(eval_at(out / r['dir'], fraction), r['metrics']['mIoU']) for r in summary['runs']
+                 if r['preset'] == p and 'metrics' in r]
+        pairs = [(a, b) for a, b in pairs if not math.isnan(a)]
+        if not pairs: rows.append([p, '0', '–', '–', '–', 'no evaluation at {:.0%}'.format(fraction)]); continue
+        d = [b - a for a, b in pairs]; mean = float(np.mean(d))
+        rows.append([p, str(len(pairs)), f'{100 * np.mean([a for a, _ in pairs]):.1f}', f'{100 * np.mean([b for _, b in pairs]):.1f}',
+                     f'{100 * mean:+.2f} [{100 * min(d):+.1f}, {100 * max(d):+.1f}]'.replace('-', '−'),
+                     'yes' if abs(mean) <= max_change else 'no'])
+    notes = {**table_notes(summary), 'rule': f'converged: |mean change| ≤ {100 * max_change:g} mIoU points from {fraction:.0%} to 100 % of the schedule'}
+    return Table(['preset', 'n', f'mIoU at {fraction:.0%}', 'mIoU at 100 %', 'change (range)', 'converged'], rows, notes)

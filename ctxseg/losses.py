@@ -11,7 +11,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['cross_entropy', 'gt_prob', 'ohem_mask_per_image', 'ohem_mask_per_batch', 'ohem_ce_per_image', 'ohem_ce_per_batch',
-           'SegLoss']
+           'SegLoss', 'enet_class_weights']
 
 # %% ../nbs/05_losses.ipynb #83d7504a
 def _as_weight(weight, logits: Tensor) -> Tensor | None:
@@ -124,3 +124,11 @@ class SegLoss(nn.Module):
         s = f"kind={self.kind!r}, ignore_index={self.ignore_index}"
         if self.kind != 'ce': s += f", thresh={self.ohem_thresh}, min_kept={self.ohem_min_kept}"
         return s + f", align_corners={self.align_corners}"
+
+# %% ../nbs/05_losses.ipynb #b2f3c4d5
+def enet_class_weights(freq, c: float = 1.02) -> list[float]:
+    "ENet's class weights 1 / ln(c + p) for class shares `freq` (summing to 1), scaled to a pixel-weighted mean of 1."
+    p = torch.as_tensor(freq, dtype=torch.float64)
+    if (p < 0).any() or abs(float(p.sum()) - 1) > 1e-6: raise ValueError(f'class shares must be ≥ 0 and sum to 1, got {p.tolist()}')
+    w = 1 / torch.log(c + p)
+    return (w / (w * p).sum()).tolist()

@@ -18,7 +18,7 @@ __all__ = ['SYNTHETIC_VERSION', 'CLASSES', 'PALETTE', 'IGNORE_INDEX', 'BACKGROUN
            'write_cityscapes_layout']
 
 # %% ../nbs/02_synthetic.ipynb #c1ae2760
-SYNTHETIC_VERSION = 2
+SYNTHETIC_VERSION = 3                # v3 (issue 31): the scenes of v2, the recipe of `ctxseg.configs` v3
 CLASSES = ('background', 'road', 'car', 'boat', 'sign', 'wire', 'bush', 'rock')
 PALETTE = [(120, 100, 60), (128, 64, 128), (220, 20, 60), (0, 110, 255), (255, 200, 0), (240, 240, 240),
            (40, 160, 40), (150, 150, 150)]
@@ -73,8 +73,8 @@ def _ellipse(rng, S: int, cx: float, cy: float, rx: float, ry: float):
 
 # %% ../nbs/02_synthetic.ipynb #d5425b0e
 def generate(seed: int, size: int = DEFAULT_SIZE, flip_cue: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic sample (version 2): uint8 image H×W×3 and uint8 label H×W (class ids or 255). `flip_cue`: the
-    same scene with the other horizon colour, so its car is a boat and back (the counterfactual of `context_use`)."""
+    """One synthetic sample (the scenes of versions 2 and 3): uint8 image H×W×3 and uint8 label H×W (class ids or
+    255). `flip_cue`: the same scene with the other horizon colour, so its car is a boat and back (the counterfactual of `context_use`)."""
     rng = np.random.default_rng(seed)
     S = size; s = S / 64
     label = np.zeros((S, S), np.uint8)                                         # H×W, background
@@ -126,26 +126,29 @@ def generate(seed: int, size: int = DEFAULT_SIZE, flip_cue: bool = False) -> tup
     hb = max(int(rng.uniform(0.08, 0.12) * S), 1)
     img[:hb] = (WARM if warm else COOL) + 0.05 * smooth_noise(rng, S, 4, hb)[..., None]
     label[:hb] = BACKGROUND
-    # per-image appearance shift: gain, colour cast, sensor noise (in grey levels from here on)
-    img *= np.float32(255 * rng.uniform(0.8, 1.2))
+    return _finish(rng, img, label)
+
+def _finish(rng, img: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "The last layer of a scene (both benchmarks): per-image gain, colour cast and sensor noise, an unlabelled border in a quarter of the scenes, uint8."
+    img *= np.float32(255 * rng.uniform(0.8, 1.2))                             # in grey levels from here on
     img += (255 * rng.uniform(-0.06, 0.06, 3) + 0.5).astype(np.float32)
-    img += np.float32(255 * rng.uniform(0.02, 0.05)) * _grain(rng, S)
-    if rng.random() < 0.25:                                                     # an unlabelled border
+    img += np.float32(255 * rng.uniform(0.02, 0.05)) * _grain(rng, img.shape[0])
+    if rng.random() < 0.25:
         label[:2] = label[-2:] = label[:, :2] = label[:, -2:] = IGNORE_INDEX
     return np.clip(img, 0, 255.4, out=img).astype(np.uint8), label
 
 # %% ../nbs/02_synthetic.ipynb #3bfa92dd
-def colorize(label: np.ndarray) -> np.ndarray:
-    "Label map → RGB with `PALETTE` (ignore = black)."
-    pal = np.zeros((256, 3), np.uint8); pal[:len(PALETTE)] = PALETTE
+def colorize(label: np.ndarray, palette=PALETTE) -> np.ndarray:
+    "Label map → RGB with `palette` (ignore = black)."
+    pal = np.zeros((256, 3), np.uint8); pal[:len(palette)] = palette
     return pal[label]
 
 # %% ../nbs/02_synthetic.ipynb #78316fbb
-def class_frequencies(n: int = 300, size: int = DEFAULT_SIZE, seed: int = 0) -> np.ndarray:
-    "Fraction of labelled pixels per class over `n` generated samples."
-    h = np.zeros(256, np.int64)
-    for i in range(n): h += np.bincount(generate(seed + i, size)[1].ravel(), minlength=256)
-    return h[:len(CLASSES)] / h[:len(CLASSES)].sum()
+def class_frequencies(n: int = 300, size: int = DEFAULT_SIZE, seed: int = 0, gen=None, num_classes: int = len(CLASSES)) -> np.ndarray:
+    "Fraction of labelled pixels per class over `n` samples of `gen` (default: this benchmark's `generate`)."
+    gen, h = gen or generate, np.zeros(256, np.int64)
+    for i in range(n): h += np.bincount(gen(seed + i, size)[1].ravel(), minlength=256)
+    return h[:num_classes] / h[:num_classes].sum()
 
 # %% ../nbs/02_synthetic.ipynb #0532132b
 def object_colour_stats(n: int = 400, size: int = DEFAULT_SIZE) -> dict:
@@ -174,11 +177,13 @@ class SyntheticSegmentation(Dataset):
     sample `i` with the scene cue flipped, and `context_classes` the pair that the cue decides."""
     classes, palette, num_classes, ignore_index = CLASSES, PALETTE, len(CLASSES), IGNORE_INDEX
     context_classes = (CAR, BOAT)
-    def __init__(self, split: str = 'train', num_samples: int | None = None, size: int = DEFAULT_SIZE, seed: int = 0):
+    generate, offset, default_size = staticmethod(generate), 0, DEFAULT_SIZE   # the scenes, where their seeds start, their size
+    def __init__(self, split: str = 'train', num_samples: int | None = None, size: int | None = None, seed: int = 0):
         if split not in SPLIT_BASE: raise ValueError(f"split must be one of {list(SPLIT_BASE)}, got {split!r}")
-        self.split, self.size, self.seed = split, size, seed
+        self.split, self.seed = split, seed
+        self.size = size or self.default_size
         self.n = DEFAULT_NUM[split] if num_samples is None else num_samples
-        self.base = SPLIT_BASE[split] + 100_000_000 * seed
+        self.base = SPLIT_BASE[split] + 100_000_000 * seed + self.offset
     def __len__(self): return self.n
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n: raise IndexError(i)
@@ -187,7 +192,7 @@ class SyntheticSegmentation(Dataset):
         if not 0 <= i < self.n: raise IndexError(i)
         return self._sample(i, True)
     def _sample(self, i: int, flip: bool) -> dict:
-        im, lab = generate(self.base + i, self.size, flip_cue=flip)
+        im, lab = self.generate(self.base + i, self.size, flip_cue=flip)
         return {'image': to_tensor(im), 'label': torch.from_numpy(lab.astype(np.int64)), 'name': f'{self.split}_{i:06d}'}
 
 # %% ../nbs/02_synthetic.ipynb #91de25a9

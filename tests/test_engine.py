@@ -174,4 +174,4 @@ def test_cpu_run_repeats_bit_for_bit_in_a_fresh_process(tmp_path):
     assert len(a) == 6 and a == b
     prov = json.loads((tmp_path / 'a' / 'provenance.json').read_text())
     assert prov['mkl_cbwr'] == 'AVX2' and prov['torch_threads'] == P.get('synthetic_ocr').train.threads == 2
-    assert prov['data_version'] == 'synthetic-v2'
+    assert prov['data_version'] == 'synthetic-v3'

@@ -40,8 +40,21 @@ def test_labels_are_valid_and_every_class_and_ignore_occur(samples):
     assert values == set(range(len(CLASSES))) | {IGNORE_INDEX}
 
 
-def test_version():
-    assert SYNTHETIC_VERSION == 2
+def test_version_3_keeps_the_scenes_of_version_2():
+    """Benchmark v3 changed the recipe, not the scenes: samples hash as the v2 generator drew them (commit 2d07504)."""
+    import hashlib
+    assert SYNTHETIC_VERSION == 3
+    for (seed, size), h in {(0, 192): 'f259f564896d173e', (12345, 96): '53a22fa9deea46db',
+                            (10_000_007, 192): 'ec1a03cddc73363a'}.items():
+        assert hashlib.sha1(b''.join(x.tobytes() for x in generate(seed, size))).hexdigest()[:16] == h
+
+
+def test_class_weights_of_the_balanced_controls_are_enet_weights_of_the_class_shares():
+    from ctxseg import aerial
+    from ctxseg.configs import AERIAL_CE_WEIGHTS, SYNTHETIC_CE_WEIGHTS
+    from ctxseg.losses import enet_class_weights
+    np.testing.assert_allclose(enet_class_weights(class_frequencies(500, 192)), SYNTHETIC_CE_WEIGHTS, atol=6e-4)
+    np.testing.assert_allclose(enet_class_weights(aerial.class_frequencies(500, 128)), AERIAL_CE_WEIGHTS, atol=6e-4)
 
 
 def test_one_object_class_per_image_decided_by_the_horizon_colour(samples):

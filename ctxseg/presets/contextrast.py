@@ -13,12 +13,14 @@ SMOKE_PARAMS = dict(proj_dim=16, num_positives=16, num_negatives=64)
 GPU_PARAMS = dict(temperature=0.1, loss_weight=0.1, num_positives=100, num_negatives=1024, proj_dim=256)
 GPU_NETS = ('aspp_r101', 'fcn_hr48', 'ocr_hr48')   # openseg's networks (ctxseg.methods.pixel_contrast.OPENSEG_NETS)
 GPU_DATASETS = ('cityscapes', 'camvid', 'ade20k', 'coco_stuff10k', 'pascal_context')
-SAMPLING_NAMES = {'ccl': dict(sampling='random'), 'ccl_semihard': dict(sampling='semi_hard'), 'contextrast': dict(sampling='bane')}
+SAMPLING_NAMES = {'ccl': dict(sampling='random'), 'ccl_semihard': dict(sampling='error_random'),   # Table 6's row, Sec. 4.2
+                  'ccl_semihard_cseg': dict(sampling='semi_hard'),                                  # ContrastiveSeg's mining (v2's row)
+                  'contextrast': dict(sampling='bane')}
 SWEEPS = {**{f'r{int(r * 100):02d}': dict(ratio=r) for r in (0.1, 0.3, 0.7, 1.0)},
           **{f'w{int(w * 10):02d}': dict(w_low=w) for w in (0.0, 0.3, 1.0)},
           't007': dict(temperature=0.07), 't02': dict(temperature=0.2),
           'p25': dict(num_positives=25), 'p400': dict(num_positives=400),
-          'reversed': dict(layer_weights=(1.0, 0.7, 0.4, 0.1)), 'errorrandom': dict(sampling='error_random'),
+          'reversed': dict(layer_weights=(1.0, 0.7, 0.4, 0.1)),
           'last': dict(features=['layer4'], layer_weights=(1.0,))}   # one layer: is it the shallow layers?
 
 def _with_method(base, name: str, params: dict):
