@@ -56,7 +56,7 @@ def generate(seed: int, size: int = DEFAULT_SIZE, flip_cue: bool = False) -> tup
         st = np.sign(np.sin((2 * np.pi / period) * ((xx + cx) * np.cos(b) + (yy + cy) * np.sin(b))))[m]
         img[sl][m] = rng.uniform(0.35, 0.75, 3).astype(np.float32) + np.float32(0.12) * st[:, None].astype(np.float32)
         label[sl][m] = cls
-    # paths: 1-2 curved lines, 2 px wide per 128 px
+    # paths: 1-2 curved lines, 4 px wide per 128 px (half a stride-8 feature cell)
     for _ in range(rng.integers(1, 3)):
         cx, cy = rng.uniform(0.25, 0.75, 2) * S; a = rng.uniform(0, np.pi)
         amp, lam, ph = rng.uniform(4, 14) * s, rng.uniform(40, 90) * s, rng.uniform(0, 2 * np.pi)
@@ -64,7 +64,7 @@ def generate(seed: int, size: int = DEFAULT_SIZE, flip_cue: bool = False) -> tup
         u = (x - cx) * ca + (y - cy) * sa; v = (y - cy) * ca - (x - cx) * sa
         w = 2 * np.pi / lam
         d = np.abs(v - amp * np.sin(w * u + ph)) / np.sqrt(1 + (amp * w * np.cos(w * u + ph)) ** 2)
-        m = d < 1.0 * s
+        m = d < 2.0 * s
         img[m] = np.array([0.78, 0.72, 0.58], np.float32) + rng.uniform(-0.06, 0.06)
         label[m] = PATH
     # the scene cue: a lake somewhere (geometry always drawn, painted in half of the scenes)

@@ -232,7 +232,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--device', default='auto'); b.add_argument('--json', help='also write the rows as JSON here')
     b.add_argument('--peak-tflops', type=float, default=None, help='peak TFLOP/s for the MFU (default: the table in ctxseg.bench)')
     common(b); b.set_defaults(fn=cmd_bench)
-    d = sub.add_parser('demo', help='train and compare the baselines on the synthetic benchmark (CPU, about 4 minutes a preset on 2 cores)')
+    d = sub.add_parser('demo', help='train and compare the baselines on the synthetic benchmark (CPU, about 5 minutes a preset on 2 cores)')
     d.add_argument('--out', default='runs/demo'); d.add_argument('--iters', type=int); d.add_argument('--presets', nargs='*')
     common(d); d.set_defaults(fn=cmd_demo)
     _add_prepare_parser(sub)                            # `ctxseg prepare DATASET --src RAW --dst PREPARED`

@@ -498,11 +498,11 @@ def convergence_table(summary: dict, fraction: float = 0.8, max_change: float = 
     for p in summary['presets']:
         pairs = [(eval_at(out / r['dir'], fraction), r['metrics']['mIoU']) for r in summary['runs']
                  if r['preset'] == p and 'metrics' in r]
-        pairs = [(a, b) for a, b in pairs if not math.isnan(a)]
-        if not pairs: rows.append([p, '0', '–', '–', '–', 'no evaluation at {:.0%}'.format(fraction)]); continue
+        found = len(pairs); pairs = [(a, b) for a, b in pairs if not math.isnan(a)]
+        if not pairs: rows.append([p, '0', '–', '–', '–', f'no evaluation at {100 * fraction:g} %' if found else 'not run']); continue
         d = [b - a for a, b in pairs]; mean = float(np.mean(d))
         rows.append([p, str(len(pairs)), f'{100 * np.mean([a for a, _ in pairs]):.1f}', f'{100 * np.mean([b for _, b in pairs]):.1f}',
                      f'{100 * mean:+.2f} [{100 * min(d):+.1f}, {100 * max(d):+.1f}]'.replace('-', '−'),
                      'yes' if abs(mean) <= max_change else 'no'])
-    notes = {**table_notes(summary), 'rule': f'converged: |mean change| ≤ {100 * max_change:g} mIoU points from {fraction:.0%} to 100 % of the schedule'}
-    return Table(['preset', 'n', f'mIoU at {fraction:.0%}', 'mIoU at 100 %', 'change (range)', 'converged'], rows, notes)
+    notes = {**table_notes(summary), 'rule': f'converged: |mean change| ≤ {100 * max_change:g} mIoU points from {100 * fraction:g} % to 100 % of the schedule'}
+    return Table(['preset', 'n', f'mIoU at {100 * fraction:g} %', 'mIoU at 100 %', 'change (range)', 'converged'], rows, notes)
