@@ -11,7 +11,7 @@ LAYERS = {   # CONTRIBUTING.md's module map, top to bottom
     'foundations': ['configs', 'inputs', 'losses', 'metrics', 'provenance'],
     'presets': ['presets', 'presets.mcibi', 'presets.region_contrast', 'presets.pixel_contrast', 'presets.gald',
                 'presets.contextrast'],
-    'data': ['synthetic', 'datasets', 'transforms', 'data'],
+    'data': ['synthetic', 'aerial', 'datasets', 'transforms', 'data'],
     'models': ['models', 'models.backbones', 'models.heads', 'methods', 'methods.common', 'methods.pixel_contrast',
                'methods.region_contrast', 'methods.contextrast', 'methods.gald', 'methods.mcibi', 'models.segmentor'],
     'training': ['engine'],
