@@ -113,3 +113,4 @@ class AerialSegmentation(synthetic.SyntheticSegmentation):
     the cue flipped, `context_classes` the pair it decides."""
     classes, palette, num_classes, context_classes = CLASSES, PALETTE, len(CLASSES), (DUCK, HEN)
     generate, offset, default_size = staticmethod(generate), 7, DEFAULT_SIZE   # seeds apart from the first benchmark's
+    version = f'aerial-v{AERIAL_VERSION}'

@@ -14,6 +14,7 @@ from . import presets as P
 from .grids import load_reference, load_summary, mean_log_series, merge_summaries, run_state, data_fingerprint, train_grid
 from .protocol import plot_paired
 from .provenance import check_gpu_profile, git_info, machine_info, repo_root
+from .data import PROCEDURAL
 
 # %% auto #0
 __all__ = ['SMOKE_OVERRIDES', 'shown', 'describe', 'Chapter', 'setup', 'train_chapter', 'reference_rows', 'only',
@@ -33,7 +34,7 @@ def describe(cfg: C.Config) -> str:
     "One line for a preset's config: trunk + head (with its arguments), data and size, iterations, batch, learning rate."
     m, d = cfg.model, cfg.data
     head = f'{m.head} {m.head_kwargs}' if m.head_kwargs else m.head
-    size = d.size if d.dataset in ('synthetic', 'aerial') else d.crop_size
+    size = d.size if d.dataset in PROCEDURAL else d.crop_size
     return f'{m.backbone} + {head}, {d.dataset} {size}, {cfg.train.iters} iterations, batch {d.batch_size}, lr {cfg.train.lr}'
 
 # %% ../nbs/11e_chapter.ipynb #2f5e7936

@@ -12,7 +12,8 @@ from .inputs import *
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, BadInputError, check_batch, check_sample, validate_dataset
 
 # %% auto #0
-__all__ = ['REAL_DATASETS', 'ResumableSampler', 'SeededDataset', 'build_dataset', 'build_loader']
+__all__ = ['REAL_DATASETS', 'PROCEDURAL', 'ResumableSampler', 'SeededDataset', 'procedural_dataset', 'build_dataset',
+           'build_loader']
 
 # %% ../nbs/01a_loaders.ipynb #572f6ccb
 def _mix(*xs: int) -> int:
@@ -67,17 +68,23 @@ class SeededDataset(Dataset):
 
 # %% ../nbs/01a_loaders.ipynb #b87ac311
 REAL_DATASETS = ('cityscapes', 'ade20k', 'coco_stuff10k', 'pascal_context', 'camvid', 'lip', 'hf')
+PROCEDURAL = ('synthetic', 'aerial')        # the built-in benchmarks: drawn on the fly, sized by `DataConfig.size`
+
+def procedural_dataset(name: str):
+    "The dataset class of built-in benchmark `name` (its `version` is what runs record as their data version)."
+    if name == 'synthetic': from ctxseg.synthetic import SyntheticSegmentation as D
+    elif name == 'aerial': from ctxseg.aerial import AerialSegmentation as D
+    else: raise ValueError(f"unknown built-in benchmark {name!r}; one of: {', '.join(PROCEDURAL)}")
+    return D
 
 def build_dataset(cfg, split: str = 'train'):
     """The dataset named by `cfg` (a `DataConfig`) for `split` ('train' | 'val', or a sum such as 'train+val').
     Real datasets read `cfg.root`: the `--dst` folder of `ctxseg prepare` (or, for 'hf', a Hugging Face source)."""
-    if cfg.dataset in ('synthetic', 'aerial'):
-        if cfg.dataset == 'synthetic': from ctxseg.synthetic import SyntheticSegmentation as Procedural
-        else: from ctxseg.aerial import AerialSegmentation as Procedural
+    if cfg.dataset in PROCEDURAL:
         n = cfg.num_train if split == 'train' else cfg.num_val
-        return Procedural(split=split, num_samples=n, size=cfg.size)
+        return procedural_dataset(cfg.dataset)(split=split, num_samples=n, size=cfg.size)
     if cfg.dataset not in REAL_DATASETS:
-        raise ValueError(f"unknown dataset {cfg.dataset!r}; one of: synthetic, aerial, {', '.join(REAL_DATASETS)}")
+        raise ValueError(f"unknown dataset {cfg.dataset!r}; one of: {', '.join(PROCEDURAL + REAL_DATASETS)}")
     if not cfg.root:
         raise ValueError(f"data.root is empty: set data.root=<folder written by `ctxseg prepare {cfg.dataset} --dst ...`>"
                          if cfg.dataset != 'hf' else "data.root is empty: set it to a hub name or a local datasets folder")

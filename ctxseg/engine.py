@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch import nn
 from . import configs as C
-from .data import build_dataset, build_loader, validate_dataset
+from .data import build_dataset, build_loader, validate_dataset, PROCEDURAL, procedural_dataset
 from .metrics import SegMetrics
 from .models.segmentor import build_model
 
@@ -272,12 +272,7 @@ def pin_numerics(tcfg) -> dict:
 
 def data_version(dcfg) -> str:
     "The version of the data a run trains on: `synthetic-v<N>` for the built-in benchmark, else the dataset name."
-    if dcfg.dataset == 'synthetic':
-        from ctxseg.synthetic import SYNTHETIC_VERSION
-        return f'synthetic-v{SYNTHETIC_VERSION}'
-    if dcfg.dataset == 'aerial':
-        from ctxseg.aerial import AERIAL_VERSION
-        return f'aerial-v{AERIAL_VERSION}'
+    if dcfg.dataset in PROCEDURAL: return procedural_dataset(dcfg.dataset).version
     return dcfg.dataset
 
 def _provenance(cfg=None) -> dict:

@@ -178,6 +178,7 @@ class SyntheticSegmentation(Dataset):
     classes, palette, num_classes, ignore_index = CLASSES, PALETTE, len(CLASSES), IGNORE_INDEX
     context_classes = (CAR, BOAT)
     generate, offset, default_size = staticmethod(generate), 0, DEFAULT_SIZE   # the scenes, where their seeds start, their size
+    version = f'synthetic-v{SYNTHETIC_VERSION}'                               # what runs record as their data version
     def __init__(self, split: str = 'train', num_samples: int | None = None, size: int | None = None, seed: int = 0):
         if split not in SPLIT_BASE: raise ValueError(f"split must be one of {list(SPLIT_BASE)}, got {split!r}")
         self.split, self.seed = split, seed
