@@ -9,11 +9,11 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SYNTHETIC_CE_WEIGHTS', 'AERIAL_CE_WEIGHTS', 'TRAIN_SIZES', 'DATASETS', 'RECIPES', 'DEFAULT_SOURCE', 'BASELINE_ROWS',
-           'BASELINE_PRESETS', 'PRESETS', 'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'MethodConfig',
-           'Config', 'to_dict', 'from_dict', 'save_json', 'load_json', 'apply_overrides', 'smoke', 'synthetic_fcn',
-           'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr', 'epochs_to_iters', 'iters_for_epochs', 'Recipe',
-           'get_recipe', 'recipe', 'get', 'names']
+__all__ = ['SYNTHETIC_CE_WEIGHTS', 'AERIAL_CE_WEIGHTS', 'SYNTHETIC_DILATIONS', 'AERIAL_DILATIONS', 'TRAIN_SIZES', 'DATASETS',
+           'RECIPES', 'DEFAULT_SOURCE', 'BASELINE_ROWS', 'BASELINE_PRESETS', 'PRESETS', 'ModelConfig', 'DataConfig',
+           'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config', 'to_dict', 'from_dict', 'save_json', 'load_json',
+           'apply_overrides', 'smoke', 'synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr', 'on_aerial',
+           'aerial_twins', 'epochs_to_iters', 'iters_for_epochs', 'Recipe', 'get_recipe', 'recipe', 'get', 'names']
 
 # %% ../nbs/00_configs.ipynb #c03db2b9
 @dataclass
@@ -264,6 +264,29 @@ AERIAL_CE_WEIGHTS = (0.335, 3.789, 2.61, 2.745, 7.33, 7.353, 2.644, 6.873)
 def _balanced(cfg: Config, weights) -> Config:
     "`cfg` trained with a class-weighted CE (main and auxiliary head), named `<name>_balanced`."
     cfg.name += '_balanced'; cfg.train.class_weights = list(weights); return cfg
+
+SYNTHETIC_DILATIONS, AERIAL_DILATIONS = [1, 3, 6, 9], [1, 2, 4, 6]   # ASPP rates on the 24×24 and the 16×16 feature grid
+
+def on_aerial(cfg: Config) -> Config:
+    """The twin of a synthetic cpu preset on the second benchmark: the same network and method, `_aerial`'s data and
+    schedule, the ASPP rates of the 16×16 feature grid and the aerial class weights where the synthetic ones were set;
+    named `aerial_<the rest of its name>`. A method's own iteration counts (a warm-up) are kept as they are."""
+    if cfg.data.dataset != 'synthetic' or not cfg.name.startswith('synthetic_'):
+        raise ValueError(f'{cfg.name}: only a synthetic cpu preset has an aerial twin')
+    cfg, a = copy.deepcopy(cfg), _aerial(cfg.model.head)
+    cfg.name = 'aerial_' + cfg.name.removeprefix('synthetic_')
+    cfg.data = dataclasses.replace(cfg.data, dataset=a.data.dataset, size=a.data.size)
+    cfg.train.iters, cfg.train.eval_interval, cfg.train.ckpt_interval = a.train.iters, a.train.eval_interval, a.train.ckpt_interval
+    if cfg.model.head_kwargs.get('dilations') == SYNTHETIC_DILATIONS:
+        cfg.model.head_kwargs = {**cfg.model.head_kwargs, 'dilations': list(AERIAL_DILATIONS)}
+    if cfg.train.class_weights:
+        if tuple(cfg.train.class_weights) != SYNTHETIC_CE_WEIGHTS: raise ValueError(f'{cfg.name}: class weights of unknown origin')
+        cfg.train.class_weights = list(AERIAL_CE_WEIGHTS)
+    return cfg
+
+def aerial_twins(presets: dict, names) -> dict:
+    "{`aerial_<rest>`: the preset function of `on_aerial`} for the synthetic presets `names` of `presets`."
+    return {'aerial_' + n.removeprefix('synthetic_'): (lambda n=n: on_aerial(presets[n]())) for n in names}
 
 # %% ../nbs/00_configs.ipynb #e87d34e6
 def _cityscapes(head: str, depth: int = 101, backbone: str | None = None) -> Config:
@@ -519,8 +542,8 @@ PRESETS = {
     'synthetic_aspp': synthetic_aspp, 'synthetic_ocr': synthetic_ocr,
     'synthetic_aspp_balanced': lambda: _balanced(synthetic_aspp(), SYNTHETIC_CE_WEIGHTS),
     'aerial_fcn': lambda: _aerial('fcn'), 'aerial_psp': lambda: _aerial('psp'),
-    'aerial_aspp': lambda: _aerial('aspp', dilations=[1, 2, 4, 6]), 'aerial_ocr': lambda: _aerial('ocr'),
-    'aerial_aspp_balanced': lambda: _balanced(_aerial('aspp', dilations=[1, 2, 4, 6]), AERIAL_CE_WEIGHTS),
+    'aerial_aspp': lambda: _aerial('aspp', dilations=list(AERIAL_DILATIONS)), 'aerial_ocr': lambda: _aerial('ocr'),
+    'aerial_aspp_balanced': lambda: _balanced(_aerial('aspp', dilations=list(AERIAL_DILATIONS)), AERIAL_CE_WEIGHTS),
     'cityscapes_fcn_r50': lambda: _cityscapes('fcn', 50),
     'cityscapes_psp_r101': lambda: _cityscapes('psp', 101),
     'cityscapes_aspp_r101': lambda: _cityscapes('aspp', 101),

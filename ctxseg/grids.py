@@ -13,11 +13,12 @@ import torch
 from . import configs as C
 
 # %% auto #0
-__all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'data_fingerprint', 'same_config', 'run_state', 'read_json', 'read_log', 'train_grid',
-           'load_summary', 'mean_std', 'run_data_version', 'check_versions', 'merge_summaries', 'aggregate',
-           'load_reference', 'Table', 'plus_minus', 'table_notes', 'grid_table', 'class_iou_table', 'runs_by_preset',
-           'ablation_table', 'class_iou', 'log_series', 'mean_log_series', 'loss_trend', 'plot_losses',
-           'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays', 'eval_at', 'convergence_table']
+__all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'METRIC_LABELS', 'data_fingerprint', 'same_config', 'run_state', 'read_json',
+           'read_log', 'train_grid', 'load_summary', 'mean_std', 'run_data_version', 'data_family', 'check_versions',
+           'merge_summaries', 'aggregate', 'load_reference', 'Table', 'plus_minus', 'table_notes', 'grid_table',
+           'class_iou_table', 'runs_by_preset', 'ablation_table', 'class_iou', 'log_series', 'mean_log_series',
+           'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays', 'eval_at',
+           'convergence_table']
 
 # %% ../nbs/11b_grids.ipynb #74943f7f
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity
@@ -147,7 +148,8 @@ def load_summary(out_dir) -> dict:
 
 # %% ../nbs/11b_grids.ipynb #9ce1d428
 from . import presets as P
-SUMMARY_METRICS = ('mIoU', 'aAcc', 'mAcc')
+SUMMARY_METRICS = ('mIoU', 'mIoU_no_rarest', 'aAcc', 'mAcc')
+METRIC_LABELS = {'mIoU_no_rarest': 'mIoU w/o rarest'}   # the column heads of metrics whose key is not a word
 
 def mean_std(x) -> tuple[float, float]:
     "Mean and sample std of `x` with NaNs left out: (nan, nan) for no value, std nan for one."
@@ -161,14 +163,22 @@ def run_data_version(metrics: dict) -> str:
     if metrics.get('data_version'): return metrics['data_version']
     return 'synthetic-v1' if metrics.get('dataset') == 'synthetic' else str(metrics.get('dataset', '?'))
 
+def data_family(version: str) -> str:
+    "The dataset a data version belongs to: 'synthetic-v3' -> 'synthetic'; a name without a version is its own."
+    name, sep, n = version.rpartition('-v')
+    return name if sep and n.isdigit() else version
+
 def check_versions(*summaries) -> str:
-    """The one data version of every finished run in `summaries`; a `ValueError` if they mix versions (a superseded
-    benchmark is never put in one table with its successor)."""
+    """The data versions of the finished runs in `summaries`, joined by ', '; a `ValueError` if they mix two versions
+    of one dataset (a superseded benchmark is never put in one table with its successor). Runs on two datasets (the
+    two benchmarks) may share a table; `ctxseg.protocol.compare` pairs only runs on one version."""
     vs = sorted({run_data_version(r['metrics']) for s in summaries if s for r in s['runs'] if 'metrics' in r})
-    if len(vs) > 1:
-        raise ValueError(f"runs on different data versions ({', '.join(vs)}) cannot share a table or a comparison: "
+    fam = [data_family(v) for v in vs]
+    mixed = [v for v, f in zip(vs, fam) if fam.count(f) > 1]
+    if mixed:
+        raise ValueError(f"runs on different data versions ({', '.join(mixed)}) cannot share a table or a comparison: "
                          f"retrain the older ones on the current version")
-    return vs[0] if vs else ''
+    return ', '.join(vs)
 
 def merge_summaries(*summaries) -> dict:
     "One summary holding the runs of all `summaries` (captioned by the last), for comparisons across grids; same data version only."
@@ -272,8 +282,10 @@ def table_notes(summary: dict) -> dict:
     return notes
 
 def grid_table(summary: dict, metrics=SUMMARY_METRICS) -> Table:
-    """Mean ± std over seeds of `metrics` (default mIoU / aAcc / mAcc) per preset, captioned with profile, dataset,
-    hardware and command."""
+    """Mean ± std over seeds of `metrics` (default mIoU, mIoU without the rarest class, aAcc, mAcc; those no finished
+    run has are left out) per preset, captioned with profile, dataset, hardware and command."""
+    done = [r['metrics'] for r in summary['runs'] if 'metrics' in r]
+    metrics = [k for k in metrics if any(k in m for m in done)] if done else list(metrics)
     agg = aggregate(summary, metrics)
     rows = [[p, ', '.join(map(str, a['seeds'])) or 'none finished', *[plus_minus(*a[k]) for k in metrics]]
             for p, a in agg.items()]
@@ -281,7 +293,7 @@ def grid_table(summary: dict, metrics=SUMMARY_METRICS) -> Table:
     notes = table_notes(summary)
     if summary.get('status') == 'paused':
         notes['status'] = f'paused: {n_done} of {len(summary["runs"])} runs finished; execute the notebook again to resume'
-    return Table(['preset', 'seeds', *metrics], rows, notes)
+    return Table(['preset', 'seeds', *[METRIC_LABELS.get(k, k) for k in metrics]], rows, notes)
 
 def class_iou_table(summary: dict) -> Table:
     "Per-class IoU (mean ± std over seeds, %) per preset, with the same caption as `grid_table`."

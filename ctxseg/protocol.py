@@ -7,12 +7,13 @@ from __future__ import annotations
 import functools, math
 from pathlib import Path
 import numpy as np
-from .grids import (Table, aggregate, check_versions, loss_trend, read_json, table_notes)
+from .grids import (Table, aggregate, check_versions, loss_trend, run_data_version, read_json, table_notes)
 
 # %% auto #0
-__all__ = ['EXPECT', 'MIN_SEEDS', 'CONTEXT_THRESHOLD', 'paired_diff', 'bimodal', 'exact_paired_rate', 'uses_context',
-           'compare_context', 'rate_text', 'paired_values', 'compare', 'verdict_text', 'claims_table', 'expand_claims',
-           'per_class_table', 'plot_paired', 'recipe_targets']
+__all__ = ['EXPECT', 'MIN_SEEDS', 'CONTEXT_THRESHOLD', 'BENCHMARKS', 'CONTROL', 'REPLICATION_METRICS', 'paired_diff', 'bimodal',
+           'exact_paired_rate', 'uses_context', 'compare_context', 'rate_text', 'paired_values', 'compare',
+           'verdict_text', 'claims_table', 'expand_claims', 'per_class_table', 'plot_paired', 'on_benchmark', 'on_both',
+           'replicate', 'judge_claims', 'replication_table', 'cue_table', 'recipe_targets']
 
 # %% ../nbs/11c_protocol.ipynb #c0054a7f
 import functools
@@ -162,6 +163,9 @@ def compare(summary: dict, baseline: str, method: str, expect: str = 'increase',
     differences, intervals without verdicts)."""
     bs = summary if base_summary is None else base_summary
     check_versions(summary, bs)
+    data = {run_data_version(r['metrics']) for s, p in ((bs, baseline), (summary, method)) for r in s['runs']
+            if r['preset'] == p and 'metrics' in r}
+    if len(data) > 1: raise ValueError(f"{baseline} and {method} ran on different data ({', '.join(sorted(data))}): they do not pair")
     b, m = paired_values(bs, baseline, metric, cls), paired_values(summary, method, metric, cls)
     seeds = sorted(s for s in set(b) & set(m) if not (math.isnan(b[s]) or math.isnan(m[s])))
     bv, mv = [b[s] for s in seeds], [m[s] for s in seeds]
@@ -284,6 +288,101 @@ def plot_paired(summary: dict, baseline: str, method: str, metric: str = 'mIoU',
     ax.set_title(f'{len(seeds)} paired seeds', fontsize=9); ax.grid(axis='y', alpha=.3)
     if own: fig.tight_layout()
     return fig
+
+# %% ../nbs/11c_protocol.ipynb #rep00002
+BENCHMARKS = ('synthetic', 'aerial')         # the two built-in benchmarks, named by the prefix of their presets
+CONTROL = '_balanced'                        # a baseline's class-balanced control: the same preset with this suffix
+REPLICATION_METRICS = ('mIoU', 'mIoU_no_rarest')
+
+def on_benchmark(preset: str, benchmark: str) -> str:
+    "The name of synthetic preset `preset` on `benchmark`: ('synthetic_aspp', 'aerial') -> 'aerial_aspp'."
+    if not preset.startswith('synthetic_'): raise ValueError(f'{preset!r} is not a synthetic preset')
+    return preset if benchmark == 'synthetic' else f"{benchmark}_{preset.removeprefix('synthetic_')}"
+
+def on_both(rows, benchmarks=BENCHMARKS) -> list[str]:
+    "The synthetic presets `rows` on each of `benchmarks`, benchmark after benchmark: the presets of a benchmark-v3 grid."
+    return [on_benchmark(p, b) for b in benchmarks for p in rows]
+
+def replicate(verdicts: dict) -> str:
+    """One verdict from one claim's verdicts on several benchmarks, {benchmark: verdict, or None where it did not run}:
+    'held' or 'refuted' only when it is so on every benchmark, 'reverses (…)' when held on one and refuted on another,
+    'held on … only' or 'refuted on … only' when the others are not resolved, else 'not resolved'."""
+    ran = {b: v for b, v in verdicts.items() if v is not None}
+    missing = [b for b, v in verdicts.items() if v is None]
+    held = [b for b, v in ran.items() if v == 'held']; refuted = [b for b, v in ran.items() if v == 'refuted']
+    if held and refuted: s = f"reverses (held on {', '.join(held)}, refuted on {', '.join(refuted)})"
+    elif ran and not missing and len(held) == len(ran): s = 'held'
+    elif ran and not missing and len(refuted) == len(ran): s = 'refuted'
+    elif held or refuted: s = f"{'held' if held else 'refuted'} on {', '.join(held or refuted)} only"
+    else: s = 'not resolved'
+    return s + (f"; not run on {', '.join(missing)}" if missing else '')
+
+# %% ../nbs/11c_protocol.ipynb #rep00003
+def _finished(summary: dict, preset: str) -> bool:
+    return any(r['preset'] == preset and 'metrics' in r for r in summary['runs'])
+
+def _has(summary: dict, presets, key: str) -> bool:
+    return all(key in r['metrics'] for r in summary['runs'] if r['preset'] in presets and 'metrics' in r)
+
+def judge_claims(summary: dict, claims, benchmarks=BENCHMARKS, metrics=REPLICATION_METRICS, control: str = CONTROL,
+                 expect: str = 'increase') -> list[dict]:
+    """Each claim of `claims` [(claim, baseline, method, targets), ...] (synthetic preset names; every claim is judged
+    on `metrics`, the targets are the per-benchmark tables') on each of `benchmarks`, against its baseline and, where
+    `<baseline><control>` has finished runs, against that control. `summary` holds all the rows (`merge_summaries`).
+    Returns one dict per claim and opponent: 'claim', 'against' ('baseline' or 'control'), 'baseline' (the opponent's
+    synthetic name), 'method', 'results' {benchmark: {metric: `compare` result, 'context': `compare_context` result
+    or None}} over the benchmarks where both rows ran, and 'verdicts' {metric: `replicate` of the benchmarks'}."""
+    out = []
+    for claim, base, method, _ in claims:
+        for against, b0 in (('baseline', base), ('control', base + control)):
+            results = {}
+            for bench in benchmarks:
+                b, m = on_benchmark(b0, bench), on_benchmark(method, bench)
+                if not (_finished(summary, b) and _finished(summary, m)): continue
+                res = {k: compare(summary, b, m, expect, k) for k in metrics if _has(summary, (b, m), k)}
+                res['context'] = compare_context(summary, b, m, expect) if _has(summary, (b, m), 'context_use') else None
+                results[bench] = res
+            if not results: continue
+            verdicts = {k: replicate({bench: results[bench][k]['verdict'] if k in results.get(bench, {}) else None
+                                      for bench in benchmarks}) for k in metrics}
+            out.append(dict(claim=claim, against=against, baseline=b0, method=method, results=results, verdicts=verdicts))
+    return out
+
+_METRIC_WORDS = {'mIoU': 'mIoU', 'mIoU_no_rarest': 'mIoU w/o rarest'}
+
+def _delta(c: dict | None) -> str:
+    if c is None: return 'not run'
+    ci = '' if math.isnan(c['lo']) else f" [{_pts(c['lo'])}, {_pts(c['hi'])}]"
+    return f"{_pts(c['mean'])}{ci} {c['verdict']}" + (' (bimodal)' if any(c['bimodal'].values()) else '')
+
+def replication_table(judged: list[dict], benchmarks=BENCHMARKS, metrics=REPLICATION_METRICS, prefix: str = 'synthetic_') -> Table:
+    """claim | against | for each metric: the paired difference on each benchmark (95 % CI, verdict) and the claim's
+    verdict by the rule above. In points."""
+    heads = ['claim', 'against']
+    for k in metrics: heads += [f'{b}: Δ {_METRIC_WORDS.get(k, k)}' for b in benchmarks] + [f'{_METRIC_WORDS.get(k, k)}: verdict']
+    rows = []
+    for j in judged:
+        row = [j['claim'], j['baseline'].removeprefix(prefix)]
+        for k in metrics: row += [_delta(j['results'].get(b, {}).get(k)) for b in benchmarks] + [j['verdicts'][k]]
+        rows.append(row)
+    notes = {'statistic': 'paired difference over seeds, 95 % t interval, in points; per benchmark held / refuted / not '
+                          'resolved, and the claim held only if held on every benchmark',
+             'against': f'the baseline, and its class-balanced control (`<baseline>{CONTROL}`) where one ran'}
+    return Table(heads, rows, notes, title='claims on both benchmarks')
+
+def cue_table(judged: list[dict], benchmarks=BENCHMARKS, prefix: str = 'synthetic_') -> Table:
+    "claim | against | on each benchmark: runs that use the scene cue, opponent → method, with the exact test | the claim's verdict."
+    rows = []
+    for j in judged:
+        cs = {b: j['results'].get(b, {}).get('context') for b in benchmarks}
+        if not any(cs.values()): continue
+        cells = ['–' if c is None else f"{round(c['base_rate'] * c['n'])}/{c['n']} → {round(c['method_rate'] * c['n'])}/{c['n']} "
+                 f"(p = {c['p']:.2g}) {c['verdict']}" for c in cs.values()]
+        rows.append([j['claim'], j['baseline'].removeprefix(prefix), *cells,
+                     replicate({b: None if c is None else c['verdict'] for b, c in cs.items()})])
+    return Table(['claim', 'against', *[f'{b}: runs using the cue' for b in benchmarks], 'verdict'], rows,
+                 {'statistic': f"runs whose context-use score exceeds {CONTEXT_THRESHOLD}; McNemar's exact test on paired seeds"},
+                 title='runs that use the scene cue')
 
 # %% ../nbs/11c_protocol.ipynb #5cab67aa
 def recipe_targets(summary: dict, baseline: str = 'synthetic_fcn', max_wall_s: float = 240.0, min_grid: int = 24,
