@@ -160,20 +160,34 @@ PREPARE_HELP = {
 }
 
 def cmd_prepare(args) -> int:
-    from ctxseg.datasets import prepare
-    m = prepare(args.dataset, args.src, args.dst, subset=args.subset, overwrite=args.overwrite, workers=args.workers)
+    from ctxseg.datasets import prepare, prepare_folder
+    own = args.dataset == 'folder'
+    need, spare = (('images', 'labels'), ('src', 'subset')) if own else (('src',), ('images', 'labels', 'classes', 'val_fraction'))
+    for k in need:
+        if not getattr(args, k): raise ValueError(f"ctxseg prepare {args.dataset} needs --{k.replace('_', '-')}")
+    for k in spare:
+        if getattr(args, k) not in (None, False): raise ValueError(f"--{k.replace('_', '-')} is not an option of ctxseg prepare {args.dataset}")
+    if own: m = prepare_folder(args.images, args.labels, args.dst, args.classes, 0.1 if args.val_fraction is None else args.val_fraction,
+                               overwrite=args.overwrite, workers=args.workers)
+    else: m = prepare(args.dataset, args.src, args.dst, subset=args.subset, overwrite=args.overwrite, workers=args.workers)
     if m['status'] == 'prepared':
         print(f"files: {m['files']}; manifest: {Path(args.dst) / 'manifest.json'}")
     return 0
 
 def _add_prepare_parser(sub):
-    epilog = 'datasets and the raw layout --src must hold:\n' + '\n'.join(f'  {k:15s} {v}' for k, v in PREPARE_HELP.items())
+    epilog = ('datasets and the raw layout --src must hold:\n' + '\n'.join(f'  {k:15s} {v}' for k, v in PREPARE_HELP.items())
+              + '\n  folder          your own data: --images DIR --labels DIR (label PNGs of the same names) and a JSON of\n'
+                '                  class names (--classes, default classes.json beside the images folder); no --src')
     pp = sub.add_parser('prepare', help='convert an official dataset download into the layout the loaders read',
                         description='Convert an official download into the prepared layout (atomic, idempotent, '
                                     'writes manifest.json). See data_scripts/README.md for the downloads.',
                         epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
-    pp.add_argument('dataset', choices=list(PREPARE_HELP), help='one of: ' + ', '.join(PREPARE_HELP))
-    pp.add_argument('--src', required=True, help='the extracted official download')
+    pp.add_argument('dataset', choices=[*PREPARE_HELP, 'folder'], help='one of: ' + ', '.join([*PREPARE_HELP, 'folder']))
+    pp.add_argument('--src', help='the extracted official download')
+    pp.add_argument('--images', help='folder: the images (or train/ and val/ subfolders of them)')
+    pp.add_argument('--labels', help='folder: the label PNGs, named as the images')
+    pp.add_argument('--classes', help='folder: the JSON of class names, palette and ignore index (default: classes.json beside --images)')
+    pp.add_argument('--val-fraction', type=float, help='folder: share of a flat folder held out for validation (default 0.1)')
     pp.add_argument('--dst', required=True, help='output folder (created atomically)')
     pp.add_argument('--subset', action='store_true', help='accept split sizes other than the standard ones (partial copies)')
     pp.add_argument('--overwrite', action='store_true', help='replace a --dst prepared from different inputs')

@@ -67,7 +67,7 @@ class SeededDataset(Dataset):
             finally: random.setstate(py); np.random.set_state(npst)
 
 # %% ../nbs/01a_loaders.ipynb #b87ac311
-REAL_DATASETS = ('cityscapes', 'ade20k', 'coco_stuff10k', 'pascal_context', 'camvid', 'lip', 'hf')
+REAL_DATASETS = ('cityscapes', 'ade20k', 'coco_stuff10k', 'pascal_context', 'camvid', 'lip', 'hf', 'folder')
 PROCEDURAL = ('synthetic', 'aerial')        # the built-in benchmarks: drawn on the fly, sized by `DataConfig.size`
 
 def procedural_dataset(name: str):
@@ -86,7 +86,7 @@ def build_dataset(cfg, split: str = 'train'):
     if cfg.dataset not in REAL_DATASETS:
         raise ValueError(f"unknown dataset {cfg.dataset!r}; one of: {', '.join(PROCEDURAL + REAL_DATASETS)}")
     if not cfg.root:
-        raise ValueError(f"data.root is empty: set data.root=<folder written by `ctxseg prepare {cfg.dataset} --dst ...`>"
+        raise ValueError(f"data.root is empty: set data.root=<folder written by `ctxseg prepare {cfg.dataset} ... --dst ...`>"
                          if cfg.dataset != 'hf' else "data.root is empty: set it to a hub name or a local datasets folder")
     if cfg.ignore_index != 255:
         raise ValueError(f"data.ignore_index={cfg.ignore_index}: prepared label maps use 255 for ignore")
@@ -94,6 +94,7 @@ def build_dataset(cfg, split: str = 'train'):
     from ctxseg import datasets as D
     tf = build_transforms(cfg, train=split.split('+')[0] == 'train')   # 'train+val' trains too
     if cfg.dataset == 'hf': return D.HFSegmentation(cfg.root, split, transform=tf)
+    if cfg.dataset == 'folder': return D.FolderSegmentation(cfg.root, split, transform=tf)
     return D.DATASETS[cfg.dataset](cfg.root, split, transform=tf)
 
 class _CheckedLoader:

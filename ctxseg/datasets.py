@@ -22,14 +22,15 @@ warnings.filterwarnings('ignore', message='The image decoding and encoding capab
 __all__ = ['DATASET_INFO', 'PREPARE_VERSION', 'LISTERS', 'ADE20K_CLASSES', 'ADE20K_PALETTE', 'COCO_UNUSED_IDS',
            'COCO_STUFF_CLASSES', 'PASCAL_CONTEXT59_CLASSES', 'PASCAL_CONTEXT59_PALETTE', 'CAMVID_CLASSES',
            'CAMVID_PALETTE', 'LIP_CLASSES', 'LIP_PALETTE', 'DATASETS', 'REAL_SIZES', 'COCO_USED', 'FIXTURES',
-           'HF_KNOWN', 'PrepareError', 'DatasetInfo', 'RawSample', 'RawListing', 'read_png_label', 'make_lut',
-           'read_manifest', 'prepare', 'normalize_transform', 'decode_rgb', 'decode_label', 'PreparedSegmentation',
-           'cityscapes_lut', 'cityscapes_train_to_label_ids', 'list_cityscapes', 'Cityscapes', 'colorize',
-           'tiny_cityscapes', 'export_cityscapes', 'cityscapes_official_eval', 'reduce_zero_lut', 'list_ade20k',
-           'ADE20K', 'coco_stuff_lut', 'read_mat_label', 'list_coco_stuff10k', 'COCOStuff10k', 'parse_label_names',
-           'pascal_context_lut', 'list_pascal_context', 'PascalContext59', 'list_camvid', 'CamVid', 'list_lip', 'LIP',
-           'fx_cityscapes', 'fx_ade20k', 'fx_coco_stuff10k', 'fx_pascal_context', 'fx_camvid', 'fx_lip',
-           'write_fixture', 'HFSourceError', 'load_hf_split', 'HFSegmentation']
+           'HF_KNOWN', 'FOLDER_IMAGE_EXTS', 'FOLDER_SPLITS', 'PrepareError', 'DatasetInfo', 'RawSample', 'RawListing',
+           'read_png_label', 'make_lut', 'read_manifest', 'prepare', 'normalize_transform', 'decode_rgb',
+           'decode_label', 'PreparedSegmentation', 'cityscapes_lut', 'cityscapes_train_to_label_ids', 'list_cityscapes',
+           'Cityscapes', 'colorize', 'tiny_cityscapes', 'export_cityscapes', 'cityscapes_official_eval',
+           'reduce_zero_lut', 'list_ade20k', 'ADE20K', 'coco_stuff_lut', 'read_mat_label', 'list_coco_stuff10k',
+           'COCOStuff10k', 'parse_label_names', 'pascal_context_lut', 'list_pascal_context', 'PascalContext59',
+           'list_camvid', 'CamVid', 'list_lip', 'LIP', 'fx_cityscapes', 'fx_ade20k', 'fx_coco_stuff10k',
+           'fx_pascal_context', 'fx_camvid', 'fx_lip', 'write_fixture', 'HFSourceError', 'load_hf_split',
+           'HFSegmentation', 'read_folder_classes', 'held_out', 'list_folder', 'prepare_folder', 'FolderSegmentation']
 
 # %% ../nbs/12_datasets.ipynb #4bc9ddab
 class PrepareError(ValueError):
@@ -97,6 +98,14 @@ def read_manifest(root) -> dict:
     return json.loads(p.read_text())
 
 # %% ../nbs/12_datasets.ipynb #b6c3b932
+def _id_ranges(ids) -> str:
+    "Sorted integer ids as runs: [0, 1, 2, 3, 7, 255] -> '0…3, 7, 255'."
+    ids, out = [int(i) for i in ids], []
+    for i in ids:
+        if out and i == out[-1][1] + 1: out[-1][1] = i
+        else: out.append([i, i])
+    return ', '.join(f'{a}…{b}' if b > a + 1 else f'{a}, {b}' if b > a else f'{a}' for a, b in out)
+
 def _convert(s: RawSample, split: str, listing: RawListing, tmp: Path, info: DatasetInfo) -> np.ndarray:
     try:
         img = decode_image(read_file(str(s.image)), ImageReadMode.RGB)
@@ -115,7 +124,7 @@ def _convert(s: RawSample, split: str, listing: RawListing, tmp: Path, info: Dat
     if bad.any():
         vals = np.unique(raw[bad])[:10].tolist()
         raise PrepareError(f"label {s.label} contains ids {vals} that are not {info.name} label ids "
-                           f"(expected ids with a train id in 0…{len(lut) - 1})")
+                           f"(the ids with a train id: {_id_ranges(np.flatnonzero(lut >= 0))})")
     lab = lut[raw].astype(np.uint8)
     Image.fromarray(lab).save(tmp / 'labels' / split / f'{s.name}.png')
     shutil.copyfile(s.image, tmp / 'images' / split / f'{s.name}{info.image_ext}')
@@ -138,7 +147,12 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
     info, src, dst = DATASET_INFO[dataset], Path(src), Path(dst)
     if not src.is_dir(): raise PrepareError(f"--src {src} is not a folder")
     if dst.resolve() == src.resolve(): raise PrepareError("--dst must differ from --src")
-    listing = LISTERS[dataset](src)
+    return _prepare(info, LISTERS[dataset](src), src, dst, subset, overwrite, workers, log)
+
+def _prepare(info: DatasetInfo, listing: RawListing, src: Path, dst: Path, subset: bool = False, overwrite: bool = False,
+             workers: int | None = None, log: Callable = print, extra: dict | None = None) -> dict:
+    "`prepare` once the listing is made: check, convert into a hidden sibling, write the manifest (with `extra`), rename."
+    dataset = info.name
     counts = {k: len(v) for k, v in listing.splits.items()}
     for k, n in counts.items():
         if n == 0: raise PrepareError(f"{dataset}: split {k!r} has no samples under {src}")
@@ -160,6 +174,7 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
     elif dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise PrepareError(f"{dst} exists and is not a prepared dataset (no manifest.json); refusing to write into it")
     _remove_stale_partials(dst)
+    made = [d for d in (dst.parent, *dst.parent.parents) if not d.exists()]   # removed again if the preparation fails
     tmp = dst.parent / f'.{dst.name}.partial-{os.getpid()}'
     if tmp.exists(): shutil.rmtree(tmp)
     try:
@@ -177,7 +192,7 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
         import ctxseg
         manifest = dict(format='ctxseg-prepared', version=PREPARE_VERSION, dataset=dataset,
                         ctxseg_version=ctxseg.__version__, num_classes=info.num_classes, ignore_index=info.ignore_index,
-                        image_ext=info.image_ext, subset=subset, splits=counts, files=files, label_histogram=hist,
+                        image_ext=info.image_ext, subset=subset, splits=counts, files=files, label_histogram=hist, **(extra or {}),
                         source=dict(path=str(src.resolve()), format=listing.source_format, files=len(inputs) + len(listing.extra_inputs),
                                     fingerprint=fp),
                         names={k: [s.name for s in v] for k, v in listing.splits.items()},
@@ -190,6 +205,10 @@ def prepare(dataset: str, src, dst, subset: bool = False, overwrite: bool = Fals
             dst.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, dst)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        if not dst.exists():
+            for d in made:
+                try: d.rmdir()
+                except OSError: break
     log(f"{dst}: prepared {dataset} " + ', '.join(f'{k} {n}' for k, n in counts.items()) + f" in {manifest['seconds']} s")
     return {**manifest, 'status': 'prepared'}
 
@@ -868,3 +887,106 @@ class HFSegmentation(Dataset):
         lab = lab[0] if self.lut is None else self.lut[lab[0].long()]
         x, y = self.transform(img, lab)
         return {'image': x, 'label': y, 'name': str(i if r.get('id') is None else r['id'])}
+
+# %% ../nbs/12_datasets.ipynb #fold0002
+FOLDER_IMAGE_EXTS = ('.jpg', '.jpeg', '.png')
+FOLDER_SPLITS = ('train', 'val', 'test')
+
+def read_folder_classes(path) -> tuple[DatasetInfo, int]:
+    """The `DatasetInfo` of a folder dataset and its labels' ignore value, from its class file: a JSON object with
+    "classes" (distinct names, at most 255), "palette" (one [r, g, b] a class; default: PASCAL VOC's colours) and
+    "ignore_index" (the label value of unlabelled pixels, not a class id; default 255)."""
+    p = Path(path)
+    if not p.is_file():
+        raise PrepareError(f'{p}: no class file; write a JSON object with "classes" (and "palette", "ignore_index"), or pass --classes')
+    try: d = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise PrepareError(f'{p}: not a JSON file ({e})') from None
+    if not isinstance(d, dict): raise PrepareError(f'{p}: expected a JSON object with "classes"')
+    unknown = sorted(set(d) - {'classes', 'palette', 'ignore_index'})
+    if unknown: raise PrepareError(f'{p}: unknown key(s) {", ".join(unknown)} (the keys: classes, palette, ignore_index)')
+    cls = d.get('classes')
+    if not (isinstance(cls, list) and cls and all(isinstance(c, str) and c.strip() for c in cls)) or len(set(cls)) != len(cls):
+        raise PrepareError(f'{p}: "classes" must be a list of distinct, non-empty names')
+    if len(cls) > 255: raise PrepareError(f'{p}: {len(cls)} classes; prepared labels hold at most 255 (uint8, 255 = ignore)')
+    pal = d.get('palette') or [list(c) for c in _voc_palette(len(cls))]
+    if (not isinstance(pal, list) or len(pal) != len(cls) or not all(isinstance(c, list) and len(c) == 3 and
+            all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in pal)):
+        raise PrepareError(f'{p}: "palette" must hold one [r, g, b] (integers 0…255) for each of the {len(cls)} classes')
+    ig = d.get('ignore_index', 255)
+    if not isinstance(ig, int) or isinstance(ig, bool) or not 0 <= ig < 65536 or ig < len(cls):
+        raise PrepareError(f'{p}: "ignore_index" must be an integer label value outside the class ids 0…{len(cls) - 1}, got {ig!r}')
+    return DatasetInfo('folder', tuple(cls), tuple(tuple(c) for c in pal), {}), ig
+
+# %% ../nbs/12_datasets.ipynb #fold0003
+def _stems(folder: Path, exts) -> dict:
+    "{name without extension: path} of the files of `folder` with one of `exts`; a name twice (a.jpg, a.png) is refused."
+    out = {}
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.suffix.lower() not in exts: continue
+        if f.stem in out: raise PrepareError(f"{folder}: two files named {f.stem!r} ({out[f.stem].name}, {f.name}); keep one")
+        out[f.stem] = f
+    return out
+
+def _pairs(images: Path, labels: Path) -> list[RawSample]:
+    "The (image, label) pairs of two folders, matched by name; every file must have its partner."
+    if not labels.is_dir(): raise PrepareError(f"--labels {labels} is not a folder")
+    im, lb = _stems(images, FOLDER_IMAGE_EXTS), _stems(labels, ('.png',))
+    alone, orphan = sorted(im.keys() - lb.keys()), sorted(lb.keys() - im.keys())
+    if alone or orphan:
+        what = [f"{len(alone)} image(s) without a label in {labels} (first: {im[alone[0]].name})" if alone else '',
+                f"{len(orphan)} label(s) without an image in {images} (first: {lb[orphan[0]].name})" if orphan else '']
+        raise PrepareError('; '.join(w for w in what if w))
+    if not im: raise PrepareError(f"{images}: no images ({', '.join(FOLDER_IMAGE_EXTS)})")
+    return [RawSample(n, im[n], lb[n]) for n in sorted(im)]
+
+def held_out(name: str, fraction: float) -> bool:
+    "Whether sample `name` of a flat folder goes to the validation split: a hash of the name, so the choice never moves."
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) < fraction * 16 ** 8
+
+def list_folder(images, labels, ignore: int, num_classes: int, val_fraction: float = 0.1) -> RawListing:
+    """The listing of a folder dataset: split subfolders (`train`, `val`, optional `test`) of `images` and `labels`, or
+    flat folders split by `held_out`; label values 0…K-1 are the classes, `ignore` becomes 255, others are refused."""
+    images, labels = Path(images), Path(labels)
+    if not images.is_dir(): raise PrepareError(f"--images {images} is not a folder")
+    subs = sorted(d.name for d in images.iterdir() if d.is_dir() and d.name in FOLDER_SPLITS)
+    if subs:
+        if not {'train', 'val'} <= set(subs): raise PrepareError(f"{images}: split folders {', '.join(subs)}; need at least train and val")
+        splits = {k: _pairs(images / k, labels / k) for k in FOLDER_SPLITS if k in subs}
+    else:
+        if not 0 < val_fraction < 1: raise PrepareError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+        pairs = _pairs(images, labels)
+        splits = {'train': [s for s in pairs if not held_out(s.name, val_fraction)], 'val': [s for s in pairs if held_out(s.name, val_fraction)]}
+        if not splits['val'] or not splits['train']:
+            raise PrepareError(f"{images}: {len(pairs)} images leave an empty {'val' if not splits['val'] else 'train'} split at "
+                               f"val_fraction={val_fraction}; add images, change the fraction, or use train/ and val/ subfolders")
+    exts = sorted({s.image.suffix.lower().replace('.jpeg', '.jpg') for v in splits.values() for s in v})
+    if len(exts) > 1: raise PrepareError(f"{images}: images in several formats ({', '.join(exts)}); convert them to one")
+    lut = make_lut({**{k: k for k in range(num_classes)}, ignore: 255}, max(256, ignore + 1))
+    return RawListing(splits, lut, read_png_label, source_format=f'folder ({exts[0]} images, PNG labels)')
+
+def prepare_folder(images, labels, dst, classes=None, val_fraction: float = 0.1, overwrite: bool = False,
+                   workers: int | None = None, log: Callable = print) -> dict:
+    """Prepare your own images and labels (see above) into `dst`, with the class file `classes` (default: `classes.json`
+    beside the images folder); returns the manifest, which records the classes and the palette. `PrepareError` on bad
+    input, before anything is written."""
+    images, labels, dst = Path(images), Path(labels), Path(dst)
+    cfile = Path(classes) if classes else images.parent / 'classes.json'
+    info, ignore = read_folder_classes(cfile)
+    for d, what in ((images, '--images'), (labels, '--labels')):
+        if dst.resolve() == d.resolve() or d.resolve() in dst.resolve().parents:
+            raise PrepareError(f"--dst {dst} must lie outside {what} {d}")
+    listing = list_folder(images, labels, ignore, info.num_classes, val_fraction)
+    listing.extra_inputs.append(cfile)
+    info = DatasetInfo('folder', info.classes, info.palette, {}, image_ext=next(iter(listing.splits.values()))[0].image.suffix.lower().replace('.jpeg', '.jpg'))
+    extra = dict(classes=list(info.classes), palette=[list(c) for c in info.palette], source_ignore_index=ignore,
+                 labels=str(labels.resolve()), val_fraction=None if 'train' in [d.name for d in images.iterdir() if d.is_dir()] else val_fraction)
+    return _prepare(info, listing, images, dst, subset=True, overwrite=overwrite, workers=workers, log=log, extra=extra)
+
+class FolderSegmentation(PreparedSegmentation):
+    "A dataset prepared by `prepare_folder`: its classes, palette and image format are read from its manifest."
+    def __init__(self, root, split: str = 'train', transform: Callable | None = None, check_sizes: bool | None = None,
+                 instances: bool | None = None):
+        m = read_manifest(root)
+        if m.get('dataset') != 'folder': raise PrepareError(f"{root} holds {m.get('dataset')!r}, not a folder dataset (`prepare_folder`)")
+        self.info = DatasetInfo('folder', tuple(m['classes']), tuple(tuple(c) for c in m['palette']), {}, image_ext=m['image_ext'])
+        super().__init__(root, split, transform, check_sizes, instances)

@@ -13,12 +13,12 @@ import torch
 from . import configs as C
 
 # %% auto #0
-__all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'METRIC_LABELS', 'data_fingerprint', 'same_config', 'run_state', 'read_json',
-           'read_log', 'train_grid', 'load_summary', 'mean_std', 'run_data_version', 'data_family', 'check_versions',
-           'merge_summaries', 'aggregate', 'load_reference', 'Table', 'plus_minus', 'table_notes', 'grid_table',
-           'class_iou_table', 'runs_by_preset', 'ablation_table', 'class_iou', 'log_series', 'mean_log_series',
-           'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs', 'plot_overlays', 'eval_at',
-           'convergence_table']
+__all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'METRIC_LABELS', 'HEAD_NAMES', 'data_fingerprint', 'same_config', 'run_state',
+           'read_json', 'read_log', 'train_grid', 'load_summary', 'mean_std', 'run_data_version', 'data_family',
+           'check_versions', 'merge_summaries', 'aggregate', 'load_reference', 'Table', 'plus_minus', 'table_notes',
+           'grid_table', 'class_iou_table', 'runs_by_preset', 'ablation_table', 'class_iou', 'log_series',
+           'mean_log_series', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
+           'plot_overlays', 'eval_at', 'convergence_table', 'one_piece_walls', 'class_targets_table', 'recipe_findings']
 
 # %% ../nbs/11b_grids.ipynb #74943f7f
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity
@@ -518,3 +518,67 @@ def convergence_table(summary: dict, fraction: float = 0.8, max_change: float = 
                      'yes' if abs(mean) <= max_change else 'no'])
     notes = {**table_notes(summary), 'rule': f'converged: |mean change| ≤ {100 * max_change:g} mIoU points from {100 * fraction:g} % to 100 % of the schedule'}
     return Table(['preset', 'n', f'mIoU at {100 * fraction:g} %', 'mIoU at 100 %', 'change (range)', 'converged'], rows, notes)
+
+# %% ../nbs/11b_grids.ipynb #cv000005
+def one_piece_walls(summary: dict) -> list[float]:
+    "Wall times (s) of the finished runs of `summary` trained in one piece (see above)."
+    out, walls = Path(summary['out_dir']), []
+    for r in (r for r in summary['runs'] if 'metrics' in r):
+        log = [e for e in read_log(out / r['dir']) if 'time_per_iter' in e]
+        t = sum(e['time_per_iter'] * (e['iter'] - a['iter']) for a, e in zip([{'iter': 0}] + log, log))
+        if r['metrics'].get('wall_time_s', 0) >= 0.95 * t: walls.append(r['metrics']['wall_time_s'])
+    return walls
+
+def _class_stats(summary: dict, preset: str):
+    rs = [r for r in summary['runs'] if r['preset'] == preset and 'metrics' in r]
+    if not rs: return None
+    ms = [r['metrics'] for r in rs]
+    return rs, ms, ms[0]['classes'], np.array([m['IoU'] for m in ms], dtype=float)
+
+def class_targets_table(summary: dict, floor=(0.2, 0.1)) -> Table:
+    "Per preset: the lowest class on average over seeds, the lowest single run, whether both clear `floor`, the context-use score."
+    rows = []
+    for p in summary['presets']:
+        st = _class_stats(summary, p)
+        if st is None: rows.append([p, '0', '–', '–', 'not run', '–']); continue
+        rs, ms, cls, iou = st
+        k, (i, j) = int(np.nanargmin(iou.mean(0))), np.unravel_index(np.nanargmin(iou), iou.shape)
+        ok = iou.mean(0).min() >= floor[0] and np.nanmin(iou) >= floor[1]
+        rows.append([p, str(len(ms)), f'{cls[k]} {100 * iou.mean(0)[k]:.1f}', f'{cls[j]} {100 * iou[i, j]:.1f} (seed {rs[i]["seed"]})',
+                     'yes' if ok else 'no', f"{np.mean([m.get('context_use', math.nan) for m in ms]):.2f}"])
+    return Table(['preset', 'seeds', 'lowest class on average', 'lowest single run', 'target met', 'context use'], rows,
+                 {**table_notes(summary), 'target': f'every class ≥ {100 * floor[0]:g} IoU on average over seeds, no run below {100 * floor[1]:g}',
+                  'context use': 'mean over seeds'}, title='the first target')
+
+HEAD_NAMES = {'fcn': 'FCN', 'psp': 'PSPNet', 'aspp': 'DeepLabV3', 'ocr': 'OCRNet'}
+
+def recipe_findings(summary: dict, rare: str | None = None, floor=(0.2, 0.1), max_change: float = 0.01, fraction: float = 0.8) -> str:
+    "The two targets of a recipe and its time per run, read from a grid of baselines, as Markdown (every number computed)."
+    out, lines, met, conv = Path(summary['out_dir']), [], [], []
+    for p in summary['presets']:
+        name = HEAD_NAMES.get(p.split('_', 1)[-1], p); st = _class_stats(summary, p)
+        if st is None: lines.append(f'* **{name}**: not run yet.'); continue
+        rs, ms, cls, iou = st
+        k, (i, j) = int(np.nanargmin(iou.mean(0))), np.unravel_index(np.nanargmin(iou), iou.shape)
+        ok = iou.mean(0).min() >= floor[0] and np.nanmin(iou) >= floor[1]; met.append((name, ok))
+        conv.append((name, float(np.nanmean([m['mIoU'] - eval_at(out / r['dir'], fraction) for r, m in zip(rs, ms)]))))
+        c = cls.index(rare) if rare in cls else k
+        lines.append(f"* **{name}** ({len(ms)} seeds): mIoU {100 * np.mean([m['mIoU'] for m in ms]):.1f}; lowest class on average "
+                     f"{cls[k]} {100 * iou.mean(0)[k]:.1f}, lowest single value {cls[j]} {100 * iou[i, j]:.1f} (seed {rs[i]['seed']}); "
+                     f"{cls[c]} {100 * np.nanmin(iou[:, c]):.1f} to {100 * np.nanmax(iou[:, c]):.1f}"
+                     + (f"; context-use {min(m['context_use'] for m in ms):.2f} to {max(m['context_use'] for m in ms):.2f}" if 'context_use' in ms[0] else '')
+                     + ('. Target met.' if ok else '. **Target not met.**'))
+    good = [n for n, ok in met if ok]
+    head = (f"**First target** (every class ≥ {100 * floor[0]:g} IoU on average over seeds, no run below {100 * floor[1]:g}): "
+            f"met by {len(good)} of {len(met)} heads" + (f" ({', '.join(good)})." if good else '.'))
+    text = [head, '', *lines]
+    if conv:
+        worst = max(abs(c) for _, c in conv)
+        text += ['', f"**Second target, convergence** (the mean mIoU change from {100 * fraction:g} % to 100 % of the schedule at most "
+                     f"{100 * max_change:g} point): " + ('met' if worst <= max_change else '**not met**') + ': '
+                     + ', '.join(f'{n} {100 * c:+.2f}'.replace('-', '−') for n, c in conv) + '.']
+    walls = one_piece_walls(summary)
+    if walls:
+        text[-1] += (f" A run trained in one piece took {min(walls):.0f} to {max(walls):.0f} s (median {np.median(walls):.0f} s, "
+                     f"{len(walls)} runs) on {summary.get('hardware', 'this machine')}.")
+    return '\n'.join(text)
