@@ -489,6 +489,13 @@ def _sections(html: str, titles: set) -> list[tuple[str, str]]:
     return found
 
 
+# Phrases that address the developers (an issue, a check nobody can find) or describe a benchmark that no longer
+# exists; a reader meets none of them.
+_INTERNAL = (r"\bthe issue(?:'|’|&#39;|&#x27;)s\b|\bthis issue\b|\ban independent check\b|\bchecked by others\b|\bwater around (a|the) boat\b"
+             r"|\broad under (a|the) car\b"
+             r"|\bthe cpu results\s+ablate\b|\bablate[^.]{0,60}\bon cpu\b")   # sweeps defined, not run: a page says which ran
+
+
 def _page_defects(page: Path) -> list[str]:
     "What a page shows that it must not: noise in outputs, the internal spec, empty result sections."
     html = page.read_text(encoding='utf-8')
@@ -497,6 +504,7 @@ def _page_defects(page: Path) -> list[str]:
     text = re.sub(r'<[^>]+>', ' ', html)
     out += [f'the internal spec: {m.group(0)!r}' for m in re.finditer(r'(methods|design)\.md|\bspec §\s*[\d.]*', text)]
     out += [f'a source no reader can check: {m.group(0)!r}' for m in re.finditer(r'as we recall|(quoted|cited|recalled) from memory', text)]
+    out += [f'words meant for the developers, or stale: {m.group(0)!r}' for m in re.finditer(_INTERNAL, text)]
     out += [f'a link into the internal spec: {u}' for u in _refs(page).links if re.search(r'(methods|design)\.md', u)]
     out += [f'the section "{t}" shows no result' for t, body in _sections(html, {'Results', 'Qualitative results'})
             if not re.search(r'class="cell_output|<img|<table', body)]
@@ -537,7 +545,7 @@ def test_the_defect_checks_can_fail(tmp_path, chromium):
     page = tmp_path / 'bad.html'
     page.write_text(
         '<html><body><article class="bd-article" style="width:600px"><section><h2>Results</h2><p>Only words; '
-        'the constraint $x_1$ and max\\_samples, see methods.md §3; Eq. (4), as we recall.</p></section>'
+        'the constraint $x_1$ and max\\_samples, see methods.md §3; Eq. (4), as we recall; the issue\'s target.</p></section>'
         '<section><h2>Other</h2><table><tr><td style="white-space:nowrap">' + 'wide ' * 200 + '</td></tr></table>'
         '<div class="cell docutils container"><div class="cell_output docutils container"><pre>/x.py:3: UserWarning: '
         'careful\n&lt;torch._C.Generator at 0x7f00aa&gt;</pre></div></div>'
@@ -551,6 +559,7 @@ def test_the_defect_checks_can_fail(tmp_path, chromium):
     assert any('a warning' in x for x in d) and any('object repr' in x for x in d), d
     assert any('internal spec' in x for x in d) and any('"Results" shows no result' in x for x in d), d
     assert any('no reader can check' in x for x in d), d
+    assert any('meant for the developers' in x for x in d), d
 
 
 def _tiny_png() -> bytes:
