@@ -75,3 +75,12 @@ def test_a_bad_folder_fails_with_one_line_and_writes_nothing(tmp_path, capsys, s
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and says in err[0], err
     assert not (tmp_path / 'out').exists()
+
+
+def test_the_page_class_file_example_is_accepted(tmp_path):
+    from ctxseg.datasets import read_folder_classes
+    text = (ROOT / 'book' / 'own_data.md').read_text()
+    block = text.split('```json', 1)[1].split('```', 1)[0]
+    (tmp_path / 'classes.json').write_text(block)
+    info, ignore = read_folder_classes(tmp_path / 'classes.json')
+    assert info.classes == ('background', 'crack', 'stain') and ignore == 255 and len(info.palette) == 3
