@@ -17,10 +17,10 @@ from .provenance import check_gpu_profile, git_info, machine_info, repo_root
 from .data import PROCEDURAL
 
 # %% auto #0
-__all__ = ['SMOKE_OVERRIDES', 'shown', 'describe', 'Chapter', 'setup', 'train_chapter', 'reference_rows', 'only',
+__all__ = ['SMOKE_OVERRIDES', 'shown', 'describe', 'Chapter', 'setup', 'train_chapter', 'reference_rows', 'only', 'by_dataset',
            'committed_rows', 'with_rows', 'adopt_runs', 'strip_prefix', 'claim_pairs', 'plot_pairs', 'trained_runs',
-           'load_model', 'class_sample', 'pixel_sample', 'pca_2d', 'plot_points', 'plot_log_panels', 'write_json',
-           'results_path', 'save_results']
+           'load_model', 'class_sample', 'pixel_sample', 'pca_2d', 'plot_points', 'stats_table', 'plot_log_panels',
+           'write_json', 'results_path', 'save_results']
 
 # %% ../nbs/11e_chapter.ipynb #4634b646
 SMOKE_OVERRIDES = ('train.iters=24', 'train.lr=0.02', 'train.log_interval=1', 'train.ckpt_interval=12')
@@ -103,6 +103,13 @@ def reference_rows(ch: Chapter, may_differ=None) -> dict | None:
 def only(summary: dict, *presets) -> dict:
     "`summary` with the runs of `presets` alone, which it lists."
     return {**summary, 'presets': list(presets), 'runs': [r for r in summary['runs'] if r['preset'] in presets]}
+
+def by_dataset(ch: Chapter, summary: dict) -> dict:
+    "{dataset: `summary` with the presets of `ch` on that dataset}, in the order the presets come: one sub-grid per benchmark."
+    sets = {}
+    for p in summary['presets']:
+        if p in ch.cfgs: sets.setdefault(ch.cfgs[p].data.dataset, []).append(p)
+    return {d: only(summary, *ps) for d, ps in sets.items()}
 
 def committed_rows(ch: Chapter, grid: str, preset: str, log=print) -> dict | None:
     "The runs of `preset` in the committed cpu grid `grid` (`book/results/cpu/<grid>`); None outside the cpu profile or with overrides."
@@ -197,18 +204,36 @@ def pca_2d(x: torch.Tensor) -> list:
     _, _, V = torch.pca_lowrank(x, q=2, center=False)
     return (x @ V[:, :2]).float().numpy().round(4).tolist()
 
-def plot_points(points: dict, title=str, size: float = 4.2):
-    "One scatter panel per `{name: {'xy': N×2, 'y': N labels, 'classes'}}` of `points`, coloured by class, titled `title(name)`."
+def plot_points(points: dict, title=str, size: float = 3.6, ncols: int = 4):
+    """One scatter panel per `{name: {'xy': N×2, 'y': N labels, 'classes'}}` of `points`, coloured by class, titled
+    `title(name)`; at most `ncols` panels a row, so that a figure of many panels stays legible in a page's column."""
+    import math
     import numpy as np
     import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, len(points), figsize=(size * len(points), size - 0.2), squeeze=False)
-    for ax, (name, pt) in zip(axs[0], points.items()):
+    nc = max(1, min(ncols, len(points))); nr = math.ceil(len(points) / nc)
+    fig, axs = plt.subplots(nr, nc, figsize=(size * nc, (size - 0.2) * nr), squeeze=False)
+    for ax in axs.flat[len(points):]: ax.axis('off')
+    for ax, (name, pt) in zip(axs.flat, points.items()):
         xy, y = np.array(pt['xy']), np.array(pt['y'])
         for c, cname in enumerate(pt['classes']):
             if (y == c).any(): ax.scatter(*xy[y == c].T, s=4, alpha=0.6, label=cname)
         ax.set_title(title(name), fontsize=9); ax.set_xticks([]); ax.set_yticks([])
-    axs[0][0].legend(markerscale=3, fontsize=7); fig.tight_layout()
+    axs[0][0].legend(markerscale=3, fontsize=8); fig.tight_layout()
     return fig
+
+def stats_table(records: list[dict], by, keys, digits: int = 3, title: str = ''):
+    """Mean ± sample std over the `records` of each group of `by` (a key or a tuple of keys) for each of `keys`, with
+    the number of records: a `Table`, the std left out where a group has one record (no NaN in a page)."""
+    import math
+    from .grids import Table, mean_std
+    by = (by,) if isinstance(by, str) else tuple(by)
+    groups = {}
+    for r in records: groups.setdefault(tuple(r[b] for b in by), []).append(r)
+    def cell(vs):
+        m, s = mean_std([v for v in vs if v is not None and not math.isnan(v)])
+        return '–' if math.isnan(m) else f'{m:.{digits}f}' + ('' if math.isnan(s) else f' ± {s:.{digits}f}')
+    rows = [[*map(str, g), str(len(rs)), *(cell([r.get(k, math.nan) for r in rs]) for k in keys)] for g, rs in groups.items()]
+    return Table([*by, 'n', *keys], rows, {'statistic': 'mean ± sample standard deviation over the runs (none with one run)'}, title=title)
 
 # %% ../nbs/11e_chapter.ipynb #e04cb5ff
 def plot_log_panels(summary: dict, keys, presets=None, ncols: int | None = None, panel=(3.2, 3.0), log_key: str = 'stats',

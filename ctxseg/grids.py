@@ -545,7 +545,7 @@ def class_targets_table(summary: dict, floor=(0.2, 0.1)) -> Table:
         k, (i, j) = int(np.nanargmin(iou.mean(0))), np.unravel_index(np.nanargmin(iou), iou.shape)
         ok = iou.mean(0).min() >= floor[0] and np.nanmin(iou) >= floor[1]
         rows.append([p, str(len(ms)), f'{cls[k]} {100 * iou.mean(0)[k]:.1f}', f'{cls[j]} {100 * iou[i, j]:.1f} (seed {rs[i]["seed"]})',
-                     'yes' if ok else 'no', f"{np.mean([m.get('context_use', math.nan) for m in ms]):.2f}"])
+                     'yes' if ok else 'no', plus_minus(np.mean([m.get('context_use', math.nan) for m in ms]), scale=1, fmt='.2f')])
     return Table(['preset', 'seeds', 'lowest class on average', 'lowest single run', 'target met', 'context use'], rows,
                  {**table_notes(summary), 'target': f'every class ≥ {100 * floor[0]:g} IoU on average over seeds, no run below {100 * floor[1]:g}',
                   'context use': 'mean over seeds'}, title='the first target')
@@ -561,12 +561,13 @@ def recipe_findings(summary: dict, rare: str | None = None, floor=(0.2, 0.1), ma
         rs, ms, cls, iou = st
         k, (i, j) = int(np.nanargmin(iou.mean(0))), np.unravel_index(np.nanargmin(iou), iou.shape)
         ok = iou.mean(0).min() >= floor[0] and np.nanmin(iou) >= floor[1]; met.append((name, ok))
-        conv.append((name, float(np.nanmean([m['mIoU'] - eval_at(out / r['dir'], fraction) for r, m in zip(rs, ms)]))))
+        d = [m['mIoU'] - eval_at(out / r['dir'], fraction) for r, m in zip(rs, ms)]
+        if not all(math.isnan(x) for x in d): conv.append((name, float(np.nanmean(d))))      # runs evaluated at the fraction only
         c = cls.index(rare) if rare in cls else k
         lines.append(f"* **{name}** ({len(ms)} seeds): mIoU {100 * np.mean([m['mIoU'] for m in ms]):.1f}; lowest class on average "
                      f"{cls[k]} {100 * iou.mean(0)[k]:.1f}, lowest single value {cls[j]} {100 * iou[i, j]:.1f} (seed {rs[i]['seed']}); "
                      f"{cls[c]} {100 * np.nanmin(iou[:, c]):.1f} to {100 * np.nanmax(iou[:, c]):.1f}"
-                     + (f"; context-use {min(m['context_use'] for m in ms):.2f} to {max(m['context_use'] for m in ms):.2f}" if 'context_use' in ms[0] else '')
+                     + (f"; context-use {min(m['context_use'] for m in ms):.2f} to {max(m['context_use'] for m in ms):.2f}" if all(not math.isnan(m.get('context_use', math.nan)) for m in ms) else '')
                      + ('. Target met.' if ok else '. **Target not met.**'))
     good = [n for n, ok in met if ok]
     head = (f"**First target** (every class ≥ {100 * floor[0]:g} IoU on average over seeds, no run below {100 * floor[1]:g}): "

@@ -13,7 +13,7 @@ from .grids import (Table, aggregate, check_versions, loss_trend, run_data_versi
 __all__ = ['EXPECT', 'MIN_SEEDS', 'CONTEXT_THRESHOLD', 'BENCHMARKS', 'CONTROL', 'REPLICATION_METRICS', 'paired_diff', 'bimodal',
            'exact_paired_rate', 'uses_context', 'compare_context', 'rate_text', 'paired_values', 'compare',
            'verdict_text', 'claims_table', 'expand_claims', 'per_class_table', 'plot_paired', 'on_benchmark', 'on_both',
-           'replicate', 'judge_claims', 'replication_table', 'cue_table', 'recipe_targets']
+           'claims_on', 'replicate', 'judge_claims', 'replication_table', 'bottom_line', 'cue_table', 'recipe_targets']
 
 # %% ../nbs/11c_protocol.ipynb #c0054a7f
 import functools
@@ -303,6 +303,13 @@ def on_both(rows, benchmarks=BENCHMARKS) -> list[str]:
     "The synthetic presets `rows` on each of `benchmarks`, benchmark after benchmark: the presets of a benchmark-v3 grid."
     return [on_benchmark(p, b) for b in benchmarks for p in rows]
 
+def claims_on(claims, benchmark: str) -> list:
+    """Compact claims [(claim, baseline, method, targets)] written for the synthetic presets, on `benchmark`: the
+    presets renamed; on another benchmark the targets that name a synthetic class are dropped (its classes differ),
+    those on mIoU or on a metric of all classes are kept."""
+    keep = lambda t: benchmark == 'synthetic' or t is None or (isinstance(t, str) and t.startswith(('BF', 'bIoU', 'mIoU')))
+    return [(c, on_benchmark(b, benchmark), on_benchmark(m, benchmark), [t for t in ts if keep(t)]) for c, b, m, ts in claims]
+
 def replicate(verdicts: dict) -> str:
     """One verdict from one claim's verdicts on several benchmarks, {benchmark: verdict, or None where it did not run}:
     'held' or 'refuted' only when it is so on every benchmark, 'reverses (…)' when held on one and refuted on another,
@@ -369,6 +376,19 @@ def replication_table(judged: list[dict], benchmarks=BENCHMARKS, metrics=REPLICA
                           'resolved, and the claim held only if held on every benchmark',
              'against': f'the baseline, and its class-balanced control (`<baseline>{CONTROL}`) where one ran'}
     return Table(heads, rows, notes, title='claims on both benchmarks')
+
+def bottom_line(judged: list[dict], benchmarks=BENCHMARKS, metric: str = 'mIoU') -> str:
+    """Markdown, one bullet per claim of `judged` (`judge_claims`): its verdict on `metric` against the baseline and
+    against the control, with the paired difference on each benchmark; every number read from `judged`."""
+    out = []
+    for claim in dict.fromkeys(j['claim'] for j in judged):
+        parts = []
+        for j in (j for j in judged if j['claim'] == claim):
+            ds = ', '.join(f"{b} {_pts(j['results'][b][metric]['mean'])}" for b in benchmarks if metric in j['results'].get(b, {}))
+            who = 'against ' + ('its baseline' if j['against'] == 'baseline' else 'the class-balanced control')
+            parts.append(f"{who}: **{j['verdicts'][metric]}** ({ds} {_METRIC_WORDS.get(metric, metric)} points)")
+        out.append(f"* {claim[0].upper() + claim[1:]}: " + '; '.join(parts) + '.')
+    return '\n'.join(out)
 
 def cue_table(judged: list[dict], benchmarks=BENCHMARKS, prefix: str = 'synthetic_') -> Table:
     "claim | against | on each benchmark: runs that use the scene cue, opponent → method, with the exact test | the claim's verdict."

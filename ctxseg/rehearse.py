@@ -11,9 +11,10 @@ import torch
 from . import configs as C
 
 # %% auto #0
-__all__ = ['WARMUPS', 'MEMORY_SIZES', 'REDUCE', 'GPU_GB', 'REHEARSAL_VERSION', 'rehearsal_config', 'fixture_size', 'run_steps',
-           'run_steps_isolated', 'gpu_memory_estimate', 'ddp_check', 'rehearse', 'summary', 'readiness_rows',
-           'readiness_markdown', 'readiness_totals']
+__all__ = ['WARMUPS', 'MEMORY_SIZES', 'REDUCE', 'GPU_GB', 'REHEARSAL_VERSION', 'A100_PEAK_TFLOPS', 'UTILISATION',
+           'rehearsal_config', 'fixture_size', 'run_steps', 'run_steps_isolated', 'gpu_memory_estimate', 'ddp_check',
+           'rehearse', 'summary', 'readiness_rows', 'readiness_markdown', 'readiness_totals', 'gpu_hours',
+           'released_checkpoints', 'gpu_plan', 'gpu_plan_markdown']
 
 # %% ../nbs/17_rehearse.ipynb #8b0de4f3
 WARMUPS = ('warmup_iters', 'consistency_from_iter')
@@ -302,3 +303,63 @@ def readiness_totals(folder) -> str:
             f"{' and '.join(machines)}, in {sum(r['minutes'] for r in rows) / 60:.1f} hours of wall time "
             f"(the sum of the last column; `python benchmarks/rehearse.py --all`), at commit{'s' if len(commits) > 1 else ''} "
             f"{', '.join(f'`{c}`' for c in commits)}.")
+
+# %% ../nbs/17_rehearse.ipynb #gp000002
+A100_PEAK_TFLOPS = {'bf16': 312.0, 'tf32': 156.0}   # dense, NVIDIA A100 datasheet (ctxseg.bench.PEAK_TFLOPS holds bf16 and plain fp32)
+UTILISATION = 0.3
+
+def gpu_hours(flops_per_step: float, iters: int, batch: int, rehearsed_batch: int, amp: bool,
+              peak=A100_PEAK_TFLOPS, utilisation: float = UTILISATION) -> float:
+    "Wall hours of a run of `iters` steps, Eq. (eq-gpu-hours): every GPU steps in parallel at `utilisation` of its peak."
+    return iters * flops_per_step * batch / rehearsed_batch / (utilisation * peak['bf16' if amp else 'tf32'] * 1e12) / 3600
+
+def _paper_of(preset: str) -> str:
+    from ctxseg.presets import mcibi, region_contrast, pixel_contrast, gald, contextrast
+    for m in (mcibi, region_contrast, pixel_contrast, gald, contextrast):
+        if preset in m.PRESETS: return m.__name__.rsplit('.', 1)[-1]
+    return 'baselines'
+
+def released_checkpoints(preset: str) -> list[str]:
+    "The authors' released networks ('<paper>/<network>', `ctxseg.convert.AUTHORS_NETWORKS`) that load into `preset`."
+    from ctxseg.convert import AUTHORS_NETWORKS, read_facts
+    return [n for n, net in AUTHORS_NETWORKS.items() if preset in (net['preset'], *net.get('also', ()))
+            and read_facts(n)['checkpoint'].get('released')]
+
+def gpu_plan(preset: str, folder) -> dict:
+    "What running gpu preset `preset` takes, from the preset and its rehearsal record in `folder` (None fields where it has none)."
+    from ctxseg.models.backbones import PRETRAINED, weights_dir
+    cfg = P.get(preset)
+    if cfg.profile != 'gpu': raise ValueError(f'{preset} is a {cfg.profile} preset, not a gpu one')
+    f = Path(folder) / f'{preset}.json'
+    rec = json.loads(f.read_text()) if f.is_file() else None
+    if rec is not None and 'error' in rec: rec = None
+    w = cfg.model.pretrained
+    weights = (weights_dir() / PRETRAINED[w].get('file', PRETRAINED[w]['url'].rsplit('/', 1)[-1])) if w in PRETRAINED else None
+    run, g = f'runs/gpu/{preset}', cfg.train.gpus
+    launch = f'torchrun --nproc_per_node={g} -m ctxseg.cli' if g > 1 else 'ctxseg'
+    return {'preset': preset, 'paper': _paper_of(preset), 'dataset': cfg.data.dataset, 'data_root': cfg.data.root,
+            'prepare': f'ctxseg prepare {cfg.data.dataset} --src RAW --dst {cfg.data.root}',
+            'weights': w or None, 'weights_path': str(weights) if weights else None,
+            'gpus': g, 'batch_per_gpu': cfg.data.batch_size, 'iters': cfg.train.iters, 'amp': cfg.train.amp,
+            'train': f'{launch} train {preset} --out {run}', 'resume': f'{launch} train {preset} --out {run} --resume',
+            'evaluate': f'ctxseg eval {run}',
+            'rehearsed': None if rec is None else ('reduced' if rec['reduced'] else 'full size'),
+            'gpu_gb': None if rec is None or not rec.get('gpu_memory') else rec['gpu_memory']['gb'],
+            'hours': None if rec is None or rec['reduced'] else
+                     gpu_hours(rec['flops_per_step'], cfg.train.iters, cfg.data.batch_size, rec['batch_per_gpu'], cfg.train.amp),
+            'released': [{'network': n, 'evaluate': f"ctxseg eval {preset} --weights authors:{n.split('/')[0]}=PATH"}
+                         for n in released_checkpoints(preset)]}
+
+def gpu_plan_markdown(folder, presets=None) -> str:
+    "A Markdown table of `gpu_plan` for `presets` (default: every gpu preset), grouped by paper."
+    from ctxseg.recipes import gpu_presets
+    plans = sorted((gpu_plan(p, folder) for p in presets or gpu_presets()), key=lambda r: (r['paper'] != 'baselines', r['paper'], r['preset']))
+    f = lambda v, d=1: '—' if v is None else f'{v:.{d}f}'
+    h = lambda v: '—' if v is None else (f'{60 * v:.0f} min' if v < 0.1 else f'{v:.1f}')
+    out = ['| paper | preset | data | GPUs × batch | iterations | GPU memory (GB, estimate) | hours (estimate) | released checkpoint |',
+           '|---|---|---|---|---|---|---|---|']
+    for r in plans:
+        rel = ', '.join(f"`{x['network']}`" for x in r['released']) or '—'
+        out.append(f"| {r['paper'].replace('_', ' ')} | `{r['preset']}` | {r['dataset']} | {r['gpus']} × {r['batch_per_gpu']} | "
+                   f"{r['iters']:,} | {f(r['gpu_gb'])} | {h(r['hours'])} | {rel} |")
+    return '\n'.join(out)

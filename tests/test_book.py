@@ -404,6 +404,7 @@ _PROBE = r"""
 </script>
 """
 SQUEEZE = 2.0    # a figure drawn more than twice as wide as it is shown: its labels shrink below half size
+NOT_YET_V3 = {'pixel_contrast', 'gald', 'mcibi', 'region_contrast', 'contextrast', 'combination'}   # executed on v2 only
 
 
 def _probe(exe: str, page: Path, width: int = READER_WIDTH) -> dict:
@@ -454,8 +455,9 @@ def test_every_figure_has_a_number_and_a_caption(book, probed):
     assert not found, 'figures without a caption (add `#| label:` and `#| fig-cap:` to the cell):\n' + _report(found, book)
     found = {p: r['bad_alt'] for p, r in probed.items() if r['bad_alt']}
     assert not found, 'figures whose alt text is a file name:\n' + _report(found, book)
-    # the executed training pages are exempt: their figures are outputs baked in by runs that take hours to redo
-    found = {p: r['squeezed'] for p, r in probed.items() if r['squeezed'] and 'results' not in p.parts}
+    # checked on every page but the executed training pages of version 2, whose figures were baked in by runs that
+    # take hours to redo; each leaves this list when its chapter is executed again for benchmark v3
+    found = {p: r['squeezed'] for p, r in probed.items() if r['squeezed'] and not ('results' in p.parts and p.stem in NOT_YET_V3)}
     assert not found, (f'figures shrunk more than {SQUEEZE}x to fit the column (stack the panels):\n'
                        + _report(found, book))
 
@@ -493,7 +495,8 @@ def _sections(html: str, titles: set) -> list[tuple[str, str]]:
 # exists; a reader meets none of them.
 _INTERNAL = (r"\bthe issue(?:'|’|&#39;|&#x27;)s\b|\bthis issue\b|\ban independent check\b|\bchecked by others\b|\bwater around (a|the) boat\b"
              r"|\broad under (a|the) car\b"
-             r"|\bthe cpu results\s+ablate\b|\bablate[^.]{0,60}\bon cpu\b")   # sweeps defined, not run: a page says which ran
+             r"|\bthe cpu results\s+ablate\b|\bablate[^.]{0,60}\bon cpu\b"   # sweeps defined, not run: a page says which ran
+             r"|\btakes about \d+ ms at the cpu recipe\b")   # a loss timed alone, given as its cost; a step's growth is the cost
 
 
 def _page_defects(page: Path) -> list[str]:
@@ -501,10 +504,15 @@ def _page_defects(page: Path) -> list[str]:
     html = page.read_text(encoding='utf-8')
     out = [f'{what} in an output: {o.strip()[:90]!r}' for o in _outputs(html) for pat, what in _NOISE
            if re.search(pat, o)]
+    if not ('results' in page.parts and page.stem in NOT_YET_V3):        # a raw NaN where a table means "no value"
+        out += [f'a raw NaN in an output: {o.strip()[:90]!r}' for o in _outputs(html) if re.search(r'\bNaN\b', o)]
     text = re.sub(r'<[^>]+>', ' ', html)
     out += [f'the internal spec: {m.group(0)!r}' for m in re.finditer(r'(methods|design)\.md|\bspec §\s*[\d.]*', text)]
     out += [f'a source no reader can check: {m.group(0)!r}' for m in re.finditer(r'as we recall|(quoted|cited|recalled) from memory', text)]
     out += [f'words meant for the developers, or stale: {m.group(0)!r}' for m in re.finditer(_INTERNAL, text)]
+    # the book numbers its equations in one sequence; a heading that cites "Eq. 3" must say it is the paper's number
+    out += [f'a heading gives an equation number without saying whose: {m.group(0)!r}'
+            for m in re.finditer(r'<h[1-4][^>]*>(?:(?!</h).)*?\((?:Eqs?\.) \d[^)]*\)', html) if "paper" not in m.group(0)]
     out += [f'a link into the internal spec: {u}' for u in _refs(page).links if re.search(r'(methods|design)\.md', u)]
     out += [f'the section "{t}" shows no result' for t, body in _sections(html, {'Results', 'Qualitative results'})
             if not re.search(r'class="cell_output|<img|<table', body)]
@@ -546,9 +554,10 @@ def test_the_defect_checks_can_fail(tmp_path, chromium):
     page.write_text(
         '<html><body><article class="bd-article" style="width:600px"><section><h2>Results</h2><p>Only words; '
         'the constraint $x_1$ and max\\_samples, see methods.md §3; Eq. (4), as we recall; the issue\'s target.</p></section>'
+        '<section><h2>The loss (Eq. 3)</h2><p>it takes about 170 ms at the cpu recipe.</p></section>'
         '<section><h2>Other</h2><table><tr><td style="white-space:nowrap">' + 'wide ' * 200 + '</td></tr></table>'
         '<div class="cell docutils container"><div class="cell_output docutils container"><pre>/x.py:3: UserWarning: '
-        'careful\n&lt;torch._C.Generator at 0x7f00aa&gt;</pre></div></div>'
+        'careful\n&lt;torch._C.Generator at 0x7f00aa&gt;\nstd NaN</pre></div></div>'
         '<img src="a.png" alt="0123456789abcdef0123.png" width="50"></section></article></body></html>')
     (tmp_path / 'a.png').write_bytes(_tiny_png())
     r = _probe(chromium, page)
@@ -558,6 +567,8 @@ def test_the_defect_checks_can_fail(tmp_path, chromium):
     d = _page_defects(page)
     assert any('a warning' in x for x in d) and any('object repr' in x for x in d), d
     assert any('internal spec' in x for x in d) and any('"Results" shows no result' in x for x in d), d
+    assert any('whose' in x for x in d) and any('170 ms' in x for x in d), d
+    assert any('raw NaN' in x for x in d), d
     assert any('no reader can check' in x for x in d), d
     assert any('meant for the developers' in x for x in d), d
 

@@ -17,18 +17,23 @@ from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_g
 from .pixel_contrast import info_nce
 
 # %% auto #0
-__all__ = ['SAMPLINGS', 'error_maps', 'edt', 'error_distance', 'bane_select', 'representative_anchors', 'sync_anchor_sums',
-           'fuse_anchors', 'random_rank', 'sample_masks', 'semi_hard_negatives', 'pixel_anchor_loss',
-           'ContextrastParams', 'default_features', 'Contextrast', 'tsc_metrics']
+__all__ = ['ERROR_MAPS', 'SAMPLINGS', 'error_maps', 'edt', 'error_distance', 'bane_select', 'representative_anchors',
+           'sync_anchor_sums', 'fuse_anchors', 'random_rank', 'sample_masks', 'semi_hard_negatives',
+           'pixel_anchor_loss', 'ContextrastParams', 'default_features', 'Contextrast', 'tsc_metrics']
 
 # %% ../../nbs/71_contextrast_module.ipynb #b6333c7e
-def error_maps(pred: Tensor, label: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
+ERROR_MAPS = ('predicted', 'missed')
+
+def error_maps(pred: Tensor, label: Tensor, num_classes: int, ignore_index: int = 255, kind: str = 'predicted') -> Tensor:
     """Eq. (ctr-error): B×K×H×W bool, E_n = (pred == n) & (label ≠ n) & (label ≠ ignore): the pixels wrongly
-    predicted as class n."""
+    predicted as class n. `kind='missed'`: the paper's Eq. 6 as written, (pred ≠ n) & (label == n): the pixels of
+    class n predicted as another class."""
     if pred.shape != label.shape or pred.dim() != 3:
         raise ValueError(f'pred and label must both be B×H×W, got {tuple(pred.shape)} and {tuple(label.shape)}')
+    if kind not in ERROR_MAPS: raise ValueError(f"unknown error map {kind!r}: one of {', '.join(ERROR_MAPS)}")
     n = torch.arange(num_classes, device=pred.device)[None, :, None, None]
     p, y = pred[:, None].long(), label[:, None].long()
+    if kind == 'missed': return (p != n) & (y == n)
     return (p == n) & (y != n) & (y != ignore_index)
 
 # %% ../../nbs/71_contextrast_module.ipynb #05a5e9c0
@@ -167,14 +172,15 @@ class ContextrastParams(MethodParams):
     proj_dim: int = 256                  # D, the embedding size of each layer's projection head
     proj_kind: str = 'convmlp'           # projection head: 'convmlp' (conv-BN-ReLU-conv) | 'linear'
     layer_weights: tuple = (0.1, 0.4, 0.7, 1.0)   # λ_i, shallow → deep (Sec. 4.1: λ_{4→1} = 1.0, 0.7, 0.4, 0.1)
-    w_low: float = 0.7                   # Eq. 2: Â_i = w_low·A_i + (1 − w_low)·A_I
-    temperature: float = 0.1             # τ of Eq. 3
-    loss_weight: float = 0.1             # λ, the weight of the whole term
-    warmup_iters: int = 0                # λ is 0 before this iteration
+    w_low: float = 0.7                   # the fusion (Sec. 3.2): Â_i = w_low·A_i + (1 − w_low)·A_I
+    temperature: float = 0.1             # τ of the paper's Eqs. 2-4
+    loss_weight: float = 0.1             # α, the weight of the whole term (the paper's Eq. 5)
+    warmup_iters: int = 0                # α is 0 before this iteration
     num_positives: int = 100             # positives drawn per anchor and layer
     num_negatives: int = 1024            # negatives drawn per anchor and layer
     sampling: str = 'bane'               # 'random' (CCL alone) | 'semi_hard' (ContrastiveSeg's) | 'error_random' | 'bane'
     ratio: float = 0.5                   # BANE: the fraction of each error region added as negatives (the others add as many)
+    error_map: str = 'predicted'         # 'predicted': pixels wrongly predicted as n (the prose); 'missed': Eq. 6 as written
     semi_hard_ratio: float = 0.1         # semi-hard: drawn from this fraction of the most similar negatives (ContrastiveSeg)
     normalize_anchors: bool = True       # the fused anchors L2-normalised before the scores
     detach_anchors: bool = False         # no gradient through the anchors
@@ -203,6 +209,7 @@ class Contextrast(nn.Module):
         if len(p.layer_weights) != len(p.features):
             raise ValueError(f"{len(p.features)} layers {p.features} but {len(p.layer_weights)} layer_weights")
         if p.sampling not in SAMPLINGS: raise ValueError(f"unknown sampling {p.sampling!r}: one of {', '.join(SAMPLINGS)}")
+        if p.error_map not in ERROR_MAPS: raise ValueError(f"unknown error_map {p.error_map!r}: one of {', '.join(ERROR_MAPS)}")
         if not 0.0 <= p.w_low <= 1.0: raise ValueError(f"w_low must lie in [0, 1], got {p.w_low}")
         if not 0.0 <= p.ratio <= 1.0: raise ValueError(f"ratio must lie in [0, 1], got {p.ratio}")
         self.p, self.num_classes, self.ignore_index = p, num_classes, ignore_index
@@ -225,7 +232,7 @@ def extra_negatives(self: Contextrast, logits: Tensor, targets: Tensor, grid) ->
     if p.sampling == 'random' or p.ratio == 0: return None, None
     lab = labels_to_grid(targets, grid)
     lg = logits if logits.shape[-2:] == grid else F.interpolate(logits, size=tuple(grid), mode='bilinear', align_corners=False)
-    E = error_maps(lg.argmax(1), lab, self.num_classes, self.ignore_index)
+    E = error_maps(lg.argmax(1), lab, self.num_classes, self.ignore_index, p.error_map)
     if p.sampling == 'semi_hard':
         k = torch.ceil(p.ratio * E.flatten(2).sum(-1).double() - 1e-9).long()        # B×K: BANE's counts
         return None, k.sum(0)
@@ -256,7 +263,7 @@ def forward(self: Contextrast, features: dict, logits: Tensor, targets: Tensor) 
             pos, neg = sample_masks(y, K, p.num_positives, p.num_negatives, self.ignore_index)
             if p.normalize_anchors: a = F.normalize(a, dim=1)
             zf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-            S = a @ zf.T / p.temperature                                      # K×N: the scores of Eq. 3
+            S = a @ zf.T / p.temperature                                      # K×N: the scores of the paper's Eq. 4
             extra, k = extra_cache[grid]
             if k is not None:                                                    # semi-hard: by similarity
                 yf = y.reshape(-1).long()

@@ -72,7 +72,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from ctxseg.chapter import (setup, train_chapter, reference_rows, committed_rows, with_rows, plot_pairs, plot_log_panels,
-                            trained_runs, load_model, pixel_sample, save_results, shown)
+                            trained_runs, load_model, pixel_sample, save_results, shown, stats_table)
 from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, train_grid
 from ctxseg.models.segmentor import method_params
 from ctxseg.protocol import claims_table, expand_claims
@@ -189,8 +189,7 @@ for r, run in [*trained_runs(summary), *(trained_runs(base_summary) if base_summ
     s = pixel_sample(model, ds, 'layer4')
     stats.append({'preset': r['preset'], 'seed': r['seed'], 'feature': 'layer4', **tsc_metrics(s['x'], s['y'], ks=(3, 5))})
 if stats:
-    import pandas as pd
-    display(pd.DataFrame(stats).groupby('preset')[['A', 'U', 'U3', 'U5']].agg(['mean', 'std']).round(3))
+    display(stats_table(stats, 'preset', ['A', 'U', 'U3', 'U5']))
 
 # %%
 bane_run = next((run for r, run in trained_runs(summary, seed=min(ch.seeds))

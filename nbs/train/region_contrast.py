@@ -66,7 +66,7 @@ from IPython.display import display
 import matplotlib.pyplot as plt
 import torch
 from ctxseg.chapter import (setup, train_chapter, reference_rows, committed_rows, with_rows, plot_pairs, plot_log_panels,
-                            trained_runs, load_model, pixel_sample, pca_2d, plot_points, save_results)
+                            trained_runs, load_model, pixel_sample, pca_2d, plot_points, save_results, stats_table)
 from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays
 from ctxseg.protocol import claims_table, expand_claims
 from ctxseg.presets.region_contrast import CPU_CLAIMS
@@ -173,8 +173,7 @@ for r, run in trained_runs(summary):
         points[r['preset']] = {'xy': pca_2d(E[pick]), 'y': lab[pick].tolist(), 'classes': list(ds.classes)}
 
 if stats:
-    import pandas as pd
-    display(pd.DataFrame(stats).groupby('preset')[['alignment', 'uniformity', 'centroid_cosine']].agg(['mean', 'std']).round(3))
+    display(stats_table(stats, 'preset', ['alignment', 'uniformity', 'centroid_cosine']))
 
 # %%
 #| label: fig-train-region-contrast-centres
