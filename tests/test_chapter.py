@@ -40,15 +40,12 @@ def test_overrides_keep_the_committed_rows_out(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="benchmark v3 (issue 31): the committed baselines are v2's runs, no longer the presets' runs; "
-                          "book/results/cpu/v3/baselines takes their place once its grid is complete")
 def test_the_reference_rows_are_the_committed_baselines(tmp_path):
     "In the cpu profile the committed baseline runs stand for the chapter's DeepLabV3 rows (`load_reference` checks them)."
     d = {'cpu': dict(presets=['synthetic_aspp_regcon'], seeds=[0, 1, 2, 3, 4], reference='book/results/cpu/baselines')}
     ch = setup('region_contrast', d, 'cpu', out_dir=tmp_path, **QUIET)
     ref = reference_rows(ch, may_differ=('method.name', 'method.params'))
-    assert {r['preset'] for r in ref['runs']} >= {'synthetic_fcn', 'synthetic_aspp'}
+    assert {r['preset'] for r in ref['runs']} >= {'synthetic_fcn', 'synthetic_aspp', 'aerial_aspp', 'synthetic_aspp_balanced'}
 
 
 def test_with_rows_is_the_merge_the_results_pages_made_by_hand():

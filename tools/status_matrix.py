@@ -1,6 +1,7 @@
 """The landing page's status matrix, generated from the repository's state (never typed): for each paper, whether
 its theory and module notebooks exist, its cpu grid (complete or not, with the number of runs), its gpu presets,
-any committed gpu run, and the protocol's verdicts on its mIoU claims, each with a link.
+any committed gpu run, and the protocol's verdicts on every claim its chapter judges, on the mIoU and on one class
+or boundaries, each with a link.
 
     .venv/bin/python tools/status_matrix.py            # prints the Markdown table
     .venv/bin/python tools/status_matrix.py --write    # writes book/_generated/status.md (tools/build_book.py does this)
@@ -31,24 +32,58 @@ def _read(p: Path):
     except (OSError, ValueError): return None
 
 
-def all_runs(root: Path) -> dict:
-    "Every finished cpu run of every committed grid, each (preset, seed) once (the baselines grid's copy first)."
+def all_runs(root: Path, version: str | None = None) -> dict:
+    """Every finished cpu run of every committed grid (`book/results/cpu/<grid>` and the kept `v2/<grid>`), each
+    (preset, seed) once (the baselines grid's copy first); with `version`, only the runs on that data version, so that
+    a chapter's claims are judged against baselines of its own benchmark version."""
+    sys.path.insert(0, str(root))
+    from ctxseg.grids import run_data_version
     res = root / 'book' / 'results' / 'cpu'
-    grids = sorted(p.parent for p in res.glob('*/summary.json'))
+    grids = sorted({p.parent for p in [*res.glob('*/summary.json'), *res.glob('v2/*/summary.json')]})
     grids.sort(key=lambda g: g.name != 'baselines')
     runs, seen = [], set()
     for g in grids:
         for r in (_read(g / 'summary.json') or {}).get('runs', []):
             k = (r['preset'], r['seed'])
-            if 'metrics' in r and k not in seen: seen.add(k); runs.append(r)
+            if 'metrics' not in r or k in seen or (version and run_data_version(r['metrics']) != version): continue
+            seen.add(k); runs.append(r)
     return {'runs': runs, 'presets': sorted({r['preset'] for r in runs})}
+
+
+def _kind(v: str) -> str:
+    return 'held' if v == 'held' else 'refuted' if v == 'refuted' else 'not resolved'
+
+
+def verdicts(root: Path, summ: dict, claims) -> dict:
+    """{'mIoU': counts, 'other': counts} of the chapter's claims, counts {'held', 'refuted', 'not resolved'}: every
+    claim and target the committed runs can judge (`expand_claims`), split into the mIoU claims and those on one class
+    or on boundaries. A grid on benchmark v3 is judged on both benchmarks (`judge_claims` against the baseline; a claim
+    holds only if it holds on both), its per-class and boundary claims on each benchmark's own runs."""
+    from ctxseg.grids import run_data_version
+    from ctxseg.protocol import compare, expand_claims, judge_claims, claims_on, BENCHMARKS
+    out = {'mIoU': dict.fromkeys(('held', 'refuted', 'not resolved'), 0), 'other': dict.fromkeys(('held', 'refuted', 'not resolved'), 0)}
+    versions = sorted({run_data_version(r['metrics']) for r in summ['runs'] if 'metrics' in r})
+    v3 = any(v.startswith('aerial') for v in versions)
+    if v3:
+        allr = {'runs': [], 'presets': []}
+        for v in versions:
+            a = all_runs(root, v); allr = {'runs': allr['runs'] + a['runs'], 'presets': allr['presets'] + a['presets']}
+        for j in judge_claims(allr, claims):
+            if j['against'] == 'baseline': out['mIoU'][_kind(j['verdicts']['mIoU'])] += 1
+        for bench in BENCHMARKS:
+            for c in expand_claims(allr, [(n, b, m, [t for t in ts if t is not None]) for n, b, m, ts in claims_on(claims, bench)]):
+                out['other'][_kind(compare(allr, c['baseline'], c['method'], c['expect'], c.get('metric', 'mIoU'), cls=c.get('cls'))['verdict'])] += 1
+        return out
+    allr = all_runs(root, versions[0] if versions else None)
+    for c in expand_claims(allr, claims):
+        v = compare(allr, c['baseline'], c['method'], c['expect'], c.get('metric', 'mIoU'), cls=c.get('cls'))['verdict']
+        out['mIoU' if c.get('metric', 'mIoU') == 'mIoU' and c.get('cls') is None else 'other'][_kind(v)] += 1
+    return out
 
 
 def rows(root: Path = ROOT) -> list[dict]:
     "One dict per paper: the state of each part, and a Markdown cell for it."
     sys.path.insert(0, str(root))
-    from ctxseg.protocol import compare
-    allr = all_runs(root)
     out = []
     for paper, mod, th, mo, tr, rs, page in PAPERS:
         r = {'paper': paper, 'chapter': f'{{doc}}`{paper} </book/papers/{page}>`'}
@@ -64,21 +99,15 @@ def rows(root: Path = ROOT) -> list[dict]:
         r['gpu_presets'] = sorted(n for n, f in presets.items() if f().profile == 'gpu')
         gpu = _read(root / 'book' / 'results' / 'gpu' / tr / 'summary.json')
         r['gpu_runs'] = sum('metrics' in x for x in gpu['runs']) if gpu else 0
-        verdicts = {'held': 0, 'refuted': 0, 'not resolved': 0}
-        if r['cpu'] == 'complete':
-            for claim, base, meth, targets in claims:
-                if None not in targets: continue
-                v = compare(allr, base, meth)['verdict']
-                verdicts['held' if v == 'held' else 'refuted' if v == 'refuted' else 'not resolved'] += 1
-        r['verdicts'] = verdicts
+        r['verdicts'] = verdicts(root, summ, claims) if r['cpu'] == 'complete' else None
         r['results'] = (root / 'nbs' / f'{rs}.ipynb').is_file()
         out.append(r)
     return out
 
 
 def markdown(root: Path = ROOT) -> str:
-    head = ('| paper | theory | module | cpu results (benchmark v2) | gpu recipe | gpu run | verdicts on mIoU (cpu) |\n'
-            '| --- | --- | --- | --- | --- | --- | --- |\n')
+    head = ('| paper | theory | module | cpu results | gpu recipe | gpu run | verdicts on mIoU (cpu) | verdicts on one class or on boundaries (cpu) |\n'
+            '| --- | --- | --- | --- | --- | --- | --- | --- |\n')
     lines = []
     for r, (paper, mod, th, mo, tr, rs, page) in zip(rows(root), PAPERS):
         theory = f'{{doc}}`yes </nbs/{th}>`' if r['theory'] else 'planned'
@@ -86,10 +115,10 @@ def markdown(root: Path = ROOT) -> str:
         cpu = (f"{{doc}}`{r['cpu']}, {r['cpu_runs']} runs </book/results/cpu/{tr}>`" if r['cpu'] else 'planned')
         gpu_recipe = f"{len(r['gpu_presets'])} presets" if r['gpu_presets'] else 'none'
         gpu_run = f"{r['gpu_runs']} runs" if r['gpu_runs'] else 'not run (no GPU so far)'
-        v = r['verdicts']
-        verdict = (f"{{doc}}`{v['held']} held, {v['refuted']} refuted, {v['not resolved']} not resolved </nbs/{rs}>`"
-                   if r['cpu'] == 'complete' and r['results'] else 'planned')
-        lines.append(f"| {r['chapter']} | {theory} | {module} | {cpu} | {gpu_recipe} | {gpu_run} | {verdict} |")
+        cell = lambda v: f"{{doc}}`{v['held']} held, {v['refuted']} refuted, {v['not resolved']} not resolved </nbs/{rs}>`"
+        judged = r['verdicts'] is not None and r['results']
+        verdict, other = (cell(r['verdicts']['mIoU']), cell(r['verdicts']['other'])) if judged else ('planned', 'planned')
+        lines.append(f"| {r['chapter']} | {theory} | {module} | {cpu} | {gpu_recipe} | {gpu_run} | {verdict} | {other} |")
     return head + '\n'.join(lines) + '\n'
 
 
