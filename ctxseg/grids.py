@@ -550,7 +550,7 @@ def class_targets_table(summary: dict, floor=(0.2, 0.1)) -> Table:
                  {**table_notes(summary), 'target': f'every class ≥ {100 * floor[0]:g} IoU on average over seeds, no run below {100 * floor[1]:g}',
                   'context use': 'mean over seeds'}, title='the first target')
 
-HEAD_NAMES = {'fcn': 'FCN', 'psp': 'PSPNet', 'aspp': 'DeepLabV3', 'ocr': 'OCRNet'}
+HEAD_NAMES = {'fcn': 'FCN', 'psp': 'PSPNet', 'aspp': 'DeepLabV3', 'ocr': 'OCRNet', 'aspp_balanced': 'DeepLabV3 with a class-balanced CE'}
 
 def recipe_findings(summary: dict, rare: str | None = None, floor=(0.2, 0.1), max_change: float = 0.01, fraction: float = 0.8) -> str:
     "The two targets of a recipe and its time per run, read from a grid of baselines, as Markdown (every number computed)."

@@ -342,6 +342,7 @@ def judge_claims(summary: dict, claims, benchmarks=BENCHMARKS, metrics=REPLICATI
     out = []
     for claim, base, method, _ in claims:
         for against, b0 in (('baseline', base), ('control', base + control)):
+            if b0 == method: continue                                       # the control's own claim: no control of its own
             results = {}
             for bench in benchmarks:
                 b, m = on_benchmark(b0, bench), on_benchmark(method, bench)

@@ -86,7 +86,7 @@ from IPython.display import display, Markdown
 from ctxseg.chapter import setup, train_chapter, by_dataset, plot_pairs
 from ctxseg.grids import (grid_table, class_iou_table, class_targets_table, recipe_findings, convergence_table, one_piece_walls,
                           plot_losses, plot_class_iou, plot_overlays, Table, table_notes)
-from ctxseg.protocol import judge_claims, replication_table, cue_table, BENCHMARKS
+from ctxseg.protocol import judge_claims, replication_table, cue_table, bottom_line, BENCHMARKS
 
 ch = setup('baselines', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command)
 
@@ -217,6 +217,12 @@ CLAIMS = [(f'{n} > FCN', 'synthetic_fcn', f'synthetic_{h}', [None]) for h, n in 
 CLAIMS += [('class-balanced CE > plain CE', 'synthetic_aspp', 'synthetic_aspp_balanced', [None])]
 judged = judge_claims(summary, CLAIMS) if all(p.split('_', 1)[0] in BENCHMARKS for p in ch.presets) else []
 replication_table(judged) if judged else print('not in this profile: the claims need the cpu grid')
+
+# %% [markdown]
+# The same verdicts in words, printed from the table above:
+
+# %%
+Markdown(bottom_line(judged)) if judged else print('not in this profile')
 
 # %%
 cue_table(judged) if judged else print('not in this profile')
