@@ -16,7 +16,7 @@ $(STAMP): requirements-dev.txt setup.py settings.ini
 
 venv: $(STAMP)                       ## create .venv/ and install everything (PyPI only, no GPU needed)
 
-demo: $(STAMP)                       ## the main job: train + evaluate the baselines on synthetic data, print a table
+demo: $(STAMP)                       ## the main job: DeepLabV3 and the strongest held method, seed 0, beside the committed verdict
 	$(BIN)/ctxseg demo --out runs/demo
 
 test: $(STAMP)                       ## everything CI runs

@@ -225,7 +225,7 @@ def stats_table(records: list[dict], by, keys, digits: int = 3, title: str = '')
     """Mean ± sample std over the `records` of each group of `by` (a key or a tuple of keys) for each of `keys`, with
     the number of records: a `Table`, the std left out where a group has one record (no NaN in a page)."""
     import math
-    from .grids import Table, mean_std
+    from ctxseg.grids import Table, mean_std
     by = (by,) if isinstance(by, str) else tuple(by)
     groups = {}
     for r in records: groups.setdefault(tuple(r[b] for b in by), []).append(r)

@@ -13,7 +13,8 @@ from .grids import (Table, aggregate, check_versions, loss_trend, run_data_versi
 __all__ = ['EXPECT', 'MIN_SEEDS', 'CONTEXT_THRESHOLD', 'BENCHMARKS', 'CONTROL', 'REPLICATION_METRICS', 'paired_diff', 'bimodal',
            'exact_paired_rate', 'uses_context', 'compare_context', 'rate_text', 'paired_values', 'compare',
            'verdict_text', 'claims_table', 'expand_claims', 'per_class_table', 'plot_paired', 'on_benchmark', 'on_both',
-           'claims_on', 'replicate', 'judge_claims', 'replication_table', 'bottom_line', 'cue_table', 'recipe_targets']
+           'claims_on', 'replicate', 'judge_claims', 'replication_table', 'verdict_changes', 'bottom_line', 'cue_table',
+           'recipe_targets']
 
 # %% ../nbs/11c_protocol.ipynb #c0054a7f
 import functools
@@ -377,6 +378,23 @@ def replication_table(judged: list[dict], benchmarks=BENCHMARKS, metrics=REPLICA
                           'resolved, and the claim held only if held on every benchmark',
              'against': f'the baseline, and its class-balanced control (`<baseline>{CONTROL}`) where one ran'}
     return Table(heads, rows, notes, title='claims on both benchmarks')
+
+def verdict_changes(old: dict, judged: list[dict], metric: str = 'mIoU', label: str = 'v2') -> Table:
+    """claim | its verdict on the older grid `old` (one benchmark, `compare`) | its verdicts now (`judge_claims`: against
+    the baseline, against the control) | whether the verdict against the baseline changed. Claims the old grid cannot
+    judge show 'not run'."""
+    rows = []
+    for claim in dict.fromkeys(j['claim'] for j in judged):
+        js = {j['against']: j for j in judged if j['claim'] == claim}
+        b = js['baseline']
+        try: before = compare(old, b['baseline'], b['method'], metric=metric)['verdict']
+        except KeyError: before = 'not run'
+        now = b['verdicts'][metric]
+        rows.append([claim, before, now, js['control']['verdicts'][metric] if 'control' in js else '–',
+                     'no' if now == before else ('new' if before == 'not run' else 'yes')])
+    return Table(['claim', f'{label} (one benchmark)', 'now, against the baseline', 'now, against the control', 'changed'], rows,
+                 {'metric': _METRIC_WORDS.get(metric, metric), 'now': 'held or refuted only if so on both benchmarks'},
+                 title='verdicts then and now')
 
 def bottom_line(judged: list[dict], benchmarks=BENCHMARKS, metric: str = 'mIoU') -> str:
     """Markdown, one bullet per claim of `judged` (`judge_claims`): its verdict on `metric` against the baseline and

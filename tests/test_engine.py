@@ -154,6 +154,20 @@ def test_demo_prints_a_table_and_reuses_finished_runs(tmp_path, ctxseg_cmd):
     assert r.returncode == 0 and r.stdout.count('reusing') == 2
 
 
+def test_demo_trains_deeplabv3_and_a_method_and_says_what_it_reproduced(tmp_path, ctxseg_cmd):
+    "The default demo: DeepLabV3 and the method of the committed verdicts, their difference, the reproduction check, a PNG."
+    args = ctxseg_cmd + ['demo', '--out', str(tmp_path / 'demo'), '--iters', '2', '--no-progress',
+                         '--set', 'data.num_train=16', 'data.num_val=4']
+    r = run(args)
+    assert r.returncode == 0, r.stderr
+    from ctxseg.cli import demo_choice, DEMO_BASELINE
+    m = demo_choice()['method']
+    assert f'DeepLabV3 ({DEMO_BASELINE}) and {m}' in r.stdout and f'Seed 0 on this machine: {m} − {DEMO_BASELINE} = ' in r.stdout
+    assert r.stdout.count('bit for bit: not checked') == 2, r.stdout      # overrides: not the committed runs' config
+    png = tmp_path / 'demo' / 'predictions.png'
+    assert png.is_file() and png.stat().st_size > 10_000 and str(png) in r.stdout
+
+
 def _ocr_run(out, env=None):
     "A short OCRNet run (the head whose bits depend on MKL's kernels) in a fresh process, through the CLI."
     import os
