@@ -18,7 +18,8 @@ __all__ = ['CHUNK_KEYS', 'SUMMARY_METRICS', 'METRIC_LABELS', 'HEAD_NAMES', 'data
            'check_versions', 'merge_summaries', 'aggregate', 'load_reference', 'Table', 'plus_minus', 'table_notes',
            'grid_table', 'class_iou_table', 'runs_by_preset', 'ablation_table', 'class_iou', 'log_series',
            'mean_log_series', 'loss_trend', 'plot_losses', 'plot_class_iou', 'overlay_runs', 'predict_runs',
-           'plot_overlays', 'eval_at', 'convergence_table', 'one_piece_walls', 'class_targets_table', 'recipe_findings']
+           'plot_overlays', 'eval_at', 'eval_series', 'plot_eval_series', 'convergence_table', 'one_piece_walls',
+           'class_targets_table', 'recipe_findings']
 
 # %% ../nbs/11b_grids.ipynb #74943f7f
 CHUNK_KEYS = ('train.time_budget', 'train.stop_after')   # how long a chunk may run: not part of a run's identity
@@ -502,6 +503,30 @@ def eval_at(run_dir, fraction: float = 0.8) -> float:
     if not target or not p.is_file(): return math.nan
     ev = [json.loads(l) for l in p.read_text().splitlines() if '"eval"' in l]
     return next((float(e['mIoU']) for e in ev if e.get('eval') and e['iter'] == target), math.nan)
+
+def eval_series(run_dir, key: str = 'mIoU'):
+    "(iterations, values) of `key` over a run's periodic evaluations (the `eval` records of its log; the final metrics appended if later); (None, None) if none has it."
+    p = Path(run_dir) / 'log.jsonl'
+    ev = [json.loads(l) for l in p.read_text().splitlines() if '"eval"' in l] if p.is_file() else []
+    pts = {e['iter']: float(e[key]) for e in ev if e.get('eval') and key in e}
+    m = read_json(Path(run_dir) / 'metrics.json') or {}
+    if key in m and m.get('iter') is not None and m['iter'] not in pts: pts[m['iter']] = float(m[key])
+    if not pts: return None, None
+    it = np.array(sorted(pts)); return it, np.array([pts[i] for i in it])
+
+def plot_eval_series(summary: dict, key: str = 'mIoU', presets=None, ax=None, label=None):
+    "`key` over training for every finished run of `presets` (default: all), a line per run, one colour per preset."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(5.2, 3.4))
+    for i, p in enumerate(presets or summary['presets']):
+        for r in (r for r in summary['runs'] if r['preset'] == p and 'metrics' in r):
+            it, v = eval_series(Path(summary['out_dir']) / r['dir'], key)
+            if it is not None:
+                ax.plot(it, v, color=f'C{i}', lw=1.2, marker='.', ms=3, alpha=.85,
+                        label=f"{(label or str)(p)}" if r['seed'] == min(x['seed'] for x in summary['runs'] if x['preset'] == p) else None)
+    ax.set_xlabel('iteration'); ax.set_ylabel(key); ax.grid(alpha=.3)
+    if ax.lines: ax.legend(fontsize=8)
+    return ax
 
 def convergence_table(summary: dict, fraction: float = 0.8, max_change: float = 0.01) -> Table:
     """Per preset: mIoU at `fraction` of the schedule and at its end (means over the seeds that have both), the mean
