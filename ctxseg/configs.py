@@ -10,10 +10,11 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['SYNTHETIC_CE_WEIGHTS', 'AERIAL_CE_WEIGHTS', 'SYNTHETIC_DILATIONS', 'AERIAL_DILATIONS', 'TRAIN_SIZES', 'DATASETS',
-           'RECIPES', 'DEFAULT_SOURCE', 'BASELINE_ROWS', 'BASELINE_PRESETS', 'PRESETS', 'ModelConfig', 'DataConfig',
-           'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config', 'to_dict', 'from_dict', 'save_json', 'load_json',
-           'apply_overrides', 'smoke', 'synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr', 'on_aerial',
-           'aerial_twins', 'epochs_to_iters', 'iters_for_epochs', 'Recipe', 'get_recipe', 'recipe', 'get', 'names']
+           'RECIPES', 'DEFAULT_SOURCE', 'BASELINE_ROWS', 'BASELINE_PRESETS', 'PRESETS', 'BASELINE_CLAIMS',
+           'ModelConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'MethodConfig', 'Config', 'to_dict', 'from_dict',
+           'save_json', 'load_json', 'apply_overrides', 'smoke', 'synthetic_fcn', 'synthetic_psp', 'synthetic_aspp',
+           'synthetic_ocr', 'on_aerial', 'aerial_twins', 'epochs_to_iters', 'iters_for_epochs', 'Recipe', 'get_recipe',
+           'recipe', 'get', 'names']
 
 # %% ../nbs/00_configs.ipynb #c03db2b9
 @dataclass
@@ -550,6 +551,11 @@ PRESETS = {
     'cityscapes_ocr_hr48': lambda: _cityscapes('ocr', backbone='hrnet_w48'),
     **BASELINE_PRESETS,
 }
+
+# The claims the baselines page judges on both benchmarks, in the compact form of `ctxseg.protocol.judge_claims`.
+BASELINE_CLAIMS = [(f'{name} > FCN', 'synthetic_fcn', f'synthetic_{head}', [None])
+                   for head, name in (('psp', 'PSPNet'), ('aspp', 'DeepLabV3'), ('ocr', 'OCRNet'))]
+BASELINE_CLAIMS += [('class-balanced CE > plain CE', 'synthetic_aspp', 'synthetic_aspp_balanced', [None])]
 
 # The paper chains' presets are in `ctxseg.presets`, which joins them with these in one registry (`ctxseg.presets.get`).
 

@@ -122,13 +122,86 @@ def markdown(root: Path = ROOT) -> str:
     return head + '\n'.join(lines) + '\n'
 
 
+def checked(root: Path = ROOT) -> dict:
+    "What the repository has checked and run, counted from its committed records (the landing page's first screen)."
+    sys.path.insert(0, str(root))
+    from ctxseg.grids import run_data_version
+    eq = {}
+    for f in sorted((root / 'facts' / 'authors').glob('*/equivalence.json')):
+        eq.update({f'{f.parent.name}/{k}': v for k, v in (_read(f) or {}).items()})
+    repos = sorted({(_read(root / 'facts' / 'authors' / f'{n}.json') or {}).get('repo', '?') for n in eq})
+    rel = [v['max_abs_diff'] / max(v['max_abs_ref'], 1e-30) for v in eq.values()]
+    from ctxseg.recipes import recipe_rows, gpu_presets
+    fields = [r['status'] for p in gpu_presets() for r in recipe_rows(p)]
+    reh = [_read(f) for f in sorted((root / 'book' / 'results' / 'rehearsal').glob('*.json'))]
+    gpu = [r for f in (root / 'book' / 'results' / 'gpu').glob('*/summary.json') for r in (_read(f) or {}).get('runs', []) if 'metrics' in r]
+    cpu = {}
+    res = root / 'book' / 'results' / 'cpu'
+    for f in [*res.glob('*/summary.json'), *res.glob('v*/*/summary.json')]:
+        for r in (_read(f) or {}).get('runs', []):
+            if 'metrics' in r: cpu.setdefault(run_data_version(r['metrics']), set()).add((r['preset'], r['seed']))
+    return {'networks': len(eq), 'networks_equal': sum(bool(v.get('equal')) for v in eq.values()), 'repos': repos,
+            'max_rel_diff': max(rel) if rel else None, 'gpu_presets': len(gpu_presets()), 'fields': len(fields),
+            'fields_equal': fields.count('equal'), 'fields_deliberate': fields.count('deliberate'),
+            'fields_not_stated': fields.count('not stated'), 'fields_no_entry': fields.count('no entry'), 'rehearsed': sum(1 for r in reh if r and r.get('ok')),
+            'gpu_runs': len(gpu), 'cpu_runs': {v: len(k) for v, k in sorted(cpu.items())}}
+
+
+def checked_markdown(root: Path = ROOT) -> str:
+    "The landing page's account of what was checked and what was not, every number counted by `checked`."
+    c = checked(Path(root))
+    v3 = sum(n for v, n in c['cpu_runs'].items() if v in ('synthetic-v3', 'aerial-v1'))
+    old = sum(n for v, n in c['cpu_runs'].items() if v not in ('synthetic-v3', 'aerial-v1'))
+    return (f"* **Checked against the authors' code.** {c['networks_equal']} of {c['networks']} of the authors' networks "
+            f"({', '.join(c['repos'])}), built from their repositories and given the same weights as ours, give the same "
+            f"logits as ctxseg's (largest relative difference {c['max_rel_diff']:.0e}, in float64; {{doc}}`/nbs/15_convert`). "
+            f"The losses, memories and samplers are tested against loops written to follow the authors' code. Contextrast "
+            f"released no code, so nothing of it could be compared.\n"
+            f"* **Checked against the authors' recipes.** {c['gpu_presets']} gpu presets, field by field: {c['fields_equal']} of "
+            f"{c['fields']} fields equal the authors' configs, {c['fields_deliberate']} differ on purpose (each says why) and "
+            f"{c['fields_not_stated']} are not stated by any source"
+            + (f", and {c['fields_no_entry']} have no entry yet" if c['fields_no_entry'] else '') + " ({doc}`/nbs/16_recipes`).\n"
+            f"* **Not done.** {'No' if not c['gpu_runs'] else c['gpu_runs']} run on a GPU and none on a paper's dataset: "
+            f"{c['rehearsed']} gpu presets have taken two full-size training steps on a CPU ({{doc}}`/nbs/17_rehearse`), "
+            f"and that is all. None of the papers' numbers is reproduced here.\n"
+            f"* **What the evidence is.** {v3} runs on two small procedural benchmarks built for this book, trained on a "
+            f"2-core CPU with a ResNet-18 of width 16 ({{doc}}`/nbs/02_synthetic`, {{doc}}`/nbs/02b_aerial`), and {old} runs on "
+            f"earlier versions of the first, kept as a record. A verdict here says what a method does at that scale, not on "
+            f"Cityscapes.\n")
+
+
+def headline_markdown(root: Path = ROOT) -> str:
+    """The verdicts of every grid trained on benchmark v3, in plain words (`ctxseg.protocol.bottom_line`, against the
+    baseline and the class-balanced control, on both benchmarks); the chapters not yet trained on it are named."""
+    sys.path.insert(0, str(root))
+    from ctxseg.configs import BASELINE_CLAIMS
+    from ctxseg.grids import load_summary, merge_summaries, run_data_version
+    from ctxseg.protocol import judge_claims, bottom_line
+    res = Path(root) / 'book' / 'results' / 'cpu'
+    grids = {}
+    for name in ('baselines', *(t for *_, t, _, _ in PAPERS)):
+        s = load_summary(res / name) if (res / name / 'summary.json').is_file() else None
+        if s and any(run_data_version(r['metrics']) == 'aerial-v1' for r in s['runs'] if 'metrics' in r): grids[name] = s
+    if 'baselines' not in grids: return 'No grid has been trained on benchmark v3 yet.\n'
+    everything = merge_summaries(*grids.values())
+    out, waiting = [], []
+    for (paper, mod, *_), tr in [(('The baselines', None), 'baselines'), *((p, p[4]) for p in PAPERS)]:
+        if tr not in grids: waiting.append(paper); continue
+        claims = BASELINE_CLAIMS if mod is None else importlib.import_module(f'ctxseg.presets.{mod}').CPU_CLAIMS
+        out.append(f"**{paper}** ({{doc}}`its grid </book/results/cpu/{tr}>`):\n\n" + bottom_line(judge_claims(everything, claims)))
+    if waiting: out.append('Still judged on version 2 of the first benchmark only: ' + ', '.join(waiting) + '.')
+    return '\n\n'.join(out) + '\n'
+
+
 def write(root: Path = ROOT) -> Path:
-    "Write book/_generated/status.md (git-ignored; tools/build_book.py calls this before every build)."
-    p = Path(root) / 'book' / '_generated' / 'status.md'
-    p.parent.mkdir(parents=True, exist_ok=True)
-    text = markdown(Path(root))
-    if not p.is_file() or p.read_text() != text: p.write_text(text)
-    return p
+    "Write book/_generated/status.md and checked.md (git-ignored; tools/build_book.py calls this before every build)."
+    gen = Path(root) / 'book' / '_generated'
+    gen.mkdir(parents=True, exist_ok=True)
+    for name, text in (('status.md', markdown(Path(root))), ('checked.md', checked_markdown(Path(root))),
+                       ('headline.md', headline_markdown(Path(root)))):
+        p = gen / name
+        if not p.is_file() or p.read_text() != text: p.write_text(text)
+    return gen / 'status.md'
 
 
 def main(argv=None) -> int:

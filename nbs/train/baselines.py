@@ -70,6 +70,7 @@ command = ''          # how this execution was started
 # %%
 from ctxseg.chapter import SMOKE_OVERRIDES
 from ctxseg.protocol import on_both
+from ctxseg.configs import BASELINE_CLAIMS
 PROFILE_DEFAULTS = {
     'smoke': dict(presets=['smoke'], seeds=[0, 1], overrides=SMOKE_OVERRIDES),
     'cpu': dict(presets=on_both(['synthetic_fcn', 'synthetic_psp', 'synthetic_aspp', 'synthetic_ocr', 'synthetic_aspp_balanced']),
@@ -213,9 +214,7 @@ grid_table(summary, metrics=BOUNDARY)
 
 # %%
 HEADS = {'psp': 'PSPNet', 'aspp': 'DeepLabV3', 'ocr': 'OCRNet'}
-CLAIMS = [(f'{n} > FCN', 'synthetic_fcn', f'synthetic_{h}', [None]) for h, n in HEADS.items()]
-CLAIMS += [('class-balanced CE > plain CE', 'synthetic_aspp', 'synthetic_aspp_balanced', [None])]
-judged = judge_claims(summary, CLAIMS) if all(p.split('_', 1)[0] in BENCHMARKS for p in ch.presets) else []
+judged = judge_claims(summary, BASELINE_CLAIMS) if all(p.split('_', 1)[0] in BENCHMARKS for p in ch.presets) else []
 replication_table(judged) if judged else print('not in this profile: the claims need the cpu grid')
 
 # %% [markdown]
