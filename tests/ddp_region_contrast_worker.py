@@ -5,7 +5,7 @@ import torch
 import torch.distributed as dist
 from ctxseg import presets as P
 from ctxseg.engine import train, _unwrap
-from ctxseg.methods.region_contrast import RegionContrast, region_centres
+from ctxseg.methods.region_contrast import RegionContrast, region_centres, region_weights
 
 out = Path(sys.argv[1])
 dist.init_process_group('gloo')
@@ -17,8 +17,9 @@ m = RegionContrast(8, num_classes=4, queue_len=16, loss_weight=1.0).train()
 g = torch.Generator().manual_seed(100 + rank)
 feat = torch.randn(2, 8, 6, 6, generator=g, requires_grad=True)
 labels = torch.randint(0, 4 if rank == 0 else 3, (2, 6, 6), generator=g)     # rank 1 has no class 3
-m({'rep': feat}, torch.randn(2, 4, 6, 6, generator=g), labels)['region_contrast'].backward()
-local, _ = region_centres(feat.detach(), labels, per_image=True)
+logits = torch.randn(2, 4, 6, 6, generator=g)
+m({'rep': feat}, logits, labels)['region_contrast'].backward()
+local, _ = region_centres(feat.detach(), labels, per_image=True, weights=region_weights(logits, labels))   # the paper's dynamic centres
 bufs = torch.cat([b.detach().float().flatten() for n, b in m.named_buffers()])
 gb = [torch.zeros_like(bufs) for _ in range(world)]; dist.all_gather(gb, bufs)
 counts = [None] * world; dist.all_gather_object(counts, len(local))
@@ -45,7 +46,7 @@ seg.load_state_dict(state); seg.divide_by_world = False
 plain = {k: float(v) for k, v in seg(x, y).losses.items()}
 ratios = {k: plain[k] / divided[k] for k in plain if divided[k] != 0}
 m1 = RegionContrast(8, num_classes=4, queue_len=16, loss_weight=1.0, enqueue_ranks='first').train()
-m1({'rep': feat.detach()}, torch.randn(2, 4, 6, 6), labels)
+m1({'rep': feat.detach()}, logits, labels)                                  # the same logits: the same dynamic centres
 b1 = torch.cat([m1.queues.flatten(), m1.filled.float()])
 g1 = [torch.zeros_like(b1) for _ in range(world)]; dist.all_gather(g1, b1)
 entries1 = m1.queues.permute(0, 2, 1)[m1.valid()]

@@ -17,20 +17,25 @@ from .common import (ProjectionHead, feature_channels, pick_feature, labels_to_g
 from .pixel_contrast import info_nce
 
 # %% auto #0
-__all__ = ['region_centres', 'enqueue_regions', 'paper_region_loss', 'authors_region_loss', 'RegionContrastParams',
-           'RegionContrast']
+__all__ = ['region_centres', 'region_weights', 'enqueue_regions', 'paper_region_loss', 'authors_region_loss',
+           'RegionContrastParams', 'RegionContrast']
 
 # %% ../../nbs/61_region_contrast_module.ipynb #aa88ce3d
-def region_centres(features: Tensor, classmap: Tensor, ignore_index: int = 255, per_image: bool = False) -> tuple[Tensor, Tensor]:
+def region_centres(features: Tensor, classmap: Tensor, ignore_index: int = 255, per_image: bool = False,
+                   weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Eq. (rc-centre): `(centres, classes)`, the L2-normalised mean feature (N×D) of every class present in
     `classmap` (B×h×w, on the grid of `features`, B×D×h×w) and its class (N,), sorted by class; with `per_image`
-    one centre per (image, class), ordered by image, then class. Pixels labelled `ignore_index` are skipped."""
+    one centre per (image, class), ordered by image, then class. Pixels labelled `ignore_index` are skipped. With
+    `weights` (B×h×w), each pixel's feature counts with its weight (Eq. rc-dynamic)."""
     B, D, h, w = features.shape
     if classmap.shape != (B, h, w):
         raise ValueError(f'classmap must be B×h×w on the feature grid {(B, h, w)}, got {tuple(classmap.shape)}')
     y = classmap.reshape(-1).long()
     valid = (y != ignore_index) & (y >= 0)
     f = features.permute(0, 2, 3, 1).reshape(-1, D)[valid]
+    if weights is not None:
+        if weights.shape != (B, h, w): raise ValueError(f'weights must be B×h×w {(B, h, w)}, got {tuple(weights.shape)}')
+        f = f * weights.reshape(-1)[valid, None].to(f.dtype)
     y = y[valid]
     if y.numel() == 0: return features.new_zeros(0, D), y
     K = int(y.max()) + 1
@@ -38,6 +43,14 @@ def region_centres(features: Tensor, classmap: Tensor, ignore_index: int = 255, 
     keys, inv = torch.unique(key, return_inverse=True)                        # sorted: (image, class) order
     sums = f.new_zeros(len(keys), D).index_add_(0, inv, f)
     return F.normalize(sums, dim=1), keys % K
+
+# %% ../../nbs/61_region_contrast_module.ipynb #rcdyn002
+@torch.no_grad()
+def region_weights(logits: Tensor, classmap: Tensor) -> Tensor:
+    """Eq. (rc-dynamic): B×h×w weights for the ground-truth `classmap` on the grid of `logits` (B×K×h×w): 1 − c where
+    the predicted class is the true one (c: its softmax probability), 1 where it is not."""
+    c, pred = logits.float().softmax(1).max(1)
+    return torch.where(pred == classmap.long(), 1.0 - c, torch.ones_like(c))
 
 # %% ../../nbs/61_region_contrast_module.ipynb #aa977f5d
 @torch.no_grad()
@@ -129,7 +142,7 @@ class RegionContrastParams(MethodParams):
                                    enqueue_ranks='first')
     feature: str = 'rep'                 # named feature: the head's representation before the classifier
     proj_dim: int = 0                    # > 0: a projection head to that many channels (the released code has none)
-    region: str = 'gt'                   # 'gt': ground-truth regions (paper) | 'pred': argmax of the logits (released code)
+    region: str = 'dynamic'              # 'dynamic': ground-truth regions, pixels weighted by difficulty (paper) | 'gt': unweighted | 'pred': argmax of the logits (released code)
     per_image: bool = True               # one centre per (image, class) (paper) | per class over the batch (released code)
     loss: str = 'infonce'                # 'infonce': Eq. (rc-infonce) (paper) | 'code': Eq. (rc-code) (released code)
     temperature: float = 0.2             # τ
@@ -151,7 +164,7 @@ class RegionContrast(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, ignore_index: int = 255, **params):
         super().__init__()
         p = RegionContrastParams.from_dict(params)
-        for k, allowed in (('region', ('gt', 'pred')), ('loss', ('infonce', 'code')), ('queue_init', ('zeros', 'randn')),
+        for k, allowed in (('region', ('dynamic', 'gt', 'pred')), ('loss', ('infonce', 'code')), ('queue_init', ('zeros', 'randn')),
                            ('enqueue_ranks', ('all', 'first'))):
             if getattr(p, k) not in allowed: raise ValueError(f"region_contrast {k}={getattr(p, k)!r}: expected one of {allowed}")
         self.p, self.num_classes, self.ignore_index = p, num_classes, ignore_index
@@ -178,7 +191,7 @@ class RegionContrast(nn.Module):
 
     def classmap(self, logits: Tensor, targets: Tensor, grid) -> Tensor:
         "The class map on the feature grid: ground truth (nearest) or the argmax of the logits there."
-        if self.p.region == 'gt': return labels_to_grid(targets, grid)
+        if self.p.region in ('gt', 'dynamic'): return labels_to_grid(targets, grid)
         if logits.shape[-2:] != grid: logits = F.interpolate(logits, size=tuple(grid), mode='bilinear', align_corners=False)
         return logits.argmax(1)
 
@@ -196,7 +209,11 @@ def forward(self: RegionContrast, features: dict, logits: Tensor, targets: Tenso
     if self.proj is not None: f = self.proj(f)
     with fp32_loss(f, logits.detach()) as (f32, lg):                      # autocast off: the loss in float32
         cmap = self.classmap(lg, targets, f32.shape[-2:])
-        centres, classes = region_centres(f32, cmap, self.ignore_index, p.per_image)
+        wts = None
+        if p.region == 'dynamic':                                             # Eq. (rc-dynamic): hard pixels count more
+            g = f32.shape[-2:]
+            wts = region_weights(lg if lg.shape[-2:] == g else F.interpolate(lg, size=tuple(g), mode='bilinear', align_corners=False), cmap)
+        centres, classes = region_centres(f32, cmap, self.ignore_index, p.per_image, wts)
         if classes.numel() and int(classes.max()) >= self.num_classes:
             raise ValueError(f'class {int(classes.max())} in the class map, but the method has {self.num_classes} classes')
         if p.loss == 'code': loss = authors_region_loss(centres, classes, self.queues, p.temperature)

@@ -38,7 +38,7 @@ def gpu_region_contrast(dataset: str = 'cityscapes', method: bool = True):
 PRESETS = {
     'smoke_regcon': lambda: _with_method('smoke', 'smoke_regcon', SMOKE_PARAMS),
     'smoke_regcon_authors': lambda: _with_method('smoke', 'smoke_regcon_authors', {**SMOKE_PARAMS, 'authors_code': True}),
-    'synthetic_aspp_regcon': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_regcon', CPU_PARAMS),
+    'synthetic_aspp_regcon': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_regcon', {**CPU_PARAMS, 'region': 'dynamic'}),
     'synthetic_aspp_regcon_authors': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_regcon_authors',
                                                           {**CPU_PARAMS, 'authors_code': True}),
     'cityscapes_regcon_r50': gpu_region_contrast,
