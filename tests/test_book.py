@@ -386,6 +386,18 @@ _PROBE = r"""
       var w = img.getBoundingClientRect().width;
       if (w > 0 && img.naturalWidth / w > SQUEEZE) out.squeezed.push(img.getAttribute('src') + ' (' + img.naturalWidth + ' px shown at ' + Math.round(w) + ')');
     });
+    out.broken_words = [];                     // a table header's word split over two lines ("inferenc|e")
+    art.querySelectorAll('th').forEach(function (th) {
+      var w2 = document.createTreeWalker(th, NodeFilter.SHOW_TEXT), t;
+      while ((t = w2.nextNode())) {
+        var re = /[^\s\/\-\u2013]+/g, m;
+        while ((m = re.exec(t.nodeValue))) {
+          var rg = document.createRange(); rg.setStart(t, m.index); rg.setEnd(t, m.index + m[0].length);
+          var tops = {}; Array.prototype.forEach.call(rg.getClientRects(), function (q) { if (q.width > 0) tops[Math.round(q.top)] = 1; });
+          if (Object.keys(tops).length > 1) out.broken_words.push(where(th) + ' | ' + m[0]);
+        }
+      }
+    });
     var walker = document.createTreeWalker(art, NodeFilter.SHOW_TEXT), node;
     var tex = /\$[^$\s][^$]*\$|\\(frac|mathbf|mathrm|text|sum|tau|lambda|alpha|beta|cdot|left|right|_)(?![a-z])/;
     while ((node = walker.nextNode())) {
@@ -460,6 +472,12 @@ def test_every_figure_has_a_number_and_a_caption(book, probed):
     found = {p: r['squeezed'] for p, r in probed.items() if r['squeezed'] and not ('results' in p.parts and p.stem in NOT_YET_V3)}
     assert not found, (f'figures shrunk more than {SQUEEZE}x to fit the column (stack the panels):\n'
                        + _report(found, book))
+
+
+def test_no_table_header_breaks_inside_a_word(book, probed):
+    "A column header wraps between its words, never inside one: the book's stylesheet forbids it (issue 32)."
+    found = {p: r['broken_words'] for p, r in probed.items() if r.get('broken_words')}
+    assert not found, 'table headers broken inside a word:\n' + _report(found, book)
 
 
 def test_no_raw_tex_in_the_prose(book, probed):
@@ -556,12 +574,14 @@ def test_the_defect_checks_can_fail(tmp_path, chromium):
         'the constraint $x_1$ and max\\_samples, see methods.md §3; Eq. (4), as we recall; the issue\'s target.</p></section>'
         '<section><h2>The loss (Eq. 3)</h2><p>it takes about 170 ms at the cpu recipe.</p></section>'
         '<section><h2>Other</h2><table><tr><td style="white-space:nowrap">' + 'wide ' * 200 + '</td></tr></table>'
+        '<table><tr><th style="overflow-wrap:anywhere;width:30px;max-width:30px">inference</th></tr></table>'
         '<div class="cell docutils container"><div class="cell_output docutils container"><pre>/x.py:3: UserWarning: '
         'careful\n&lt;torch._C.Generator at 0x7f00aa&gt;\nstd NaN</pre></div></div>'
         '<img src="a.png" alt="0123456789abcdef0123.png" width="50"></section></article></body></html>')
     (tmp_path / 'a.png').write_bytes(_tiny_png())
     r = _probe(chromium, page)
     assert r['overflow'] and any('wide' in x for x in r['overflow']), r
+    assert any('inference' in x for x in r['broken_words']), r
     assert r['uncaptioned'] and r['bad_alt'], r
     assert any('$x_1$' in x for x in r['raw_tex']) and any('max\\_samples' in x for x in r['raw_tex']), r
     d = _page_defects(page)

@@ -135,16 +135,23 @@ def checked(root: Path = ROOT) -> dict:
     fields = [r['status'] for p in gpu_presets() for r in recipe_rows(p)]
     reh = [_read(f) for f in sorted((root / 'book' / 'results' / 'rehearsal').glob('*.json'))]
     gpu = [r for f in (root / 'book' / 'results' / 'gpu').glob('*/summary.json') for r in (_read(f) or {}).get('runs', []) if 'metrics' in r]
-    cpu = {}
+    cpu, machines, commits = {}, set(), set()
     res = root / 'book' / 'results' / 'cpu'
     for f in [*res.glob('*/summary.json'), *res.glob('v*/*/summary.json')]:
-        for r in (_read(f) or {}).get('runs', []):
-            if 'metrics' in r: cpu.setdefault(run_data_version(r['metrics']), set()).add((r['preset'], r['seed']))
+        summ = _read(f) or {}
+        for r in summ.get('runs', []):
+            if 'metrics' not in r: continue
+            cpu.setdefault(run_data_version(r['metrics']), set()).add((r['preset'], r['seed']))
+            prov = _read(f.parent / r['dir'] / 'provenance.json') or {}
+            hw = prov.get('hardware') or (prov.get('machine') or {}).get('hardware') or summ.get('hardware')   # older runs: the grid's
+            if hw: machines.add(hw.removeprefix('CPU only (').removesuffix(')'))
+            if prov.get('git_commit'): commits.add(prov['git_commit'])
     return {'networks': len(eq), 'networks_equal': sum(bool(v.get('equal')) for v in eq.values()), 'repos': repos,
             'max_rel_diff': max(rel) if rel else None, 'gpu_presets': len(gpu_presets()), 'fields': len(fields),
             'fields_equal': fields.count('equal'), 'fields_deliberate': fields.count('deliberate'),
             'fields_not_stated': fields.count('not stated'), 'fields_no_entry': fields.count('no entry'), 'rehearsed': sum(1 for r in reh if r and r.get('ok')),
-            'gpu_runs': len(gpu), 'cpu_runs': {v: len(k) for v, k in sorted(cpu.items())}}
+            'gpu_runs': len(gpu), 'cpu_runs': {v: len(k) for v, k in sorted(cpu.items())},
+            'machines': sorted(machines), 'commits': len(commits)}
 
 
 def checked_markdown(root: Path = ROOT) -> str:
@@ -167,7 +174,11 @@ def checked_markdown(root: Path = ROOT) -> str:
             f"* **What the evidence is.** {v3} runs on two small procedural benchmarks built for this book, trained on a "
             f"2-core CPU with a ResNet-18 of width 16 ({{doc}}`/nbs/02_synthetic`, {{doc}}`/nbs/02b_aerial`), and {old} runs on "
             f"earlier versions of the first, kept as a record. A verdict here says what a method does at that scale, not on "
-            f"Cityscapes.\n")
+            f"Cityscapes.\n"
+            f"* **Where the runs come from.** The committed cpu runs were trained on {len(c['machines'])} kind{'s' if len(c['machines']) > 1 else ''} of CPU "
+            f"({'; '.join(c['machines'])}) and at {c['commits']} commits of this repository. A run is reused in a later "
+            f"comparison when its config and its data are exactly the ones that comparison would train; the check compares "
+            f"configs and data, not code, and a run repeats bit for bit only on the kind of CPU it was trained on.\n")
 
 
 def headline_markdown(root: Path = ROOT) -> str:
