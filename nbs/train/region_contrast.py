@@ -12,7 +12,7 @@
 # | profile | presets | data | where it runs |
 # |---|---|---|---|
 # | `smoke` | `smoke_regcon`, `smoke_regcon_authors`, a few dozen iterations | synthetic, 32 px | CI, seconds |
-# | `cpu` | `synthetic_aspp_regcon` (the paper's reading), `synthetic_aspp_regcon_authors` (the released path); DeepLabV3 and in-batch pixel contrast are the committed runs of their chapters | synthetic v2, 192 px, 1000 iterations, 5 seeds | a 2-core machine, minutes a run |
+# | `cpu` | `*_aspp_regcon` (the paper's reading: per-image centres of the ground-truth regions with the paper's dynamic sampling) and `*_aspp_regcon_authors` (the released path), on both benchmarks; DeepLabV3, its class-balanced control and in-batch pixel contrast are the runs of their pages, reused | synthetic v3 (192 px, 1,200 iterations) and aerial v1 (128 px, 2,200 iterations), 5 seeds | a 2-core machine, 4 to 7 minutes a run |
 # | `gpu` | `cityscapes_regcon_r50` and its baseline `cityscapes_regcon_base_r50` (the released recipe); `ade20k_regcon_r50`, `coco_stuff10k_regcon_r50` by name (not released by the authors) | Cityscapes, ADE20K, COCO-Stuff-10k | a CUDA machine with the datasets under `data/` |
 #
 # The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
@@ -27,11 +27,12 @@
 # ```
 #
 # ```{admonition} Reproduce this page
-# `ctxseg run-notebooks --profile cpu region_contrast` on a CPU: 10 runs of 1,000 iterations at 192 px; the DeepLabV3
-# and in-batch pixel-contrast rows are the committed runs of their chapters and are not retrained. On a 2-core AMD
-# EPYC a run took 4 to 6 minutes (about 4½ for the released path, 5 for the paper's reading) and the whole notebook,
-# feature metrics included, 48 minutes: about 50 minutes in all. Finished runs are reused, so an interrupted
-# execution resumes where it stopped (`--time-budget` pauses it on purpose).
+# `ctxseg run-notebooks --profile cpu region_contrast` on a CPU: 20 RegionContrast runs; the runs of DeepLabV3, its
+# control and in-batch pixel contrast are copied from `runs/cpu/baselines` and `runs/cpu/pixel_contrast` when their
+# pages have trained them (otherwise they are trained here as well). The wall time of each run is in the section *What
+# a run costs* at the end. Finished runs are reused, so an interrupted execution resumes where it stopped
+# (`--time-budget` pauses it on purpose). Version 2 of this page, whose "paper's reading" had unweighted centres, is
+# kept as `book/results/cpu/v2/region_contrast.ipynb`.
 # ```
 
 # %% [markdown]
@@ -50,41 +51,44 @@ time_budget = 0.0     # seconds; 0: no limit
 command = ''          # how this execution was started
 
 # %% [markdown]
-# Each profile's defaults; `reference` names the grid whose runs supply the DeepLabV3 rows.
+# Each profile's defaults.
 
 # %%
 from ctxseg.chapter import SMOKE_OVERRIDES
+from ctxseg.protocol import on_both
+from ctxseg.presets.region_contrast import V3_ROWS
 PROFILE_DEFAULTS = {
     'smoke': dict(presets=['smoke_regcon', 'smoke_regcon_authors'], seeds=[0, 1], overrides=SMOKE_OVERRIDES, reference=None),
-    'cpu': dict(presets=['synthetic_aspp_regcon', 'synthetic_aspp_regcon_authors'],
-                seeds=[0, 1, 2, 3, 4], overrides=[], reference='book/results/cpu/baselines'),
+    'cpu': dict(presets=on_both(['synthetic_aspp', 'synthetic_aspp_balanced', 'synthetic_aspp_pixcon_batch', *V3_ROWS]),
+                seeds=[0, 1, 2, 3, 4], overrides=[], reference=None),
     'gpu': dict(presets=['cityscapes_regcon_r50', 'cityscapes_regcon_base_r50'], seeds=[0], overrides=[], reference=None),
 }
 
 # %%
-from IPython.display import display
+from IPython.display import display, Markdown
+import numpy as np
 import matplotlib.pyplot as plt
 import torch
-from ctxseg.chapter import (setup, train_chapter, reference_rows, committed_rows, with_rows, plot_pairs, plot_log_panels,
+from ctxseg.chapter import (setup, train_chapter, adopt_runs, by_dataset, plot_pairs, plot_log_panels,
                             trained_runs, load_model, pixel_sample, pca_2d, plot_points, save_results, stats_table)
-from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays
-from ctxseg.protocol import claims_table, expand_claims
+from ctxseg.provenance import repo_root
+from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, one_piece_walls, Table, table_notes
+from ctxseg.protocol import claims_table, expand_claims, judge_claims, replication_table, cue_table, bottom_line, claims_on
 from ctxseg.presets.region_contrast import CPU_CLAIMS
 
 ch = setup('region_contrast', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command)
 ch.check_gpu()
 
 # %% [markdown]
-# ## The reference rows
+# ## The rows of other pages
 #
-# The DeepLabV3 runs of {doc}`/book/results/cpu/baselines` stand for the baseline when they are exactly the runs this
-# grid would train (`load_reference` checks every run, and that the RegionContrast rows differ from
-# `synthetic_aspp` in the method only). The in-batch pixel-contrast runs of {doc}`/book/results/cpu/pixel_contrast`
-# join them for the comparison of regions with pixels: the same baseline, the same recipe, another loss.
+# DeepLabV3 and its class-balanced control are the runs of {doc}`/book/results/cpu/baselines`, and in-batch pixel
+# contrast the runs of {doc}`/book/results/cpu/pixel_contrast`: a run folder is copied here when its recorded config
+# and data are exactly those this grid would train; otherwise the row is trained here like any other.
 
 # %%
-reference = reference_rows(ch, may_differ=('method.name', 'method.params'))
-pixcon = committed_rows(ch, 'pixel_contrast', 'synthetic_aspp_pixcon_batch')
+reused = adopt_runs(ch, repo_root() / 'runs' / profile / 'baselines', [p for p, c in ch.cfgs.items() if c.method.name == 'none'])
+reused += adopt_runs(ch, repo_root() / 'runs' / profile / 'pixel_contrast', [p for p, c in ch.cfgs.items() if c.method.name == 'pixel_contrast'])
 
 # %% [markdown]
 # ## Training
@@ -99,37 +103,57 @@ summary = train_chapter(ch, reload=True)            # reloaded: each run with th
 # run (all terms: the main output, the auxiliary head and the region contrast) and the per-class IoU.
 
 # %%
-merged = with_rows(summary, (reference, 'synthetic_aspp'), (pixcon, 'synthetic_aspp_pixcon_batch'))
-grid_table(merged)
+grid_table(summary)
+
+# %%
+bench = by_dataset(ch, summary)
 
 # %%
 #| label: fig-train-region-contrast-losses
-#| fig-cap: Training loss (all terms: the main output, the auxiliary head and the region contrast; running mean over 3 logs) of the paper's reading and of the released path, one line per seed. The paper's reading falls steadily; the released path's rises from about 3 to 6 or 7 within 300 iterations and stays there.
-plot_losses(summary, smooth=ch.smooth); plt.show()
+#| fig-cap: Training loss (all terms: the main output, the auxiliary head and the loss method; running mean over 3 logs) of every row, one line per seed and a panel per row, first on the synthetic benchmark, then on the aerial one.
+for d, s in bench.items(): plot_losses(s, smooth=ch.smooth); plt.show()
 
 # %%
 #| label: fig-train-region-contrast-class-iou
-#| fig-cap: Per-class validation IoU of the two RegionContrast rows, mean over five seeds with one-standard-deviation whiskers. They are within about a point of each other on every class but sign, the rarest, where the paper's reading reaches about 8 % and the released path about 3 %.
-plot_class_iou(summary); plt.show()
+#| fig-cap: Per-class validation IoU of every row, mean over five seeds with one-standard-deviation whiskers, one panel per benchmark.
+for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); plt.show()
 
 # %%
-class_iou_table(summary)
+for d, s in bench.items(): display(class_iou_table(s))
 
 # %% [markdown]
-# ## The claims, seed by seed
+# ## The claims, on both benchmarks
 #
-# `CPU_CLAIMS` of {doc}`/nbs/62_region_contrast_presets`, judged with the protocol of {doc}`/nbs/11_runner` (paired
-# seeds, a 95 % t interval; *not resolved* comes with the smallest effect the seeds could detect). A grid without
-# those presets (the smoke profile) judges the released path against the paper's reading.
+# `CPU_CLAIMS` of {doc}`/nbs/62_region_contrast_presets`, judged with the protocol of {doc}`/nbs/11c_protocol`: on each
+# benchmark the mean paired difference over the seeds with its 95 % t interval, on the mIoU and on the mIoU without
+# the rarest class; against the baseline and, for the claims against DeepLabV3, against its class-balanced control;
+# a claim holds only if it holds on both benchmarks. Then the rates of runs that use the scene cue, and the class and
+# boundary targets on each benchmark. A grid without those presets (the smoke profile) judges the released path
+# against the paper's reading.
 
 # %%
-claims = expand_claims(merged, CPU_CLAIMS) or expand_claims(merged, [("the released path against the paper's reading", ch.presets[0], ch.presets[-1], [None])])
-claims_table(merged, claims) if claims else print('none of the claims has both of its rows in this grid')
+CLAIMS = [c for c in CPU_CLAIMS if c[1] in ch.presets and c[2] in ch.presets]
+judged = judge_claims(summary, CLAIMS) if CLAIMS else []
+replication_table(judged) if judged else print('not in this profile: the claims need the cpu grid')
+
+# %%
+Markdown(bottom_line(judged)) if judged else print('not in this profile')
+
+# %%
+cue_table(judged) if judged else print('not in this profile')
+
+# %%
+fallback = [("the released path against the paper's reading", ch.presets[0], ch.presets[-1], [None])]
+for d, s in bench.items():
+    cl = expand_claims(s, claims_on(CLAIMS, d)) if CLAIMS else expand_claims(s, fallback)
+    display(claims_table(s, cl) if cl else f'{d}: none of the claims has both of its rows in this grid')
 
 # %%
 #| label: fig-train-region-contrast-paired
-#| fig-cap: mIoU seed by seed for each pair the claims compare (DeepLabV3 and in-batch pixel contrast are the committed runs of their chapters): a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black. The paper's reading beats DeepLabV3 on all five seeds and falls short of in-batch pixel contrast on all five.
-plot_pairs(merged, claims); plt.show()
+#| fig-cap: mIoU seed by seed for each pair the claims compare, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
+for d, s in bench.items():
+    pairs = [(b, m) for _, b, m, _ in (claims_on(CLAIMS, d) if CLAIMS else fallback) if b in s['presets'] and m in s['presets']]
+    if pairs: plot_pairs(s, pairs, strip=(f'{d}_aspp_', f'{d}_'), width=2.8); plt.show()
 
 # %% [markdown]
 # ## The loss and the memory during training
@@ -163,7 +187,7 @@ for r, run in trained_runs(summary):
     model, cfg, ds = load_model(run)
     s = pixel_sample(model, ds, 'rep')
     stats.append({'preset': r['preset'], 'seed': r['seed'], 'feature': 'rep', **embedding_stats(s['x'], s['y'])})
-    if r['seed'] == min(ch.seeds) and model.method is not None:
+    if r['seed'] == min(ch.seeds) and cfg.method.name == 'region_contrast':
         m = model.method
         ok = m.valid()
         E = m.queues.permute(0, 2, 1)[ok]
@@ -195,5 +219,17 @@ if stats:
 
 # %%
 #| label: fig-train-region-contrast-overlays
-#| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of each RegionContrast row, wrong pixels outlined in black and pixel accuracy in the corner. On these images the two rows are within four points of pixel accuracy of each other.
-plot_overlays(summary, n=4, seed=ch.overlay_seed); plt.show()
+#| fig-cap: Three validation images of each benchmark (rows): the image, its ground truth, then the seed-0 prediction of each row, wrong pixels outlined in black and pixel accuracy in the corner.
+for d, s in bench.items(): plot_overlays(s, n=3, seed=ch.overlay_seed); plt.show()
+
+# %% [markdown]
+# ## What a run costs
+#
+# The wall time of every run trained in one piece (a run resumed after a pause is left out: its time is split), per
+# benchmark, on the machine the runs record; the rows of other pages are their pages' runs.
+
+# %%
+Table(['benchmark', 'runs', 'fastest', 'median', 'slowest'],
+      [[d, str(len(w)), f'{min(w):.0f} s', f'{np.median(w):.0f} s', f'{max(w):.0f} s']
+       for d, w in ((d, one_piece_walls(s)) for d, s in bench.items()) if w],
+      table_notes(summary), title='wall time of a run')
