@@ -768,6 +768,12 @@ def _cx_preset(dataset: str, net: str, method: bool) -> dict:
                                                         '(Eq. (1): the mini-batch)')),
         'method.semi_hard_ratio': F(None, "not used with sampling='bane' (ContrastiveSeg's semi-hard share, Table 6's "
                                           'semi-hard row only)'),
+        'method.error_map': F('missed', f'{_CX} Eq. (6) as a translation of the paper writes it (and Contextrast++ its '
+                                        'Eq. (13)): the pixels of class n predicted as another class', differs='error-map-prose',
+                              why="the paper's own prose says the selected pixels are negatives of the n-th anchor that move "
+                                  'away from the anchors of incorrect classes, which holds for pixels predicted as n whose '
+                                  "label is another; ctxseg follows the prose (error_map='predicted') and keeps the "
+                                  "equation as written as error_map='missed' (the theory chapter)"),
     })
     return out
 
