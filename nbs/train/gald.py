@@ -12,7 +12,7 @@
 # | profile | presets | data | where it runs |
 # |---|---|---|---|
 # | `smoke` | `smoke_gald_ldv1`, `smoke_gald_ldv2`, a few dozen iterations | synthetic, 32 px | CI, seconds |
-# | `cpu` | the rows of Table I that benchmark v2 can test: `synthetic_gald_*` (the same-head control without LD, ASPP + LDv2, ASPP + LDv1, CGNL with the authors' and the zero initialisation, and the control in the v1 chapters' compact head); FCN, PSP and ASPP are the committed baseline runs | synthetic v2, 192 px, 1000 iterations, 5 seeds | this 2-core machine, about five minutes a run |
+# | `cpu` | the rows of Table I that the benchmarks can test, on both: `*_gald_aspp_ldnone` (the same-head control without LD), `*_gald_aspp_ldv2`, `*_gald_aspp_ldv1`, `*_gald_cgnl`; FCN, DeepLabV3 and its class-balanced control are the runs of the baselines page, reused | synthetic v3 (192 px, 1,200 iterations) and aerial v1 (128 px, 2,200 iterations), 5 seeds | a 2-core machine, 4 to 7 minutes a run |
 # | `gpu` | `cityscapes_gald_aspp_ldv2_r101`, `cityscapes_gald_aspp_ldv2_r50` (the paper's rows); `cityscapes_gald_cgnl_ldv1_r{101,50}` (the released code's network) by name | Cityscapes, 832 crops (769 for the code's), 8 GPUs × 1, 50k iterations, OHEM | a CUDA machine with Cityscapes under `data/cityscapes` |
 #
 # The gpu presets build the authors' networks to the tensor and follow their recipes field by field ({doc}`/nbs/15_convert`,
@@ -25,11 +25,12 @@
 # ```
 #
 # ```{admonition} Reproduce this page
-# `ctxseg run-notebooks --profile cpu gald` on a CPU: 30 runs (6 presets × 5 seeds) of 1,000 iterations at 192 px;
-# the FCN, PSP and ASPP rows are the committed baseline runs and are not retrained. On the 2-core Intel Xeon this
-# page was executed on, a run took about 5 minutes (most 4.2 to 5.8, two 6.7 and 9.6), and the grid, trained in two
-# executions under a time budget (7,512 s and 1,565 s), about 2 h 30 min in all. Finished runs are reused, so an
-# interrupted execution resumes where it stopped (`--time-budget` pauses it on purpose).
+# `ctxseg run-notebooks --profile cpu gald` on a CPU: 40 GALD runs; the runs of FCN, DeepLabV3 and its control are
+# copied from `runs/cpu/baselines` when the baselines page has trained them (otherwise they are trained here as well).
+# The wall time of each run is in the section *What a run costs* at the end. Finished runs are reused, so an
+# interrupted execution resumes where it stopped (`--time-budget` pauses it on purpose). Version 2 of this page, with
+# the rows benchmark v3 dropped (CGNL with GroupNorm scale 0, the compact head), is kept as
+# `book/results/cpu/v2/gald.ipynb`.
 # ```
 #
 # The FCN, PSP and ASPP rows of the cpu ablation are not retrained: every `synthetic_gald_*` preset is the
@@ -55,16 +56,17 @@ command = ''          # how this execution was started
 # Each profile's defaults. The cpu presets are ordered by what the chapter needs most, so a grid cut short by its
 # time budget loses the later rows before it loses seeds: first the control every LD effect is measured against,
 # then the two LD modules, then CGNL, then the layout comparison. The cpu rows use LDv2 with k = 5, r = 1 (the
-# paper's r = 3 scaled to our 24×24 feature maps, see {doc}`/nbs/42_gald_presets`). `reference` names the grid whose
-# runs supply the FCN, PSP and ASPP rows.
+# paper's r = 3 scaled to our 24×24 feature maps, see {doc}`/nbs/42_gald_presets`). The rows of FCN, DeepLabV3
+# and its control come from the baselines page.
 
 # %%
 from ctxseg.chapter import SMOKE_OVERRIDES
+from ctxseg.protocol import on_both, on_benchmark
+from ctxseg.presets.gald import V3_ROWS
 PROFILE_DEFAULTS = {
     'smoke': dict(presets=['smoke_gald_ldv1', 'smoke_gald_ldv2'], seeds=[0, 1], overrides=SMOKE_OVERRIDES, reference=None),
-    'cpu': dict(presets=['synthetic_gald_aspp_ldnone', 'synthetic_gald_aspp_ldv2', 'synthetic_gald_aspp_ldv1',
-                         'synthetic_gald_cgnl', 'synthetic_gald_cgnl_zi', 'synthetic_gald_aspp_ldnone_compact'],
-                seeds=[0, 1, 2, 3, 4], overrides=[], reference='book/results/cpu/baselines'),
+    'cpu': dict(presets=on_both(['synthetic_fcn', 'synthetic_aspp', 'synthetic_aspp_balanced', *V3_ROWS]),
+                seeds=[0, 1, 2, 3, 4], overrides=[], reference=None),
     'gpu': dict(presets=['cityscapes_gald_aspp_ldv2_r101', 'cityscapes_gald_aspp_ldv2_r50'], seeds=[0], overrides=[],
                 reference='runs/gpu/baselines'),
 }
@@ -75,10 +77,12 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 from ctxseg import presets as P
-from ctxseg.chapter import setup, train_chapter, reference_rows, with_rows, plot_pairs, trained_runs, load_model, save_results
+from IPython.display import display, Markdown
+from ctxseg.chapter import setup, train_chapter, adopt_runs, by_dataset, plot_pairs, trained_runs, load_model, save_results
+from ctxseg.provenance import repo_root
 from ctxseg.grids import (grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, read_log, log_series, Table,
-                          ablation_table, class_iou, plus_minus, mean_std)
-from ctxseg.protocol import claims_table, expand_claims
+                          ablation_table, class_iou, plus_minus, mean_std, one_piece_walls, table_notes)
+from ctxseg.protocol import claims_table, expand_claims, judge_claims, replication_table, cue_table, bottom_line, claims_on
 from ctxseg.presets.gald import ABLATION_ROWS, TABLE_I_DELTAS, CPU_CLAIMS
 
 ch = setup('gald', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir, time_budget, command)
@@ -90,15 +94,14 @@ ch = setup('gald', PROFILE_DEFAULTS, profile, presets, seeds, overrides, out_dir
 ch.check_gpu()
 
 # %% [markdown]
-# ## The reference rows
+# ## The baseline rows
 #
-# The baseline grid's runs are used only if `run_state` — the test `train_grid` uses to decide whether a run is
-# finished — calls each one `done` for its preset today (with its seed and the same overrides; a config key added
-# since the run counts as its default) and the synthetic data still hashes to the fingerprint recorded beside it:
-# then they are the runs this grid would train for FCN, PSP and ASPP.
+# FCN, DeepLabV3 and its class-balanced control are the runs of {doc}`/book/results/cpu/baselines`: a run folder is
+# copied here when its recorded config and data are exactly those this grid would train; otherwise the row is
+# trained here like any other.
 
 # %%
-reference = reference_rows(ch)
+reused = adopt_runs(ch, repo_root() / 'runs' / profile / 'baselines', [p for p, c in ch.cfgs.items() if c.model.head != 'gald'])
 
 # %% [markdown]
 # ## Training
@@ -117,65 +120,79 @@ summary = train_chapter(ch)
 # %%
 grid_table(summary)
 
+# %%
+bench = by_dataset(ch, summary)
+def rows_on(d):
+    "The Table I rows and deltas on benchmark `d`: the synthetic presets renamed (`on_benchmark`)."
+    ren = lambda p: on_benchmark(p, d) if p.startswith('synthetic_') else p
+    return [(ren(p), l) for p, l in ABLATION_ROWS], [(t, ren(r), a) for t, r, a in TABLE_I_DELTAS]
+
 # %% [markdown]
-# Our Table I: this grid beside the reference rows, in the paper's order. $\Delta a$ is the difference of mean mIoU
+# Our Table I, one per benchmark, in the paper's order, the baseline rows included. $\Delta a$ is the difference of mean mIoU
 # to FCN, $\Delta b$ to the ASPP baseline; BF@t is the boundary F-score with a tolerance of t pixels (the Table V
 # metric; at 192-pixel images, 1 and 2 pixels are the tolerances the baselines were evaluated with).
 
 # %%
-grids = [g for g in (reference, summary) if g]          # the reference rows (when they stand), then this grid's
-ablation_table(*grids, rows=ABLATION_ROWS, deltas=TABLE_I_DELTAS)
+for d, s in bench.items():
+    rows, deltas = rows_on(d)
+    display(ablation_table(s, rows=rows, deltas=deltas))
 
 # %% [markdown]
 # The training loss of every run (all terms, the auxiliary head's included).
 
 # %%
 #| label: fig-train-gald-losses
-#| fig-cap: Training loss (all terms, the auxiliary head included; running mean over 3 logs) of every GALD row, one line per seed. All converge alike except CGNL with the authors' initialisation, whose loss jumps near iteration 300 for seed 2 and near 850 for seed 4.
-plot_losses(summary, smooth=ch.smooth); plt.show()
+#| fig-cap: Training loss (all terms, the auxiliary head included; running mean over 3 logs) of every row, one line per seed and a panel per row, first on the synthetic benchmark, then on the aerial one.
+for d, s in bench.items(): plot_losses(s, smooth=ch.smooth); plt.show()
 
 # %% [markdown]
 # Per-class IoU (mean over seeds, whiskers one standard deviation). GALD claims its gains on small objects and
-# thin structures: on benchmark v2 these are `sign` (7 or 9 px) and `wire` (5 px wide, 0.6 of a feature cell).
+# thin structures: on the synthetic benchmark these are `sign` and `wire`, on the aerial one `well` and `path`.
 
 # %%
 #| label: fig-train-gald-class-iou
-#| fig-cap: Per-class validation IoU of the six GALD rows, mean over five seeds with one-standard-deviation whiskers. Car and boat vary most between seeds in every row; CGNL with the authors' initialisation is lower and more spread on most classes, the mark of its unstable seeds.
-plot_class_iou(summary); plt.show()
+#| fig-cap: Per-class validation IoU of every row, mean over five seeds with one-standard-deviation whiskers, one panel per benchmark.
+for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); plt.show()
 
 # %%
-class_iou_table(summary)
+for d, s in bench.items(): display(class_iou_table(s))
 
 # %% [markdown]
-# The classes beside the reference rows (IoU, mean ± std over seeds, %):
-
-# %%
-ci = class_iou(*grids)
-keys = [p for p in ('synthetic_fcn', 'synthetic_aspp', *ch.presets) if p in ci]
-Table(['preset', *ci['classes']], [[p, *[plus_minus(m, s) for m, s in ci[p]]] for p in keys], title='per-class IoU')
-
-# %% [markdown]
-# ## The claims, seed by seed
+# ## The claims, on both benchmarks
 #
-# Every GALD row shares each seed's data order and the initial weights of the trunk and the auxiliary head with
-# the baseline runs (`ctxseg.models.segmentor.build_model` builds each part from its own seed), so all rows form
-# paired samples. Each claim is judged with the protocol of {doc}`/nbs/11_runner`: the mean paired difference
-# with its 95 % t interval. It is *held* when the interval lies above zero, *refuted* when it lies below, and
-# otherwise *not resolved*, with the smallest effect that number of seeds could detect. Every LD effect is
-# measured against the control in the same head (`synthetic_gald_aspp_ldnone`: the same GA, convb, concatenation
-# and fuse, without LD). The LD claims are read on the classes and metrics benchmark v2 built for them: the thin
-# wire, the small sign and the boundary scores. The GA claims are read on the car/boat pair, which only the
-# horizon tells apart.
+# Every row shares each seed's data order and the initial weights of the trunk and the auxiliary head with the
+# baseline runs (`ctxseg.models.segmentor.build_model` builds each part from its own seed), so all rows form paired
+# samples. The claims are `CPU_CLAIMS` of {doc}`/nbs/42_gald_presets` for the rows this grid trains, judged with the
+# protocol of {doc}`/nbs/11c_protocol`: on each benchmark the mean paired difference over the seeds with its 95 % t
+# interval, on the mIoU and on the mIoU without the rarest class; against the baseline and, for the claims against
+# DeepLabV3, against its class-balanced control; a claim holds only if it holds on both benchmarks. Every LD effect is
+# measured against the control in the same head (`*_gald_aspp_ldnone`: the same GA, convb, concatenation and fuse,
+# without LD). Then the rates of runs that use the scene cue, and on each benchmark the class and boundary targets
+# (the thin and small classes for LD, the pair of classes that only the scene tells apart for GA).
 
 # %%
-merged = with_rows(summary, (reference, None))
-claims = expand_claims(merged, CPU_CLAIMS)          # the claims of ctxseg.presets.gald that this grid can judge
-claims_table(merged, claims) if claims else print('none of the claims has both of its rows in this grid')
+CLAIMS = [c for c in CPU_CLAIMS if c[1] in ch.presets and c[2] in ch.presets]
+judged = judge_claims(summary, CLAIMS) if CLAIMS else []
+replication_table(judged) if judged else print('not in this profile: the claims need the cpu grid')
+
+# %%
+Markdown(bottom_line(judged)) if judged else print('not in this profile')
+
+# %%
+cue_table(judged) if judged else print('not in this profile')
+
+# %%
+fallback = [('LDv2 against LDv1', ch.presets[0], ch.presets[-1], [None])]
+for d, s in bench.items():
+    cl = expand_claims(s, claims_on(CLAIMS, d)) if CLAIMS else expand_claims(s, fallback)
+    display(claims_table(s, cl) if cl else f'{d}: none of the claims has both of its rows in this grid')
 
 # %%
 #| label: fig-train-gald-paired
-#| fig-cap: mIoU seed by seed for each pair the claims compare (FCN and ASPP are the committed baseline runs): a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black. On most rows the seeds spread from about 47 to 62 %; CGNL's seed 4 falls to about 16 %.
-plot_pairs(merged, claims, width=3.1, height=3.1, sharey=False); plt.show()
+#| fig-cap: mIoU seed by seed for each pair the claims compare, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
+for d, s in bench.items():
+    pairs = [(b, m) for _, b, m, _ in (claims_on(CLAIMS, d) if CLAIMS else fallback) if b in s['presets'] and m in s['presets']]
+    if pairs: plot_pairs(s, pairs, strip=(f'{d}_gald_', f'{d}_'), width=2.6, height=3.0, sharey=False); plt.show()
 
 # %% [markdown]
 # ## Where the gradient goes: the head's parts over training
@@ -192,12 +209,12 @@ plot_pairs(merged, claims, width=3.1, height=3.1, sharey=False); plt.show()
 #| fig-cap: Gradient norm reaching the GA module of every GALD row, seed 0, a running mean over 10 logs: on a log scale (left) and as a share of the classifier's (right). The rows stay within a factor of about four of each other, except CGNL with the authors' initialisation, whose gradient jumps a hundredfold near iteration 950.
 fig, axs = plt.subplots(1, 2, figsize=(11, 3.6))
 s0 = min(ch.seeds)
-for p in ch.presets:
+for p in [p for p in ch.presets if ch.cfgs[p].model.head == 'gald']:
     it, ga = log_series(ch.out_dir / p / f'seed{s0}', 'grad_norms', 'head.ga', smooth=10)
     _, cl = log_series(ch.out_dir / p / f'seed{s0}', 'grad_norms', 'head.classifier', smooth=10)
     if it is None: continue
-    axs[0].plot(it, ga, lw=1, label=p.replace('synthetic_gald_', ''))
-    axs[1].plot(it, ga / cl, lw=1, label=p.replace('synthetic_gald_', ''))
+    axs[0].plot(it, ga, lw=1, label=p.replace('_gald_', ' '))
+    axs[1].plot(it, ga / cl, lw=1, label=p.replace('_gald_', ' '))
 axs[0].set_yscale('log'); axs[0].set_ylabel('‖∂L/∂θ_GA‖'); axs[1].set_ylabel('‖∂L/∂θ_GA‖ / ‖∂L/∂θ_classifier‖')
 for ax in axs:
     ax.set_xlabel('iteration'); ax.grid(alpha=.3)
@@ -341,8 +358,8 @@ else:
 
 # %%
 #| label: fig-train-gald-overlays
-#| fig-cap: Four validation images (rows): the image, its ground truth, then the seed-0 prediction of each GALD row, wrong pixels outlined in black and pixel accuracy in the corner. The rows differ most on whether the cars are read as cars or as boats.
-plot_overlays(summary, n=4, seed=ch.overlay_seed); plt.show()
+#| fig-cap: Three validation images of each benchmark (rows): the image, its ground truth, then the seed-0 prediction of each GALD row, wrong pixels outlined in black and pixel accuracy in the corner. The rows differ most on whether the cars are read as cars or as boats.
+for d, s in bench.items(): plot_overlays(s, n=3, seed=ch.overlay_seed); plt.show()
 
 # %% [markdown]
 # ## What the local distribution learned
@@ -360,7 +377,8 @@ from ctxseg.methods.gald import local_offsets
 def head_maps(model, images):
     with torch.no_grad(): return model.head(model.backbone(images), return_maps=True)
 
-kw = {r['preset']: ch.cfgs[r['preset']].model.head_kwargs for r, _ in trained_runs(summary, seed=0)}    # finished seed-0 runs
+first = next(iter(bench.values()))                                  # the synthetic benchmark's runs (its classes' colours below)
+kw = {r['preset']: ch.cfgs[r['preset']].model.head_kwargs for r, _ in trained_runs(first, seed=0)}    # finished seed-0 runs
 v1 = next((p for p, k in kw.items() if k.get('ld') == 'v1'), None)
 v2 = next((p for p, k in kw.items() if k.get('ld') == 'v2' and k.get('arrangement') == 'ga_then_ld'), None)
 print('LDv1 model:', v1, '· LDv2 model:', v2)
@@ -423,7 +441,21 @@ else:
 # over seeds, for FCN, the ASPP baseline and every row of this grid.
 
 # %%
-bf = ablation_table(*grids, rows=ABLATION_ROWS, deltas=TABLE_I_DELTAS)
-cols = [i for i, h in enumerate(bf.header) if h.startswith('BF@')]
-Table(['row', 'preset', *[bf.header[i] for i in cols]], [[r[0], r[1], *[r[i] for i in cols]] for r in bf.rows], bf.notes,
-      title='boundary F-score')
+for d, s in bench.items():
+    rows, deltas = rows_on(d)
+    bf = ablation_table(s, rows=rows, deltas=deltas)
+    cols = [i for i, h in enumerate(bf.header) if h.startswith('BF@')]
+    display(Table(['row', 'preset', *[bf.header[i] for i in cols]], [[r[0], r[1], *[r[i] for i in cols]] for r in bf.rows], bf.notes,
+                  title=f'boundary F-score, {d}'))
+
+# %% [markdown]
+# ## What a run costs
+#
+# The wall time of every run trained in one piece (a run resumed after a pause is left out: its time is split), per
+# benchmark, on the machine the runs record; the baseline rows are the baselines page's runs.
+
+# %%
+Table(['benchmark', 'runs', 'fastest', 'median', 'slowest'],
+      [[d, str(len(w)), f'{min(w):.0f} s', f'{np.median(w):.0f} s', f'{max(w):.0f} s']
+       for d, w in ((d, one_piece_walls(s)) for d, s in bench.items()) if w],
+      table_notes(summary), title='wall time of a run')
