@@ -19,8 +19,8 @@ from .data import PROCEDURAL
 # %% auto #0
 __all__ = ['SMOKE_OVERRIDES', 'shown', 'describe', 'Chapter', 'setup', 'train_chapter', 'reference_rows', 'only', 'by_dataset',
            'committed_rows', 'with_rows', 'adopt_runs', 'strip_prefix', 'claim_pairs', 'plot_pairs', 'trained_runs',
-           'load_model', 'class_sample', 'pixel_sample', 'pca_2d', 'plot_points', 'stats_table', 'plot_log_panels',
-           'write_json', 'results_path', 'save_results']
+           'load_model', 'class_sample', 'pixel_sample', 'pca_2d', 'plot_points', 'stack_figures', 'stats_table',
+           'plot_log_panels', 'write_json', 'results_path', 'save_results']
 
 # %% ../nbs/11e_chapter.ipynb #4634b646
 SMOKE_OVERRIDES = ('train.iters=24', 'train.lr=0.02', 'train.log_interval=1', 'train.ckpt_interval=12')
@@ -219,6 +219,21 @@ def plot_points(points: dict, title=str, size: float = 3.6, ncols: int = 4):
             if (y == c).any(): ax.scatter(*xy[y == c].T, s=4, alpha=0.6, label=cname)
         ax.set_title(title(name), fontsize=9); ax.set_xticks([]); ax.set_yticks([])
     axs[0][0].legend(markerscale=3, fontsize=8); fig.tight_layout()
+    return fig
+
+def stack_figures(figs, dpi: int = 100):
+    """One figure holding `figs` (None skipped) one above the other, each drawn at `dpi`: a labelled cell of the book
+    must show exactly one figure, and a page that draws the same plot per benchmark stacks them with this."""
+    import numpy as np
+    import matplotlib.pyplot as plt
+    arrs = []
+    for f in (f for f in figs if f is not None):
+        f.set_dpi(dpi); f.canvas.draw(); arrs.append(np.asarray(f.canvas.buffer_rgba())[..., :3].copy()); plt.close(f)
+    if not arrs: return None
+    w = max(a.shape[1] for a in arrs)
+    img = np.concatenate([np.pad(a, ((0, 0), (0, w - a.shape[1]), (0, 0)), constant_values=255) for a in arrs], 0)
+    fig = plt.figure(figsize=(img.shape[1] / dpi, img.shape[0] / dpi), dpi=dpi)
+    ax = fig.add_axes([0, 0, 1, 1]); ax.imshow(img, interpolation='nearest'); ax.axis('off')
     return fig
 
 def stats_table(records: list[dict], by, keys, digits: int = 3, title: str = ''):

@@ -84,7 +84,7 @@ import matplotlib.pyplot as plt
 import torch
 import numpy as np
 from IPython.display import display, Markdown
-from ctxseg.chapter import setup, train_chapter, by_dataset, plot_pairs
+from ctxseg.chapter import stack_figures, setup, train_chapter, by_dataset, plot_pairs
 from ctxseg.grids import (grid_table, class_iou_table, class_targets_table, recipe_findings, convergence_table, one_piece_walls,
                           plot_losses, plot_class_iou, plot_overlays, Table, table_notes)
 from ctxseg.protocol import judge_claims, replication_table, cue_table, bottom_line, BENCHMARKS
@@ -149,7 +149,9 @@ for d, s in bench.items(): display(Markdown(f'**{d}.** ' + recipe_findings(s)))
 # %%
 #| label: fig-train-baselines-class-iou
 #| fig-cap: Per-class validation IoU of the five rows, one panel per benchmark, mean over the seeds with one-standard-deviation whiskers.
-for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); plt.show()
+figs = []
+for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); figs.append(fig)
+stack_figures(figs); plt.show()
 
 # %% [markdown]
 # The same numbers as tables:
@@ -174,7 +176,7 @@ for d, s in bench.items(): display(convergence_table(s))
 # %%
 #| label: fig-train-baselines-losses
 #| fig-cap: Training loss (all terms, the auxiliary head included; running mean over 3 logs), one line per seed and a panel per row, first the synthetic rows, then the aerial ones; the shaded band is the last 20 % of the iterations.
-for d, s in bench.items(): plot_losses(s, smooth=ch.smooth, tail=0.2); plt.show()
+stack_figures([plot_losses(s, smooth=ch.smooth, tail=0.2) for s in bench.values()]); plt.show()
 
 # %% [markdown]
 # ## Qualitative results
@@ -187,7 +189,7 @@ for d, s in bench.items(): plot_losses(s, smooth=ch.smooth, tail=0.2); plt.show(
 # %%
 #| label: fig-train-baselines-overlays
 #| fig-cap: Validation images (rows), first of the synthetic benchmark, then of the aerial one: the image, its ground truth, then the seed-0 prediction of each row, wrong pixels outlined in black and pixel accuracy in the corner.
-for d, s in bench.items(): plot_overlays(s, n=3, seed=ch.overlay_seed); plt.show()
+stack_figures([plot_overlays(s, n=3, seed=ch.overlay_seed) for s in bench.values()]); plt.show()
 
 # %% [markdown]
 # ## Boundaries
@@ -232,9 +234,11 @@ cue_table(judged) if judged else print('not in this profile')
 # %%
 #| label: fig-train-baselines-paired
 #| fig-cap: mIoU of each context head against FCN, seed by seed, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
+figs = []
 for d, s in bench.items():
     pairs = [(f'{d}_fcn', f'{d}_{h}') for h in HEADS if {f'{d}_fcn', f'{d}_{h}'} <= set(s['presets'])]
-    if pairs: plot_pairs(s, pairs, strip=(f'{d}_',), width=3.2); plt.show()
+    if pairs: figs.append(plot_pairs(s, pairs, strip=(f'{d}_',), width=3.2))
+stack_figures(figs); plt.show()
 
 # %% [markdown]
 # ## What a run costs

@@ -78,7 +78,7 @@ import matplotlib.pyplot as plt
 import torch
 from ctxseg import presets as P
 from IPython.display import display, Markdown
-from ctxseg.chapter import setup, train_chapter, adopt_runs, by_dataset, plot_pairs, trained_runs, load_model, save_results
+from ctxseg.chapter import stack_figures, setup, train_chapter, adopt_runs, by_dataset, plot_pairs, trained_runs, load_model, save_results
 from ctxseg.provenance import repo_root
 from ctxseg.grids import (grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, read_log, log_series, Table,
                           ablation_table, class_iou, plus_minus, mean_std, one_piece_walls, table_notes)
@@ -143,7 +143,7 @@ for d, s in bench.items():
 # %%
 #| label: fig-train-gald-losses
 #| fig-cap: Training loss (all terms, the auxiliary head included; running mean over 3 logs) of every row, one line per seed and a panel per row, first on the synthetic benchmark, then on the aerial one.
-for d, s in bench.items(): plot_losses(s, smooth=ch.smooth); plt.show()
+stack_figures([plot_losses(s, smooth=ch.smooth) for s in bench.values()]); plt.show()
 
 # %% [markdown]
 # Per-class IoU (mean over seeds, whiskers one standard deviation). GALD claims its gains on small objects and
@@ -152,7 +152,9 @@ for d, s in bench.items(): plot_losses(s, smooth=ch.smooth); plt.show()
 # %%
 #| label: fig-train-gald-class-iou
 #| fig-cap: Per-class validation IoU of every row, mean over five seeds with one-standard-deviation whiskers, one panel per benchmark.
-for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); plt.show()
+figs = []
+for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); figs.append(fig)
+stack_figures(figs); plt.show()
 
 # %%
 for d, s in bench.items(): display(class_iou_table(s))
@@ -190,9 +192,11 @@ for d, s in bench.items():
 # %%
 #| label: fig-train-gald-paired
 #| fig-cap: mIoU seed by seed for each pair the claims compare, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
+figs = []
 for d, s in bench.items():
     pairs = [(b, m) for _, b, m, _ in (claims_on(CLAIMS, d) if CLAIMS else fallback) if b in s['presets'] and m in s['presets']]
-    if pairs: plot_pairs(s, pairs, strip=(f'{d}_gald_', f'{d}_'), width=2.6, height=3.0, sharey=False); plt.show()
+    if pairs: figs.append(plot_pairs(s, pairs, strip=(f'{d}_gald_', f'{d}_'), width=2.6, height=3.0, sharey=False))
+stack_figures(figs); plt.show()
 
 # %% [markdown]
 # ## Where the gradient goes: the head's parts over training
@@ -359,7 +363,7 @@ else:
 # %%
 #| label: fig-train-gald-overlays
 #| fig-cap: Three validation images of each benchmark (rows): the image, its ground truth, then the seed-0 prediction of each GALD row, wrong pixels outlined in black and pixel accuracy in the corner. The rows differ most on whether the cars are read as cars or as boats.
-for d, s in bench.items(): plot_overlays(s, n=3, seed=ch.overlay_seed); plt.show()
+stack_figures([plot_overlays(s, n=3, seed=ch.overlay_seed) for s in bench.values()]); plt.show()
 
 # %% [markdown]
 # ## What the local distribution learned

@@ -67,7 +67,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import display, Markdown
-from ctxseg.chapter import (setup, train_chapter, adopt_runs, by_dataset, plot_pairs, plot_log_panels, trained_runs, load_model,
+from ctxseg.chapter import (stack_figures, setup, train_chapter, adopt_runs, by_dataset, plot_pairs, plot_log_panels, trained_runs, load_model,
                             save_results)
 from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, one_piece_walls, Table, table_notes
 from ctxseg.protocol import claims_table, expand_claims, judge_claims, replication_table, cue_table, bottom_line, claims_on
@@ -108,12 +108,14 @@ bench = by_dataset(ch, summary)
 # %%
 #| label: fig-train-mcibi-losses
 #| fig-cap: Training loss (all terms; running mean over 3 logs) of every row, one line per seed and a panel per row, first on the synthetic benchmark, then on the aerial one.
-for d, s in bench.items(): plot_losses(s, smooth=ch.smooth); plt.show()
+stack_figures([plot_losses(s, smooth=ch.smooth) for s in bench.values()]); plt.show()
 
 # %%
 #| label: fig-train-mcibi-class-iou
 #| fig-cap: Per-class validation IoU of every row, mean over five seeds with one-standard-deviation whiskers, one panel per benchmark.
-for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); plt.show()
+figs = []
+for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); figs.append(fig)
+stack_figures(figs); plt.show()
 
 # %%
 for d, s in bench.items(): display(class_iou_table(s))
@@ -147,9 +149,11 @@ for d, s in bench.items():
 # %%
 #| label: fig-train-mcibi-paired
 #| fig-cap: mIoU seed by seed for each pair the claims compare, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
+figs = []
 for d, s in bench.items():
     pairs = [(b, m) for _, b, m, _ in (claims_on(CLAIMS, d) if CLAIMS else fallback) if b in s['presets'] and m in s['presets']]
-    if pairs: plot_pairs(s, pairs, strip=(f'{d}_',), width=2.8); plt.show()
+    if pairs: figs.append(plot_pairs(s, pairs, strip=(f'{d}_',), width=2.8))
+stack_figures(figs); plt.show()
 
 # %% [markdown]
 # ## The memory during training
@@ -228,7 +232,7 @@ if memories: save_results(ch, 'memory', {'runs': memories})
 # %%
 #| label: fig-train-mcibi-overlays
 #| fig-cap: Three validation images of each benchmark (rows): the image, its ground truth, then the seed-0 prediction of each row, wrong pixels outlined in black and pixel accuracy in the corner.
-for d, s in bench.items(): plot_overlays(s, n=3, seed=ch.overlay_seed); plt.show()
+stack_figures([plot_overlays(s, n=3, seed=ch.overlay_seed) for s in bench.values()]); plt.show()
 
 # %% [markdown]
 # ## What a run costs

@@ -72,7 +72,7 @@ import matplotlib.pyplot as plt
 import torch
 import numpy as np
 from IPython.display import display
-from ctxseg.chapter import (setup, train_chapter, adopt_runs, plot_pairs, trained_runs, load_model, pixel_sample, pca_2d, plot_points,
+from ctxseg.chapter import (stack_figures, setup, train_chapter, adopt_runs, plot_pairs, trained_runs, load_model, pixel_sample, pca_2d, plot_points,
                             save_results, stats_table, by_dataset)
 from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, log_series, one_piece_walls, Table, table_notes
 from ctxseg.protocol import claims_table, expand_claims, judge_claims, replication_table, cue_table, claims_on, BENCHMARKS
@@ -132,7 +132,7 @@ bench = by_dataset(ch, summary)
 # %%
 #| label: fig-train-pixel-contrast-losses
 #| fig-cap: Training loss (all terms; running mean over 3 logs) of DeepLabV3, its control and the two pixel-contrast rows, one line per seed and a panel per row, first on the synthetic benchmark, then on the aerial one. The contrastive term joins after the 125-iteration warm-up.
-for d, s in bench.items(): plot_losses(s, smooth=ch.smooth); plt.show()
+stack_figures([plot_losses(s, smooth=ch.smooth) for s in bench.values()]); plt.show()
 
 # %%
 #| label: fig-train-pixel-contrast-term
@@ -208,10 +208,12 @@ for d, s in bench.items():
 # %%
 #| label: fig-train-pixel-contrast-paired
 #| fig-cap: mIoU of each pixel-contrast row against DeepLabV3, seed by seed, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
+figs = []
 for d, s in bench.items():
     b = next((p for p in s['presets'] if ch.cfgs[p].method.name == 'none' and not p.endswith('_balanced')), None)
     pairs = [(b, p) for p in s['presets'] if ch.cfgs[p].method.name == 'pixel_contrast'] if b else []
-    if pairs: plot_pairs(s, pairs, strip=(f'{d}_',), width=3.3); plt.show()
+    if pairs: figs.append(plot_pairs(s, pairs, strip=(f'{d}_',), width=3.3))
+stack_figures(figs); plt.show()
 
 # %% [markdown]
 # Per-class IoU, averaged over seeds (whiskers: one standard deviation), one panel per benchmark.
@@ -219,7 +221,9 @@ for d, s in bench.items():
 # %%
 #| label: fig-train-pixel-contrast-class-iou
 #| fig-cap: Per-class validation IoU of DeepLabV3, its class-balanced control and the pixel-contrast rows, mean over five seeds with one-standard-deviation whiskers; first the synthetic benchmark, then the aerial one.
-for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); plt.show()
+figs = []
+for d, s in bench.items(): fig = plot_class_iou(s); fig.axes[0].set_title(d, fontsize=10); figs.append(fig)
+stack_figures(figs); plt.show()
 
 # %%
 for d, s in bench.items(): display(class_iou_table(s))
@@ -235,7 +239,7 @@ for d, s in bench.items(): display(class_iou_table(s))
 # %%
 #| label: fig-train-pixel-contrast-overlays
 #| fig-cap: Three validation images of each benchmark (rows): the image, its ground truth, then the seed-0 prediction of each row, wrong pixels outlined in black and pixel accuracy in the corner.
-for d, s in bench.items(): plot_overlays(s, n=3, seed=ch.overlay_seed); plt.show()
+stack_figures([plot_overlays(s, n=3, seed=ch.overlay_seed) for s in bench.values()]); plt.show()
 
 # %% [markdown]
 # ## The embedding space, with and without the loss
