@@ -19,8 +19,8 @@ from .data import PROCEDURAL
 # %% auto #0
 __all__ = ['SMOKE_OVERRIDES', 'shown', 'describe', 'Chapter', 'setup', 'train_chapter', 'reference_rows', 'only', 'by_dataset',
            'committed_rows', 'with_rows', 'adopt_runs', 'strip_prefix', 'claim_pairs', 'plot_pairs', 'trained_runs',
-           'load_model', 'class_sample', 'pixel_sample', 'pca_2d', 'plot_points', 'stack_figures', 'stats_table',
-           'plot_log_panels', 'write_json', 'results_path', 'save_results']
+           'load_model', 'class_sample', 'pixel_sample', 'pca_2d', 'plot_points', 'stack_figures', 'benchmark_claims',
+           'benchmark_pairs', 'stats_table', 'plot_log_panels', 'write_json', 'results_path', 'save_results']
 
 # %% ../nbs/11e_chapter.ipynb #4634b646
 SMOKE_OVERRIDES = ('train.iters=24', 'train.lr=0.02', 'train.log_interval=1', 'train.ckpt_interval=12')
@@ -235,6 +235,26 @@ def stack_figures(figs, dpi: int = 100):
     fig = plt.figure(figsize=(img.shape[1] / dpi, img.shape[0] / dpi), dpi=dpi)
     ax = fig.add_axes([0, 0, 1, 1]); ax.imshow(img, interpolation='nearest'); ax.axis('off')
     return fig
+
+def benchmark_claims(bench: dict, claims, fallback=()) -> list:
+    """Per benchmark of `bench` (`by_dataset`), the `claims_table` of the compact `claims` on it (`claims_on`: the
+    class targets on the synthetic benchmark only), or of `fallback` when `claims` is empty (the smoke profile); a
+    line of text for a benchmark where none has both rows."""
+    from ctxseg.protocol import claims_table, expand_claims, claims_on
+    out = []
+    for d, s in bench.items():
+        cl = expand_claims(s, claims_on(claims, d) if claims else list(fallback))
+        out.append(claims_table(s, cl) if cl else f'{d}: none of the claims has both of its rows in this grid')
+    return out
+
+def benchmark_pairs(bench: dict, claims, fallback=(), strip: str = '{d}_', **kw):
+    "One figure: `plot_pairs` of the pairs `claims` (or `fallback`) compare on each benchmark of `bench`, stacked."
+    figs = []
+    for d, s in bench.items():
+        from ctxseg.protocol import claims_on
+        pairs = [(b, m) for _, b, m, _ in (claims_on(claims, d) if claims else fallback) if b in s['presets'] and m in s['presets']]
+        if pairs: figs.append(plot_pairs(s, pairs, strip=tuple(x.format(d=d) for x in ([strip] if isinstance(strip, str) else strip)), **kw))
+    return stack_figures(figs)
 
 def stats_table(records: list[dict], by, keys, digits: int = 3, title: str = ''):
     """Mean ± sample std over the `records` of each group of `by` (a key or a tuple of keys) for each of `keys`, with

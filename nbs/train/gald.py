@@ -78,7 +78,8 @@ import matplotlib.pyplot as plt
 import torch
 from ctxseg import presets as P
 from IPython.display import display, Markdown
-from ctxseg.chapter import stack_figures, setup, train_chapter, adopt_runs, by_dataset, plot_pairs, trained_runs, load_model, save_results
+from ctxseg.chapter import (stack_figures, benchmark_claims, benchmark_pairs,
+                            setup, train_chapter, adopt_runs, by_dataset, plot_pairs, trained_runs, load_model, save_results)
 from ctxseg.provenance import repo_root
 from ctxseg.grids import (grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, read_log, log_series, Table,
                           ablation_table, class_iou, plus_minus, mean_std, one_piece_walls, table_notes)
@@ -185,18 +186,12 @@ cue_table(judged) if judged else print('not in this profile')
 
 # %%
 fallback = [('LDv2 against LDv1', ch.presets[0], ch.presets[-1], [None])]
-for d, s in bench.items():
-    cl = expand_claims(s, claims_on(CLAIMS, d)) if CLAIMS else expand_claims(s, fallback)
-    display(claims_table(s, cl) if cl else f'{d}: none of the claims has both of its rows in this grid')
+for t in benchmark_claims(bench, CLAIMS, fallback): display(t)
 
 # %%
 #| label: fig-train-gald-paired
 #| fig-cap: mIoU seed by seed for each pair the claims compare, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
-figs = []
-for d, s in bench.items():
-    pairs = [(b, m) for _, b, m, _ in (claims_on(CLAIMS, d) if CLAIMS else fallback) if b in s['presets'] and m in s['presets']]
-    if pairs: figs.append(plot_pairs(s, pairs, strip=(f'{d}_gald_', f'{d}_'), width=2.6, height=3.0, sharey=False))
-stack_figures(figs); plt.show()
+benchmark_pairs(bench, CLAIMS, fallback, strip=('{d}_gald_', '{d}_'), width=2.6, height=3.0, sharey=False); plt.show()
 
 # %% [markdown]
 # ## Where the gradient goes: the head's parts over training

@@ -67,7 +67,8 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import display, Markdown
-from ctxseg.chapter import (stack_figures, setup, train_chapter, adopt_runs, by_dataset, plot_pairs, plot_log_panels, trained_runs, load_model,
+from ctxseg.chapter import (stack_figures, benchmark_claims, benchmark_pairs,
+                            setup, train_chapter, adopt_runs, by_dataset, plot_pairs, plot_log_panels, trained_runs, load_model,
                             save_results)
 from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, one_piece_walls, Table, table_notes
 from ctxseg.protocol import claims_table, expand_claims, judge_claims, replication_table, cue_table, bottom_line, claims_on
@@ -142,18 +143,12 @@ cue_table(judged) if judged else print('not in this profile')
 
 # %%
 fallback = [('MCIBI++ against MCIBI', ch.presets[0], ch.presets[-1], [None])]
-for d, s in bench.items():
-    cl = expand_claims(s, claims_on(CLAIMS, d)) if CLAIMS else expand_claims(s, fallback)
-    display(claims_table(s, cl) if cl else f'{d}: none of the claims has both of its rows in this grid')
+for t in benchmark_claims(bench, CLAIMS, fallback): display(t)
 
 # %%
 #| label: fig-train-mcibi-paired
 #| fig-cap: mIoU seed by seed for each pair the claims compare, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
-figs = []
-for d, s in bench.items():
-    pairs = [(b, m) for _, b, m, _ in (claims_on(CLAIMS, d) if CLAIMS else fallback) if b in s['presets'] and m in s['presets']]
-    if pairs: figs.append(plot_pairs(s, pairs, strip=(f'{d}_',), width=2.8))
-stack_figures(figs); plt.show()
+benchmark_pairs(bench, CLAIMS, fallback, strip=('{d}_',), width=2.8); plt.show()
 
 # %% [markdown]
 # ## The memory during training

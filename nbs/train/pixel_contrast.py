@@ -72,7 +72,8 @@ import matplotlib.pyplot as plt
 import torch
 import numpy as np
 from IPython.display import display
-from ctxseg.chapter import (stack_figures, setup, train_chapter, adopt_runs, plot_pairs, trained_runs, load_model, pixel_sample, pca_2d, plot_points,
+from ctxseg.chapter import (stack_figures, benchmark_claims, benchmark_pairs,
+                            setup, train_chapter, adopt_runs, plot_pairs, trained_runs, load_model, pixel_sample, pca_2d, plot_points,
                             save_results, stats_table, by_dataset)
 from ctxseg.grids import grid_table, class_iou_table, plot_losses, plot_class_iou, plot_overlays, log_series, one_piece_walls, Table, table_notes
 from ctxseg.protocol import claims_table, expand_claims, judge_claims, replication_table, cue_table, claims_on, BENCHMARKS
@@ -201,19 +202,13 @@ cue_table(judged) if judged else print('not in this profile')
 # benchmark's classes are others, so there only the mIoU and the boundary score of all classes are judged):
 
 # %%
-for d, s in bench.items():
-    cl = expand_claims(s, claims_on(CLAIMS, d)) if CLAIMS else expand_claims(s, [(f'{p} raises mIoU', base, p, [None]) for p in variants if p in s['presets']])
-    display(claims_table(s, cl) if cl else f'{d}: no baseline in this grid, nothing to compare')
+fallback = [(f'{p} raises mIoU', base, p, [None]) for p in variants]       # the smoke profile
+for t in benchmark_claims(bench, CLAIMS, fallback): display(t)
 
 # %%
 #| label: fig-train-pixel-contrast-paired
 #| fig-cap: mIoU of each pixel-contrast row against DeepLabV3, seed by seed, one row of panels per benchmark: a line per seed (green where the second row is higher, red where lower) and the mean of the paired seeds in black.
-figs = []
-for d, s in bench.items():
-    b = next((p for p in s['presets'] if ch.cfgs[p].method.name == 'none' and not p.endswith('_balanced')), None)
-    pairs = [(b, p) for p in s['presets'] if ch.cfgs[p].method.name == 'pixel_contrast'] if b else []
-    if pairs: figs.append(plot_pairs(s, pairs, strip=(f'{d}_',), width=3.3))
-stack_figures(figs); plt.show()
+benchmark_pairs(bench, CLAIMS, fallback, strip=('{d}_',), width=3.3); plt.show()
 
 # %% [markdown]
 # Per-class IoU, averaged over seeds (whiskers: one standard deviation), one panel per benchmark.
