@@ -159,9 +159,11 @@ def checked_markdown(root: Path = ROOT) -> str:
     c = checked(Path(root))
     v3 = sum(n for v, n in c['cpu_runs'].items() if v in ('synthetic-v3', 'aerial-v1'))
     old = sum(n for v, n in c['cpu_runs'].items() if v not in ('synthetic-v3', 'aerial-v1'))
-    return (f"* **Checked against the authors' code.** {c['networks_equal']} of {c['networks']} of the authors' networks "
-            f"({', '.join(c['repos'])}), built from their repositories and given the same weights as ours, give the same "
-            f"logits as ctxseg's (largest relative difference {c['max_rel_diff']:.0e}, in float64; {{doc}}`/nbs/15_convert`). "
+    nets = (f"{c['networks_equal']} of {c['networks']} of the authors' networks ({', '.join(c['repos'])}), built from "
+            f"their repositories and given the same weights as ours, give the same logits as ctxseg's (largest relative "
+            f"difference {c['max_rel_diff']:.0e}, in float64; {{doc}}`/nbs/15_convert`)." if c['networks']
+            else "No network of the authors has been compared with ours yet.")
+    return (f"* **Checked against the authors' code.** {nets} "
             f"The losses, memories and samplers are tested against loops written to follow the authors' code. Contextrast "
             f"released no code, so nothing of it could be compared.\n"
             f"* **Checked against the authors' recipes.** {c['gpu_presets']} gpu presets, field by field: {c['fields_equal']} of "
