@@ -128,6 +128,7 @@ def rows_on(d):
     ren = lambda p: on_benchmark(p, d) if p.startswith('synthetic_') else p
     return [(ren(p), l) for p, l in ABLATION_ROWS], [(t, ren(r), a) for t, r, a in TABLE_I_DELTAS]
 
+
 # %% [markdown]
 # Our Table I, one per benchmark, in the paper's order, the baseline rows included. $\Delta a$ is the difference of mean mIoU
 # to FCN, $\Delta b$ to the ASPP baseline; BF@t is the boundary F-score with a tolerance of t pixels (the Table V
