@@ -522,7 +522,7 @@ def _page_defects(page: Path) -> list[str]:
     html = page.read_text(encoding='utf-8')
     out = [f'{what} in an output: {o.strip()[:90]!r}' for o in _outputs(html) for pat, what in _NOISE
            if re.search(pat, o)]
-    if not ('results' in page.parts and page.stem in NOT_YET_V3):        # a raw NaN where a table means "no value"
+    if 'results' in page.parts and page.stem not in NOT_YET_V3:          # a training page's table: "no value", not NaN
         out += [f'a raw NaN in an output: {o.strip()[:90]!r}' for o in _outputs(html) if re.search(r'\bNaN\b', o)]
     text = re.sub(r'<[^>]+>', ' ', html)
     out += [f'the internal spec: {m.group(0)!r}' for m in re.finditer(r'(methods|design)\.md|\bspec §\s*[\d.]*', text)]
@@ -568,7 +568,8 @@ def test_each_paper_links_equations_and_code_both_ways_and_has_its_diagram(book,
 
 def test_the_defect_checks_can_fail(tmp_path, chromium):
     "Each check above catches its defect on a page made to have it."
-    page = tmp_path / 'bad.html'
+    (tmp_path / 'results').mkdir()
+    page = tmp_path / 'results' / 'bad.html'                       # under results/: the checks of a training page apply
     page.write_text(
         '<html><body><article class="bd-article" style="width:600px"><section><h2>Results</h2><p>Only words; '
         'the constraint $x_1$ and max\\_samples, see methods.md §3; Eq. (4), as we recall; the issue\'s target.</p></section>'
@@ -578,7 +579,7 @@ def test_the_defect_checks_can_fail(tmp_path, chromium):
         '<div class="cell docutils container"><div class="cell_output docutils container"><pre>/x.py:3: UserWarning: '
         'careful\n&lt;torch._C.Generator at 0x7f00aa&gt;\nstd NaN</pre></div></div>'
         '<img src="a.png" alt="0123456789abcdef0123.png" width="50"></section></article></body></html>')
-    (tmp_path / 'a.png').write_bytes(_tiny_png())
+    (page.parent / 'a.png').write_bytes(_tiny_png())
     r = _probe(chromium, page)
     assert r['overflow'] and any('wide' in x for x in r['overflow']), r
     assert any('inference' in x for x in r['broken_words']), r
