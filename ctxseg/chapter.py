@@ -249,9 +249,9 @@ def benchmark_claims(bench: dict, claims, fallback=()) -> list:
 
 def benchmark_pairs(bench: dict, claims, fallback=(), strip: str = '{d}_', **kw):
     "One figure: `plot_pairs` of the pairs `claims` (or `fallback`) compare on each benchmark of `bench`, stacked."
+    from ctxseg.protocol import claims_on
     figs = []
     for d, s in bench.items():
-        from ctxseg.protocol import claims_on
         pairs = [(b, m) for _, b, m, _ in (claims_on(claims, d) if claims else fallback) if b in s['presets'] and m in s['presets']]
         if pairs: figs.append(plot_pairs(s, pairs, strip=tuple(x.format(d=d) for x in ([strip] if isinstance(strip, str) else strip)), **kw))
     return stack_figures(figs)
