@@ -731,6 +731,33 @@ def test_the_landing_page_types_no_number_and_its_generated_ones_are_the_records
     assert 'PSPNet > FCN' in head and '**held**' in head                  # the v3 baselines' first claim, judged
 
 
+@pytest.mark.slow
+def test_which_method_is_generated_and_says_what_the_protocol_says():
+    """The page "Which method, when?" is generated (tools/which_method.py), listed in the table of contents and
+    linked from the landing page; each method's verdict and interval are the protocol's, recomputed here from the
+    committed runs; "free at inference" names exactly the rows whose measured inference cost is their baseline's."""
+    import importlib.util
+    from ctxseg.protocol import compare
+    spec = importlib.util.spec_from_file_location('which_method', ROOT / 'tools' / 'which_method.py')
+    wm = importlib.util.module_from_spec(spec); spec.loader.exec_module(wm)
+    page = (ROOT / 'book' / 'which_method.md').read_text()
+    assert '_generated/which_method.md' in page and 'book/which_method' in (ROOT / 'book' / '_toc.yml').read_text()
+    assert '/book/which_method' in (ROOT / 'book' / 'intro.md').read_text()
+    md = wm.markdown(ROOT)
+    sections = dict(zip(re.findall(r'^#### (.+)$', md, re.M), re.split(r'^#### .+$', md, flags=re.M)[1:]))
+    assert list(sections) == [m.name for m in wm.METHODS]
+    sm = wm._status_matrix()
+    for m in wm.METHODS:
+        j, text = wm.judge(ROOT, m), sections[m.name]
+        if j['version'] in (None, 'v3'): continue                   # v3: judge_claims, the tests of ctxseg.protocol
+        r = compare(sm.all_runs(ROOT, j['version']), m.baseline, m.row)
+        assert f"**{r['verdict']}** ({wm._interval(r)} mIoU points, {r['n']} paired seeds)" in text, m.name
+    cost = {r['preset']: r for r in json.loads((ROOT / 'book' / 'results' / 'cpu' / 'comparison_cost.json').read_text())['rows']}
+    free = [m.name for m in wm.METHODS if cost[m.row]['infer_gflops'] == cost[m.baseline]['infer_gflops']]
+    line = next(l for l in md.splitlines() if l.startswith('* **Free at inference**'))
+    assert [n for n in (m.name for m in wm.METHODS) if n in line] == free
+
+
 def test_the_landing_page_shows_the_status_matrix(book):
     html = (book / 'book' / 'intro.html').read_text()
     text = re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', '', html))

@@ -1,6 +1,7 @@
 """Build the ctxseg book (Jupyter Book 1) offline: `make book`, or `.venv/bin/python tools/build_book.py`.
 
-0. Writes the landing page's status matrix (tools/status_matrix.py) to book/_generated/status.md.
+0. Writes the landing page's status matrix (tools/status_matrix.py) to book/_generated/status.md, and the page
+   "Which method, when?" (tools/which_method.py) to book/_generated/which_method.md.
 1. Copies MathJax 3 (pip package `django-static-mathjax`, import name `mathjax`) to book/_mathjax/mathjax/
    (git-ignored), which book/_config.yml serves as the site's own static files: no CDN.
 2. Runs, from the repository root,
@@ -61,6 +62,9 @@ def write_status(root: Path) -> Path:
     import importlib.util
     spec = importlib.util.spec_from_file_location('status_matrix', Path(__file__).with_name('status_matrix.py'))
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    spec = importlib.util.spec_from_file_location('which_method', Path(__file__).with_name('which_method.py'))
+    which = importlib.util.module_from_spec(spec); spec.loader.exec_module(which)
+    which.write(root)                                   # the page "Which method, when?"
     return mod.write(root)
 
 
