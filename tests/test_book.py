@@ -188,6 +188,36 @@ def test_results_pages_fold_the_code_that_builds_their_tables():
     assert not unfolded, f'code cells without the hide-input tag: {unfolded[:10]}'
 
 
+def _repeated_rows(nb) -> list[str]:
+    "Cells of an executed notebook that show one row label in two of their tables (a table shown twice, or a part of it)."
+    out = []
+    for i, c in enumerate(nb.cells):
+        seen = {}
+        for k, o in enumerate(c.get('outputs', [])):
+            text = ''.join(o.get('data', {}).get('text/plain', '')) if 'data' in o else ''
+            lines = text.split('\n')
+            if len(lines) < 3 or not re.match(r'^-+(\s+-+)+$', lines[1]): continue      # a Table's plain text
+            for row in lines[2:]:
+                if not row.strip() or re.match(r'^[a-z ]+: ', row): break               # the notes under the table
+                label = re.split(r'\s{2,}', row.strip())[0]
+                if seen.setdefault(label, k) != k: out.append(f'cell {i}: {label!r}')
+    return out
+
+
+def test_no_executed_page_shows_a_table_twice(tmp_path):
+    "No cell of an executed page shows the same row in two tables (the combination page once showed its grid twice)."
+    import nbformat
+    pages = sorted((ROOT / 'book' / 'results').glob('*/*.ipynb'))
+    assert pages
+    found = {p.name: r for p in pages if (r := _repeated_rows(nbformat.read(p, as_version=4)))}
+    assert not found, f'a table shown twice: {found}'
+    nb = nbformat.v4.new_notebook()                                                   # the check can fail
+    table = 'preset  mIoU\n------  ----\nsynthetic_aspp  54.9\nprofile: cpu'
+    out = lambda t: nbformat.v4.new_output('display_data', data={'text/plain': t})
+    nb.cells = [nbformat.v4.new_code_cell('x', outputs=[out(table), out(table)])]
+    assert _repeated_rows(nb) == ["cell 0: 'synthetic_aspp'"]
+
+
 def test_reader_translates_nbdev_directives():
     m = _reader()
     nb = nbformat.v4.new_notebook(cells=[
