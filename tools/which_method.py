@@ -185,7 +185,7 @@ def markdown(root: Path = ROOT) -> str:
             scope = (' Both benchmarks are small and procedural, trained on a CPU at 192 and 128 pixels.' if j['version'] == 'v3'
                      else ' One small procedural benchmark, in a version whose baseline missed a class.')
             out += [f'* **How sure.** {sure}.{bim}{scope}']
-        out += [f'* **Its paper reports** (quoted, not measured here). {m.paper}.', f'* **Chapter:** {{doc}}`/nbs/{m.results}`.', '']
+        out += [f'* **Its paper reports** (quoted, not measured here). {m.paper[0].upper() + m.paper[1:]}.', f'* **Chapter:** {{doc}}`/nbs/{m.results}`.', '']
     return '\n'.join(out)
 
 
