@@ -180,7 +180,7 @@ def markdown(root: Path = ROOT) -> str:
             where = '; '.join(f"{b}: helped {_classes(pc, 1)}; hurt {_classes(pc, -1)}" for b, pc in j['per_class'].items())
             out += [f'* **Where** (classes whose paired IoU interval excludes zero, IoU points). {where}.']
             sure = '; '.join(f"{b}: the smallest effect these seeds detect is {100 * v:.1f} mIoU points" for b, v in j['mde'].items())
-            bim = (f" The runs are bimodal on {', '.join(j['bimodal'])} (some seeds learn the scene cue, some do not), so the "
+            bim = (f" The runs are bimodal on {', '.join(j['bimodal'])} (its seeds fall into two groups), so the "
                    f"interval understates the spread." if j['bimodal'] else '')
             scope = (' Both benchmarks are small and procedural, trained on a CPU at 192 and 128 pixels.' if j['version'] == 'v3'
                      else ' One small procedural benchmark, in a version whose baseline missed a class.')
