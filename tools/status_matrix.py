@@ -50,8 +50,18 @@ def all_runs(root: Path, version: str | None = None) -> dict:
     return {'runs': runs, 'presets': sorted({r['preset'] for r in runs})}
 
 
+KINDS = ('held', 'refuted', 'reverses', 'held on one benchmark', 'refuted on one benchmark', 'not resolved')
+
+
 def _kind(v: str) -> str:
-    return 'held' if v == 'held' else 'refuted' if v == 'refuted' else 'not resolved'
+    """A verdict's kind: held or refuted (on every benchmark it was judged on), reverses (held on one benchmark,
+    refuted on the other), held or refuted on one benchmark only, or not resolved (what remains; bimodal flags aside)."""
+    v = v.removesuffix(' (bimodal)')
+    if v in ('held', 'refuted'): return v
+    if v.startswith('reverses'): return 'reverses'
+    if v.startswith('held on'): return 'held on one benchmark'
+    if v.startswith('refuted on'): return 'refuted on one benchmark'
+    return 'not resolved'
 
 
 def verdicts(root: Path, summ: dict, claims) -> dict:
@@ -61,7 +71,7 @@ def verdicts(root: Path, summ: dict, claims) -> dict:
     holds only if it holds on both), its per-class and boundary claims on each benchmark's own runs."""
     from ctxseg.grids import run_data_version
     from ctxseg.protocol import compare, expand_claims, judge_claims, claims_on, BENCHMARKS
-    out = {'mIoU': dict.fromkeys(('held', 'refuted', 'not resolved'), 0), 'other': dict.fromkeys(('held', 'refuted', 'not resolved'), 0)}
+    out = {'mIoU': dict.fromkeys(KINDS, 0), 'other': dict.fromkeys(KINDS, 0)}
     versions = sorted({run_data_version(r['metrics']) for r in summ['runs'] if 'metrics' in r})
     v3 = any(v.startswith('aerial') for v in versions)
     if v3:
@@ -115,7 +125,9 @@ def markdown(root: Path = ROOT) -> str:
         cpu = (f"{{doc}}`{r['cpu']}, {r['cpu_runs']} runs </book/results/cpu/{tr}>`" if r['cpu'] else 'planned')
         gpu_recipe = f"{len(r['gpu_presets'])} presets" if r['gpu_presets'] else 'none'
         gpu_run = f"{r['gpu_runs']} runs" if r['gpu_runs'] else 'not run (no GPU so far)'
-        cell = lambda v: f"{{doc}}`{v['held']} held, {v['refuted']} refuted, {v['not resolved']} not resolved </nbs/{rs}>`"
+        cell = lambda v: (f"{{doc}}`{v['held']} held, {v['refuted']} refuted, "
+                          + ''.join(f"{v[k]} {k}, " for k in ('reverses', 'held on one benchmark', 'refuted on one benchmark') if v[k])
+                          + f"{v['not resolved']} not resolved </nbs/{rs}>`")
         judged = r['verdicts'] is not None and r['results']
         verdict, other = (cell(r['verdicts']['mIoU']), cell(r['verdicts']['other'])) if judged else ('planned', 'planned')
         lines.append(f"| {r['chapter']} | {theory} | {module} | {cpu} | {gpu_recipe} | {gpu_run} | {verdict} | {other} |")
