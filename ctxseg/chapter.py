@@ -206,7 +206,7 @@ def pca_2d(x: torch.Tensor) -> list:
 
 def plot_points(points: dict, title=str, size: float = 3.6, ncols: int = 4):
     """One scatter panel per `{name: {'xy': N×2, 'y': N labels, 'classes'}}` of `points`, coloured by class, titled
-    `title(name)`; at most `ncols` panels a row, so that a figure of many panels stays legible in a page's column."""
+    `title(name)`, with a legend in the first panel of each list of classes; at most `ncols` panels a row, so that a figure of many panels stays legible in a page's column."""
     import math
     import numpy as np
     import matplotlib.pyplot as plt
@@ -218,7 +218,10 @@ def plot_points(points: dict, title=str, size: float = 3.6, ncols: int = 4):
         for c, cname in enumerate(pt['classes']):
             if (y == c).any(): ax.scatter(*xy[y == c].T, s=4, alpha=0.6, label=cname)
         ax.set_title(title(name), fontsize=9); ax.set_xticks([]); ax.set_yticks([])
-    axs[0][0].legend(markerscale=3, fontsize=8); fig.tight_layout()
+    shown = set()                                     # a legend in the first panel of each list of classes (each benchmark)
+    for ax, pt in zip(axs.flat, points.values()):
+        if tuple(pt['classes']) not in shown: shown.add(tuple(pt['classes'])); ax.legend(markerscale=3, fontsize=8)
+    fig.tight_layout()
     return fig
 
 def stack_figures(figs, dpi: int = 100):
