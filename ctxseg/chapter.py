@@ -256,7 +256,10 @@ def benchmark_pairs(bench: dict, claims, fallback=(), strip: str = '{d}_', **kw)
     figs = []
     for d, s in bench.items():
         pairs = [(b, m) for _, b, m, _ in (claims_on(claims, d) if claims else fallback) if b in s['presets'] and m in s['presets']]
-        if pairs: figs.append(plot_pairs(s, pairs, strip=tuple(x.format(d=d) for x in ([strip] if isinstance(strip, str) else strip)), **kw))
+        if not pairs: continue
+        fig = plot_pairs(s, pairs, strip=tuple(x.format(d=d) for x in ([strip] if isinstance(strip, str) else strip)), **kw)
+        for ax in fig.axes: ax.set_title(f'{d}: {ax.get_title()}', fontsize=9)         # which benchmark each row is
+        figs.append(fig)
     return stack_figures(figs)
 
 def stats_table(records: list[dict], by, keys, digits: int = 3, title: str = ''):

@@ -264,6 +264,14 @@ def per_class_table(summary: dict, pairs, base_summary: dict | None = None, pref
                  title='per-class differences')
 
 # %% ../nbs/11c_protocol.ipynb #e8d76919
+def _spread(ys: dict, gap: float) -> dict:
+    "Label heights for the points `ys` {key: y}: in the points' order, at least `gap` apart, as near their points as that allows."
+    order = sorted(ys, key=ys.get)
+    pos, last = {}, -math.inf
+    for k in order: pos[k] = last = max(ys[k], last + gap)
+    shift = float(np.mean([pos[k] - ys[k] for k in order])) if order else 0.0
+    return {k: pos[k] - shift for k in order}
+
 def plot_paired(summary: dict, baseline: str, method: str, metric: str = 'mIoU', ax=None,
                 base_summary: dict | None = None, cls=None):
     """Slope chart of `metric` (or class `cls`'s IoU), in %: per seed, the baseline and method values joined by a
@@ -277,7 +285,9 @@ def plot_paired(summary: dict, baseline: str, method: str, metric: str = 'mIoU',
     for s in seeds:
         ax.plot([0, 1], [100 * b[s], 100 * m[s]], '-o', color='tab:green' if m[s] >= b[s] else 'tab:red',
                 lw=1.2, ms=4, alpha=.8, label=f'seed {s}')
-        ax.annotate(f'seed {s}', (1, 100 * m[s]), xytext=(5, 0), textcoords='offset points', va='center', fontsize=7)
+    span = 100 * (max([*b.values(), *m.values()]) - min([*b.values(), *m.values()])) if seeds else 0
+    for s, y in _spread({s: 100 * m[s] for s in seeds}, 0.06 * (span or 1)).items():   # labels apart, each by its point
+        ax.annotate(f'seed {s}', (1, 100 * m[s]), xytext=(1.06, y), textcoords='data', va='center', fontsize=7)
     lone = [(0, v) for s, v in b.items() if s not in seeds] + [(1, v) for s, v in m.items() if s not in seeds]
     lone = [(x, v) for x, v in lone if not math.isnan(v)]
     if lone: ax.plot(*zip(*[(x, 100 * v) for x, v in lone]), 'o', mfc='none', color='0.5', ms=5, ls='none', label='unpaired')
