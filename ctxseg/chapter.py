@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from . import configs as C
 from . import presets as P
 from .grids import load_reference, load_summary, mean_log_series, merge_summaries, run_state, data_fingerprint, train_grid
-from .protocol import plot_paired
+from .protocol import plot_paired, respread
 from .provenance import check_gpu_profile, git_info, machine_info, repo_root
 from .data import PROCEDURAL
 
@@ -154,6 +154,7 @@ def plot_pairs(summary: dict, claims, strip=('synthetic_',), width: float = 3.0,
     for ax, (b, m) in zip(axs[0], pairs):
         plot_paired(summary, b, m, ax=ax)
         if strip: ax.set_xticklabels([strip_prefix(b, strip), strip_prefix(m, strip)], fontsize=7, rotation=12)
+    for ax in axs[0]: respread(ax)                       # the shared y-range is final only now
     fig.tight_layout()
     return fig
 

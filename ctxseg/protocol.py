@@ -12,9 +12,9 @@ from .grids import (Table, aggregate, check_versions, loss_trend, run_data_versi
 # %% auto #0
 __all__ = ['EXPECT', 'MIN_SEEDS', 'CONTEXT_THRESHOLD', 'BENCHMARKS', 'CONTROL', 'REPLICATION_METRICS', 'paired_diff', 'bimodal',
            'exact_paired_rate', 'uses_context', 'compare_context', 'rate_text', 'paired_values', 'compare',
-           'verdict_text', 'claims_table', 'expand_claims', 'per_class_table', 'plot_paired', 'on_benchmark', 'on_both',
-           'claims_on', 'replicate', 'judge_claims', 'replication_table', 'verdict_changes', 'bottom_line', 'cue_table',
-           'recipe_targets']
+           'verdict_text', 'claims_table', 'expand_claims', 'per_class_table', 'respread', 'plot_paired',
+           'on_benchmark', 'on_both', 'claims_on', 'replicate', 'judge_claims', 'replication_table', 'verdict_changes',
+           'bottom_line', 'cue_table', 'recipe_targets']
 
 # %% ../nbs/11c_protocol.ipynb #c0054a7f
 import functools
@@ -272,6 +272,14 @@ def _spread(ys: dict, gap: float) -> dict:
     shift = float(np.mean([pos[k] - ys[k] for k in order])) if order else 0.0
     return {k: pos[k] - shift for k in order}
 
+def respread(ax, frac: float = 0.06):
+    """Move the seed labels of a slope chart `ax` apart, `frac` of its y-range at least, each near its point (`_spread`);
+    call it again once the limits are final (panels that share their y-axis)."""
+    texts = [t for t in ax.texts if t.get_text().startswith('seed ')]
+    if not texts: return
+    ax.autoscale_view(); lo, hi = ax.get_ylim()
+    for i, y in _spread({i: t.xy[1] for i, t in enumerate(texts)}, frac * (hi - lo)).items(): texts[i].set_position((1.06, y))
+
 def plot_paired(summary: dict, baseline: str, method: str, metric: str = 'mIoU', ax=None,
                 base_summary: dict | None = None, cls=None):
     """Slope chart of `metric` (or class `cls`'s IoU), in %: per seed, the baseline and method values joined by a
@@ -285,9 +293,7 @@ def plot_paired(summary: dict, baseline: str, method: str, metric: str = 'mIoU',
     for s in seeds:
         ax.plot([0, 1], [100 * b[s], 100 * m[s]], '-o', color='tab:green' if m[s] >= b[s] else 'tab:red',
                 lw=1.2, ms=4, alpha=.8, label=f'seed {s}')
-    span = 100 * (max([*b.values(), *m.values()]) - min([*b.values(), *m.values()])) if seeds else 0
-    for s, y in _spread({s: 100 * m[s] for s in seeds}, 0.06 * (span or 1)).items():   # labels apart, each by its point
-        ax.annotate(f'seed {s}', (1, 100 * m[s]), xytext=(1.06, y), textcoords='data', va='center', fontsize=7)
+    for s in seeds: ax.annotate(f'seed {s}', (1, 100 * m[s]), xytext=(1.06, 100 * m[s]), textcoords='data', va='center', fontsize=7)
     lone = [(0, v) for s, v in b.items() if s not in seeds] + [(1, v) for s, v in m.items() if s not in seeds]
     lone = [(x, v) for x, v in lone if not math.isnan(v)]
     if lone: ax.plot(*zip(*[(x, 100 * v) for x, v in lone]), 'o', mfc='none', color='0.5', ms=5, ls='none', label='unpaired')
@@ -297,6 +303,7 @@ def plot_paired(summary: dict, baseline: str, method: str, metric: str = 'mIoU',
     ax.set_xticks([0, 1]); ax.set_xticklabels([baseline, method], fontsize=8); ax.set_xlim(-0.25, 1.4)
     ax.set_ylabel(f'{cls} IoU (%)' if cls is not None else f'{metric} (%)')
     ax.set_title(f'{len(seeds)} paired seeds', fontsize=9); ax.grid(axis='y', alpha=.3)
+    respread(ax)                                      # seed labels apart, each near its point
     if own: fig.tight_layout()
     return fig
 
