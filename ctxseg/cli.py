@@ -228,10 +228,10 @@ def demo_choice(root=None) -> dict:
 
 def same_run(run, committed) -> str:
     "Whether the run folder `run` repeats `committed` bit for bit: its config, every logged loss and the final per-class IoU."
-    from ctxseg.grids import read_log
+    from ctxseg.grids import read_log, same_config
     run, committed = Path(run), Path(committed)
     if not (committed / 'metrics.json').is_file(): return f'not checked: no committed run at {committed}'
-    if json.loads((run / 'config.json').read_text()) != json.loads((committed / 'config.json').read_text()):
+    if not same_config(json.loads((run / 'config.json').read_text()), json.loads((committed / 'config.json').read_text())):   # up to the chunk keys
         return 'not checked: this run\'s config differs from the committed run\'s (overrides)'
     a, b = read_log(run), read_log(committed)
     diff = [(x['iter'], abs(x['loss'] - y['loss'])) for x, y in zip(a, b) if x['loss'] != y['loss']]
