@@ -779,7 +779,7 @@ def test_which_method_is_generated_and_says_what_the_protocol_says():
     assert '_generated/which_method.md' in page and 'book/which_method' in (ROOT / 'book' / '_toc.yml').read_text()
     assert '/book/which_method' in (ROOT / 'book' / 'intro.md').read_text()
     md = wm.markdown(ROOT)
-    sections = dict(zip(re.findall(r'^#### (.+)$', md, re.M), re.split(r'^#### .+$', md, flags=re.M)[1:]))
+    sections = dict(zip(re.findall(r'^### (.+)$', md, re.M), re.split(r'^### .+$', md, flags=re.M)[1:]))
     assert list(sections) == [m.name for m in wm.METHODS]
     sm = wm._status_matrix()
     for m in wm.METHODS:

@@ -169,9 +169,9 @@ def markdown(root: Path = ROOT) -> str:
     how = (f"The costs are FLOPs counted on 192-px images at batch 8, from one measurement (`{c['command']}`, "
            f"{c['machine']['hardware']}); the verdicts are the protocol's, recomputed from the committed runs when the book "
            f"is built." if c else 'No cost measurement is committed yet.')
-    out = ['### The short answer', '', *short, '', '### Method by method', '', how, '']
+    out = ['## The short answer', '', *short, '', '## Method by method', '', how, '']
     for m, j, c in rows:
-        out += [f'#### {m.name}', '', f'* **What it changes.** {m.changes[0].upper() + m.changes[1:]}.',
+        out += [f'### {m.name}', '', f'* **What it changes.** {m.changes[0].upper() + m.changes[1:]}.',
                 f'* **What it costs.** {c[0].upper() + c[1:]}.']
         if j['version'] is None:
             out += ['* **On this book\'s benchmarks.** Not trained yet.']
