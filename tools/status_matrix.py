@@ -50,6 +50,12 @@ def all_runs(root: Path, version: str | None = None) -> dict:
     return {'runs': runs, 'presets': sorted({r['preset'] for r in runs})}
 
 
+
+def runs_of(root: Path, versions) -> dict:
+    "`all_runs` of each data version of `versions` in one summary (benchmark v3: its two benchmarks' versions)."
+    got = [all_runs(root, v) for v in versions]
+    return {'runs': [r for a in got for r in a['runs']], 'presets': [p for a in got for p in a['presets']]}
+
 KINDS = ('held', 'refuted', 'reverses', 'held on one benchmark', 'refuted on one benchmark', 'not resolved')
 
 
@@ -75,9 +81,7 @@ def verdicts(root: Path, summ: dict, claims) -> dict:
     versions = sorted({run_data_version(r['metrics']) for r in summ['runs'] if 'metrics' in r})
     v3 = any(v.startswith('aerial') for v in versions)
     if v3:
-        allr = {'runs': [], 'presets': []}
-        for v in versions:
-            a = all_runs(root, v); allr = {'runs': allr['runs'] + a['runs'], 'presets': allr['presets'] + a['presets']}
+        allr = runs_of(root, versions)
         for j in judge_claims(allr, claims):
             if j['against'] == 'baseline': out['mIoU'][_kind(j['verdicts']['mIoU'])] += 1
         for bench in BENCHMARKS:

@@ -11,13 +11,14 @@ and against the class-balanced control (`ctxseg.protocol.judge_claims`); a chapt
 benchmark is judged there and says so. The page therefore changes when a verdict changes, with no edit.
 """
 from __future__ import annotations
-import argparse, importlib.util, math, sys
+import argparse, functools, importlib.util, math, sys
 from typing import NamedTuple
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@functools.lru_cache(maxsize=None)
 def _status_matrix():
     spec = importlib.util.spec_from_file_location('status_matrix', Path(__file__).with_name('status_matrix.py'))
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
@@ -104,9 +105,7 @@ def judge(root: Path, m: Method) -> dict:
     versions = sorted({run_data_version(r['metrics']) for r in summ['runs'] if 'metrics' in r})
     out = {'lines': [], 'held': False, 'replicated': None}
     if any(v in V3 for v in versions):
-        runs = {'runs': [], 'presets': []}
-        for v in V3:
-            a = sm.all_runs(root, v); runs = {'runs': runs['runs'] + a['runs'], 'presets': runs['presets'] + a['presets']}
+        runs = sm.runs_of(root, V3)
         judged = judge_claims(runs, [(m.name, m.baseline, m.row, [None])])
         if not judged: return {**out, 'version': None}
         out['version'] = 'v3'
