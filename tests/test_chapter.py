@@ -102,3 +102,48 @@ def test_the_results_pages_link_to_the_training_figures_instead_of_redrawing_the
         prose = '\n'.join(c.source for c in nb.cells if c.cell_type == 'markdown')
         assert 'plot_paired(' not in code, f'{page.name} redraws the paired plot of its training page'
         assert '{numref}`fig-train-' in prose, f'{page.name} links to no figure of its training page'
+
+
+def _train_queue():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('train_queue', ROOT / 'tools' / 'train_queue.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_train_queue_reads_each_chapters_cpu_grid():
+    "The queue trains exactly the grid the training notebook's cpu profile trains, on both benchmarks."
+    q = _train_queue()
+    for name in ('contextrast', 'mcibi', 'region_contrast', 'gald', 'pixel_contrast'):
+        d = q.cpu_defaults(name)
+        assert d['seeds'] == [0, 1, 2, 3, 4], name
+        assert 'synthetic_aspp' in d['presets'] and any(p.startswith('aerial_') for p in d['presets']), name
+
+
+def test_train_queue_refuses_a_notebook_without_defaults(tmp_path):
+    (tmp_path / 'nbs' / 'train').mkdir(parents=True)
+    (tmp_path / 'nbs' / 'train' / 'xx.py').write_text('# %%\nx = 1\n')
+    with pytest.raises(SystemExit, match='no PROFILE_DEFAULTS'): _train_queue().cpu_defaults('xx', root=tmp_path)
+
+
+def test_train_queue_stages_finished_runs_and_restores_them(tmp_path):
+    "A finished run is staged without its checkpoint and restored into an empty grid; a paused run is not staged."
+    q = _train_queue()
+    out, staged = tmp_path / 'runs', tmp_path / 'stage'
+    done, paused = out / 'p' / 'seed0', out / 'p' / 'seed1'
+    for r in (done, paused):
+        r.mkdir(parents=True)
+        (r / 'config.json').write_text('{}'); (r / 'checkpoint.pt').write_bytes(b'x'); (r / 'log.jsonl').write_text('{"iter": 1}\n')
+    (done / 'metrics.json').write_text('{"mIoU": 0.5}')
+    assert q.stage(out, staged) == ['p/seed0']
+    assert sorted(f.name for f in (staged / 'p' / 'seed0').iterdir()) == ['config.json', 'log.jsonl', 'metrics.json']
+    assert not (staged / 'p' / 'seed1').exists()
+    assert q.stage(out, staged) == []                                   # nothing new
+    (done / 'metrics.json').write_text('{"mIoU": 0.6}')                 # retrained: staged again
+    assert q.stage(out, staged) == ['p/seed0']
+    fresh = tmp_path / 'fresh'
+    (fresh / 'p' / 'seed0').mkdir(parents=True); (fresh / 'p' / 'seed0' / 'checkpoint.pt').write_bytes(b'old')
+    assert q.restore(staged, fresh) == ['p/seed0']
+    assert (fresh / 'p' / 'seed0' / 'metrics.json').read_text() == '{"mIoU": 0.6}'
+    assert not (fresh / 'p' / 'seed0' / 'checkpoint.pt').exists()       # a half-trained leftover is replaced
+    assert q.restore(staged, fresh) == []

@@ -1,0 +1,106 @@
+"""Train the cpu grids of several chapters one after another, until a deadline, so that a grid too long for one
+working session is finished over several.
+
+    python tools/train_queue.py contextrast mcibi --until 16:30 [--runs /path/to/runs/cpu] [--stage book/results/cpu/v3/in_progress]
+
+For each chapter it reads the cpu defaults of its training notebook (`nbs/train/<name>.py`, the cell that defines
+`PROFILE_DEFAULTS`), restores the finished runs staged by earlier sessions, adopts the rows that other grids already
+trained (`adopt_runs`, from `<runs>/baselines` and `<runs>/pixel_contrast`, which it first restores from their
+committed grids), and trains the rest with `train_grid` within the time left. Every run that finishes is copied to
+the stage folder (without checkpoint or TensorBoard events), which is committed, so that the next session reuses it:
+`train_grid` reuses a run whose config, data fingerprint and metrics are there. The executed training page
+(`ctxseg run-notebooks --profile cpu <name>`) then finds every run finished and trains nothing.
+
+Run it from a worktree at a clean commit (`PYTHONPATH=<worktree>`), so that the runs record that commit and editing
+the checkout does not change the code under a running grid.
+"""
+import argparse, datetime, re, shutil, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEEP = ('config.json', 'data.json', 'log.jsonl', 'metrics.json', 'provenance.json')   # what a reused run needs
+
+
+def cpu_defaults(name: str, root: Path = ROOT) -> dict:
+    "The cpu entry of `PROFILE_DEFAULTS` in the training notebook `nbs/train/<name>.py` (its defining cell, executed)."
+    src = (root / 'nbs' / 'train' / f'{name}.py').read_text()
+    cell = next((c for c in re.split(r'^# %%.*$', src, flags=re.M) if 'PROFILE_DEFAULTS = {' in c), None)
+    if cell is None: raise SystemExit(f'{name}: no PROFILE_DEFAULTS cell in nbs/train/{name}.py')
+    ns = {}
+    exec(cell, ns)
+    return ns['PROFILE_DEFAULTS']['cpu']
+
+
+def copy_run(src: Path, dst: Path):
+    "The files of a finished run that a later `train_grid` needs to reuse it, copied from `src` to `dst`."
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in KEEP:
+        if (src / f).is_file(): shutil.copy2(src / f, dst / f)
+
+
+def stage(out: Path, staged: Path) -> list[str]:
+    "Copy to `staged` every finished run of the grid folder `out` that is not there yet (or changed); their names."
+    done = []
+    for m in sorted(out.glob('*/seed*/metrics.json')):
+        run, rel = m.parent, m.parent.relative_to(out)
+        if (staged / rel / 'metrics.json').is_file() and (staged / rel / 'metrics.json').read_bytes() == m.read_bytes(): continue
+        copy_run(run, staged / rel); done.append(str(rel))
+    return done
+
+
+def restore(staged: Path, out: Path) -> list[str]:
+    "Copy back into the grid folder `out` the staged runs it does not hold; their names."
+    back = []
+    for m in sorted(staged.glob('*/seed*/metrics.json')):
+        rel = m.parent.relative_to(staged)
+        if (out / rel / 'metrics.json').is_file(): continue
+        if (out / rel).exists(): shutil.rmtree(out / rel)
+        copy_run(m.parent, out / rel); back.append(str(rel))
+    return back
+
+
+def deadline(s: str) -> float:
+    "Epoch seconds of 'HH:MM' today (local time), or of a number of epoch seconds."
+    if re.fullmatch(r'\d+(\.\d+)?', s): return float(s)
+    h, m = map(int, s.split(':'))
+    return datetime.datetime.now().replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('names', nargs='+', help='training notebooks, in order (contextrast, mcibi, region_contrast, gald, ...)')
+    ap.add_argument('--until', required=True, help="stop starting work at HH:MM (a run in progress pauses there and resumes next time)")
+    ap.add_argument('--runs', default=str(ROOT / 'runs' / 'cpu'), help='the folder of the cpu grids')
+    ap.add_argument('--stage', default=str(ROOT / 'book' / 'results' / 'cpu' / 'v3' / 'in_progress'),
+                    help='where finished runs are copied (committed)')
+    a = ap.parse_args(argv)
+    from ctxseg.chapter import setup, adopt_runs
+    from ctxseg.grids import train_grid
+    runs, stage_root, end = Path(a.runs), Path(a.stage), deadline(a.until)
+    for grid in ('baselines', 'pixel_contrast'):                    # the rows other chapters adopt
+        committed = ROOT / 'book' / 'results' / 'cpu' / grid
+        if (committed / 'summary.json').is_file():
+            print(f'{grid}: restored {len(restore(committed, runs / grid))} runs from {committed.relative_to(ROOT)}', flush=True)
+    for name in a.names:
+        left = end - time.time()
+        if left <= 60: print(f'{name}: not started (deadline)', flush=True); break
+        d = cpu_defaults(name)
+        out, staged = runs / name, stage_root / name
+        ch = setup(name, {'cpu': d}, 'cpu', out_dir=out, time_budget=left,
+                   command=f'tools/train_queue.py {" ".join(a.names)} (then ctxseg run-notebooks --profile cpu {name})')
+        print(f'{name}: restored {len(restore(staged, out))} staged runs', flush=True)
+        for grid in ('baselines', 'pixel_contrast'):
+            adopt_runs(ch, runs / grid, ch.presets)
+
+        def log(msg, out=out, staged=staged):
+            print(time.strftime('%H:%M:%S'), msg, flush=True)
+            for rel in stage(out, staged): print(f'  staged {rel}', flush=True)
+
+        s = train_grid(ch.presets, ch.seeds, ch.overrides, out, time_budget=left, context=ch.context, log=log)
+        stage(out, staged)
+        print(f'{name}: {s["status"]} ({sum("metrics" in r for r in s["runs"])}/{len(s["runs"])} runs finished)', flush=True)
+        if s['status'] != 'complete': break
+
+
+if __name__ == '__main__':
+    sys.exit(main())
