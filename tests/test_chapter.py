@@ -147,3 +147,5 @@ def test_train_queue_stages_finished_runs_and_restores_them(tmp_path):
     assert (fresh / 'p' / 'seed0' / 'metrics.json').read_text() == '{"mIoU": 0.6}'
     assert not (fresh / 'p' / 'seed0' / 'checkpoint.pt').exists()       # a half-trained leftover is replaced
     assert q.restore(staged, fresh) == []
+    (out / 'base' / 'seed0').mkdir(parents=True); (out / 'base' / 'seed0' / 'metrics.json').write_text('{}')
+    assert q.stage(out, staged, skip={'base'}) == []                    # a row adopted from another grid stays there

@@ -38,11 +38,13 @@ def copy_run(src: Path, dst: Path):
         if (src / f).is_file(): shutil.copy2(src / f, dst / f)
 
 
-def stage(out: Path, staged: Path) -> list[str]:
-    "Copy to `staged` every finished run of the grid folder `out` that is not there yet (or changed); their names."
+def stage(out: Path, staged: Path, skip=()) -> list[str]:
+    """Copy to `staged` every finished run of the grid folder `out` that is not there yet (or changed), except the runs
+    of the presets `skip` (those adopted from other grids, committed there); their names."""
     done = []
     for m in sorted(out.glob('*/seed*/metrics.json')):
         run, rel = m.parent, m.parent.relative_to(out)
+        if rel.parts[0] in skip: continue
         if (staged / rel / 'metrics.json').is_file() and (staged / rel / 'metrics.json').read_bytes() == m.read_bytes(): continue
         copy_run(run, staged / rel); done.append(str(rel))
     return done
@@ -89,15 +91,15 @@ def main(argv=None):
         ch = setup(name, {'cpu': d}, 'cpu', out_dir=out, time_budget=left,
                    command=f'tools/train_queue.py {" ".join(a.names)} (then ctxseg run-notebooks --profile cpu {name})')
         print(f'{name}: restored {len(restore(staged, out))} staged runs', flush=True)
-        for grid in ('baselines', 'pixel_contrast'):
-            adopt_runs(ch, runs / grid, ch.presets)
+        for grid in ('baselines', 'pixel_contrast'): adopt_runs(ch, runs / grid, ch.presets)
+        adopted = {p for grid in ('baselines', 'pixel_contrast') for p in ch.presets if (runs / grid / p).is_dir()}   # committed there
 
-        def log(msg, out=out, staged=staged):
+        def log(msg, out=out, staged=staged, skip=adopted):
             print(time.strftime('%H:%M:%S'), msg, flush=True)
-            for rel in stage(out, staged): print(f'  staged {rel}', flush=True)
+            for rel in stage(out, staged, skip): print(f'  staged {rel}', flush=True)
 
         s = train_grid(ch.presets, ch.seeds, ch.overrides, out, time_budget=left, context=ch.context, log=log)
-        stage(out, staged)
+        stage(out, staged, adopted)
         print(f'{name}: {s["status"]} ({sum("metrics" in r for r in s["runs"])}/{len(s["runs"])} runs finished)', flush=True)
         if s['status'] != 'complete': break
 
