@@ -75,6 +75,8 @@ def main(argv=None):
     ap.add_argument('--runs', default=str(ROOT / 'runs' / 'cpu'), help='the folder of the cpu grids')
     ap.add_argument('--stage', default=str(ROOT / 'book' / 'results' / 'cpu' / 'v3' / 'in_progress'),
                     help='where finished runs are copied (committed)')
+    ap.add_argument('--first-seed-last', action=argparse.BooleanOptionalAction, default=True,
+                    help='train the first seed of every preset after the others (default: yes)')
     a = ap.parse_args(argv)
     from ctxseg.chapter import setup, adopt_runs
     from ctxseg.grids import train_grid
@@ -98,9 +100,15 @@ def main(argv=None):
             print(time.strftime('%H:%M:%S'), msg, flush=True)
             for rel in stage(out, staged, skip): print(f'  staged {rel}', flush=True)
 
-        s = train_grid(ch.presets, ch.seeds, ch.overrides, out, time_budget=left, context=ch.context, log=log)
+        # The first seed last: its checkpoints feed the page's pictures (overlays, PCA), and checkpoints are not
+        # committed, so a grid spread over several sessions keeps them only for the runs of its last session.
+        order = [[s for s in ch.seeds if s != min(ch.seeds)], [min(ch.seeds)]] if a.first_seed_last else [ch.seeds]
+        for seeds in order:
+            s = train_grid(ch.presets, seeds, ch.overrides, out, time_budget=max(end - time.time(), 1e-3), context=ch.context, log=log)
+            if s['status'] != 'complete': break
         stage(out, staged, adopted)
-        print(f'{name}: {s["status"]} ({sum("metrics" in r for r in s["runs"])}/{len(s["runs"])} runs finished)', flush=True)
+        n = sum((out / p / f'seed{k}' / 'metrics.json').is_file() for p in ch.presets for k in ch.seeds)
+        print(f'{name}: {s["status"]} ({n}/{len(ch.presets) * len(ch.seeds)} runs finished)', flush=True)
         if s['status'] != 'complete': break
 
 
