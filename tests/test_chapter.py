@@ -49,7 +49,7 @@ def test_the_reference_rows_are_the_committed_baselines(tmp_path):
 
 
 def test_with_rows_is_the_merge_the_results_pages_made_by_hand():
-    rc, bl, pc = (load_summary(RESULTS / n) for n in ('region_contrast', 'v2/baselines', 'v2/pixel_contrast'))
+    rc, bl, pc = (load_summary(RESULTS / n) for n in ('v2/region_contrast', 'v2/baselines', 'v2/pixel_contrast'))
     hand = lambda s, p: {**s, 'runs': [r for r in s['runs'] if r['preset'] == p]}
     old = {**merge_summaries(hand(bl, 'synthetic_aspp'), hand(pc, 'synthetic_aspp_pixcon_batch'), rc),
            'presets': ['synthetic_aspp', 'synthetic_aspp_pixcon_batch', *rc['presets']]}
