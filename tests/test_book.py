@@ -784,7 +784,17 @@ def test_which_method_is_generated_and_says_what_the_protocol_says():
     sm = wm._status_matrix()
     for m in wm.METHODS:
         j, text = wm.judge(ROOT, m), sections[m.name]
-        if j['version'] in (None, 'v3'): continue                   # v3: judge_claims, the tests of ctxseg.protocol
+        if j['version'] is None: continue
+        if j['version'] == 'v3':                                    # each benchmark's interval, verdict and seed count
+            from ctxseg.protocol import judge_claims, BENCHMARKS
+            for jc in judge_claims(sm.runs_of(ROOT, wm.V3), [(m.name, m.baseline, m.row, [None])]):
+                rs = {b: jc['results'][b]['mIoU'] for b in BENCHMARKS}
+                one = len({r['n'] for r in rs.values()}) == 1
+                for b, r in rs.items():
+                    said = f"{b}: {wm._interval(r)} {r['verdict']}" + ('' if one else f", {r['n']} paired seeds")
+                    assert said in text, (m.name, jc['against'], said)
+                if one: assert f"mIoU points, {rs[BENCHMARKS[0]]['n']} paired seeds;" in text, m.name
+            continue
         r = compare(sm.all_runs(ROOT, j['version']), m.baseline, m.row)
         assert f"**{r['verdict']}** ({wm._interval(r)} mIoU points, {r['n']} paired seeds)" in text, m.name
     cost = {r['preset']: r for r in json.loads((ROOT / 'book' / 'results' / 'cpu' / 'comparison_cost.json').read_text())['rows']}

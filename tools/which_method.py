@@ -112,9 +112,11 @@ def judge(root: Path, m: Method) -> dict:
         for j in judged:
             who = 'DeepLabV3' if j['against'] == 'baseline' and m.baseline == 'synthetic_aspp' else \
                   'FCN' if j['against'] == 'baseline' else 'the class-balanced control'
-            res = '; '.join(f"{b}: {_interval(j['results'][b]['mIoU'])} {j['results'][b]['mIoU']['verdict']}"
-                            for b in BENCHMARKS if 'mIoU' in j['results'].get(b, {}))
-            out['lines'].append(f"against {who}: **{j['verdicts']['mIoU']}** ({res} mIoU points, {j['results'][BENCHMARKS[0]]['mIoU']['n']} paired seeds)")
+            rs = {b: j['results'][b]['mIoU'] for b in BENCHMARKS if 'mIoU' in j['results'].get(b, {})}
+            same = len({r['n'] for r in rs.values()}) == 1           # one seed count, or each benchmark's own
+            res = '; '.join(f"{b}: {_interval(r)} {r['verdict']}" + ('' if same else f", {r['n']} paired seeds") for b, r in rs.items())
+            unit = 'mIoU points' + (f", {next(iter(rs.values()))['n']} paired seeds" if same and rs else '')
+            out['lines'].append(f"against {who}: **{j['verdicts']['mIoU']}** ({unit}; {res})")
         base = [j for j in judged if j['against'] == 'baseline']
         out['replicated'] = base[0]['verdicts']['mIoU'] if base else None
         out['held'] = all(j['verdicts']['mIoU'] == 'held' for j in judged)
