@@ -13,8 +13,8 @@ from .inputs import to_tensor
 
 # %% auto #0
 __all__ = ['SYNTHETIC_VERSION', 'CLASSES', 'PALETTE', 'IGNORE_INDEX', 'BACKGROUND', 'ROAD', 'CAR', 'BOAT', 'SIGN', 'WIRE', 'BUSH',
-           'ROCK', 'DEFAULT_SIZE', 'WARM', 'COOL', 'SPLIT_BASE', 'DEFAULT_NUM', 'smooth_noise', 'generate', 'colorize',
-           'class_frequencies', 'object_colour_stats', 'swap_horizon', 'SyntheticSegmentation',
+           'ROCK', 'DEFAULT_SIZE', 'WARM', 'COOL', 'SPLIT_BASE', 'DEFAULT_NUM', 'CACHE_BYTES', 'smooth_noise',
+           'generate', 'colorize', 'class_frequencies', 'object_colour_stats', 'swap_horizon', 'SyntheticSegmentation',
            'write_cityscapes_layout']
 
 # %% ../nbs/02_synthetic.ipynb #c1ae2760
@@ -171,6 +171,7 @@ def swap_horizon(images: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/02_synthetic.ipynb #59663f34
 SPLIT_BASE = {'train': 0, 'val': 10_000_000, 'test': 20_000_000}
 DEFAULT_NUM = {'train': 2000, 'val': 200, 'test': 200}
+CACHE_BYTES = 512 * 2**20     # drawn scenes kept in memory up to this size per split (image and label, uint8)
 
 class SyntheticSegmentation(Dataset):
     """The built-in synthetic benchmark as a dataset: dicts with `image`, `label`, `name`; `counterfactual(i)` is
@@ -179,12 +180,16 @@ class SyntheticSegmentation(Dataset):
     context_classes = (CAR, BOAT)
     generate, offset, default_size = staticmethod(generate), 0, DEFAULT_SIZE   # the scenes, where their seeds start, their size
     version = f'synthetic-v{SYNTHETIC_VERSION}'                               # what runs record as their data version
-    def __init__(self, split: str = 'train', num_samples: int | None = None, size: int | None = None, seed: int = 0):
+    def __init__(self, split: str = 'train', num_samples: int | None = None, size: int | None = None, seed: int = 0,
+                 cache: bool | None = None):
         if split not in SPLIT_BASE: raise ValueError(f"split must be one of {list(SPLIT_BASE)}, got {split!r}")
         self.split, self.seed = split, seed
         self.size = size or self.default_size
         self.n = DEFAULT_NUM[split] if num_samples is None else num_samples
         self.base = SPLIT_BASE[split] + 100_000_000 * seed + self.offset
+        # a scene is a pure function of its seed: keep the drawn uint8 arrays when the split fits in CACHE_BYTES
+        self.cache = self.n * self.size ** 2 * 4 <= CACHE_BYTES if cache is None else cache
+        self._scenes = {}
     def __len__(self): return self.n
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n: raise IndexError(i)
@@ -193,7 +198,11 @@ class SyntheticSegmentation(Dataset):
         if not 0 <= i < self.n: raise IndexError(i)
         return self._sample(i, True)
     def _sample(self, i: int, flip: bool) -> dict:
-        im, lab = self.generate(self.base + i, self.size, flip_cue=flip)
+        scene = self._scenes.get((i, flip))
+        if scene is None:
+            scene = self.generate(self.base + i, self.size, flip_cue=flip)
+            if self.cache: self._scenes[(i, flip)] = scene
+        im, lab = scene                                  # to_tensor and astype copy: the kept arrays are never written
         return {'image': to_tensor(im), 'label': torch.from_numpy(lab.astype(np.int64)), 'name': f'{self.split}_{i:06d}'}
 
 # %% ../nbs/02_synthetic.ipynb #91de25a9

@@ -189,3 +189,27 @@ def test_cpu_run_repeats_bit_for_bit_in_a_fresh_process(tmp_path):
     prov = json.loads((tmp_path / 'a' / 'provenance.json').read_text())
     assert prov['mkl_cbwr'] == 'AVX2' and prov['torch_threads'] == P.get('synthetic_ocr').train.threads == 2
     assert prov['data_version'] == 'synthetic-v3'
+
+
+def test_kept_scenes_train_the_same_run_as_scenes_drawn_afresh(tmp_path, monkeypatch):
+    """The built-in benchmarks keep the scenes they have drawn (`ctxseg.synthetic.CACHE_BYTES`): a run that reads them
+    back, three times each here, equals to the last bit one that draws every scene afresh, on both benchmarks."""
+    from ctxseg import synthetic
+    from ctxseg.data import procedural_dataset
+    for ds in ('synthetic', 'aerial'):
+        cfg = P.get('smoke', [f'data.dataset={ds}', 'data.num_train=4', 'data.num_val=2', 'train.log_interval=1'])
+        D, drawn = procedural_dataset(ds), {}
+        def counted(k, draw=D.generate):
+            def g(*a, **kw): drawn[k] = drawn.get(k, 0) + 1; return draw(*a, **kw)
+            return staticmethod(g)
+        with monkeypatch.context() as m:
+            m.setattr(D, 'generate', counted('kept'))
+            train(cfg, tmp_path / f'{ds}_kept', progress=False)
+        with monkeypatch.context() as m:
+            m.setattr(synthetic, 'CACHE_BYTES', 0); m.setattr(D, 'generate', counted('fresh'))
+            train(cfg, tmp_path / f'{ds}_fresh', progress=False)
+        assert drawn['kept'] < drawn['fresh'] - 6, drawn          # 12 training draws of 4 scenes: 8 read back
+        a, b = (log_lines(tmp_path / f'{ds}_{k}') for k in ('kept', 'fresh'))
+        assert len(a) == 6 and [l['loss'] for l in a] == [l['loss'] for l in b], ds
+        ma, mb = (json.loads((tmp_path / f'{ds}_{k}' / 'metrics.json').read_text()) for k in ('kept', 'fresh'))
+        assert ma['IoU'] == mb['IoU'] and ma['data_version'].startswith(ds), ds
