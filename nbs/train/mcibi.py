@@ -167,9 +167,9 @@ plt.show()
 # %% [markdown]
 # ## The memory and the read-out, seed by seed
 #
-# From the checkpoints of the MCIBI runs on the first benchmark (not committed; the numbers are saved beside the
-# executed notebook): the cosine between the final memory rows of every pair of classes; and for one validation image
-# (the one of the first 16 with the most classes) the read-out weights of Eq. {eq}`mcibi-read`: at every position of the 1/8
+# From the checkpoints of the memory rows on both benchmarks (not committed; the numbers are saved beside the
+# executed notebook as `mcibi_memory.json`): the cosine between the final memory rows of every pair of classes; and
+# for one validation image per benchmark (the one of the first 16 with the most classes) the read-out weights of Eq. {eq}`mcibi-read`: at every position of the 1/8
 # grid, the row it weights most and that weight (1: the pixel reads one row; 1/K: all rows alike).
 
 # %%
@@ -182,36 +182,38 @@ def readout(model, image):
     "The first stage's class probabilities at 1/8 (the read-out weights of Eq. mcibi-read): K×h×w."
     with torch.no_grad(): return model.head(model.backbone(image[None]))['stage1_logits'].softmax(1)[0]
 
-memories, IMG = {}, None
-first_bench = next(iter(bench.values()))
-for r, run in trained_runs(first_bench):
-    if ch.cfgs[r['preset']].model.head != 'mcibi': continue            # the memory heads only
-    model, cfg, ds = load_model(run)
-    if IMG is None: IMG = max(range(min(16, len(ds))), key=lambda i: len(ds[i]['label'].unique()))   # the image with most classes
-    h = model.head
-    M = h.memory if hasattr(h, 'memory') else sample_distribution_memory(h.stats, h.noise.shape[1], h.noise)
-    u = torch.nn.functional.normalize(M.float(), dim=1)
-    w = readout(model, ds[IMG]['image'])
-    mean_max = float(np.mean([readout(model, ds[i]['image']).max(0).values.mean() for i in range(min(16, len(ds)))]))
-    memories[r['dir']] = {'preset': r['preset'], 'seed': r['seed'], 'cosine': (u @ u.T).tolist(), 'classes': list(ds.classes),
-                          'image_index': IMG, 'readout_max': w.max(0).values.round(decimals=3).tolist(),
-                          'readout_argmax': w.argmax(0).tolist(), 'mean_max_weight_16_images': mean_max}
+memories, shown = {}, {}                                              # shown: {benchmark: (image index, its dataset)}
+for d, sub in bench.items():
+    for r, run in trained_runs(sub):
+        if ch.cfgs[r['preset']].model.head != 'mcibi': continue        # the memory heads only
+        model, cfg, ds = load_model(run)
+        if d not in shown: shown[d] = (max(range(min(16, len(ds))), key=lambda i: len(ds[i]['label'].unique())), ds)   # the image with most classes
+        img = shown[d][0]
+        h = model.head
+        M = h.memory if hasattr(h, 'memory') else sample_distribution_memory(h.stats, h.noise.shape[1], h.noise)
+        u = torch.nn.functional.normalize(M.float(), dim=1)
+        w = readout(model, ds[img]['image'])
+        mean_max = float(np.mean([readout(model, ds[i]['image']).max(0).values.mean() for i in range(min(16, len(ds)))]))
+        memories[r['dir']] = {'preset': r['preset'], 'seed': r['seed'], 'dataset': d, 'cosine': (u @ u.T).tolist(),
+                              'classes': list(ds.classes), 'image_index': img, 'readout_max': w.max(0).values.round(decimals=3).tolist(),
+                              'readout_argmax': w.argmax(0).tolist(), 'mean_max_weight_16_images': mean_max}
 
 if memories:
     first = {}
     for k, m in memories.items(): first.setdefault(m['preset'], m)
-    s, pal = ds[IMG], _palette(ds)
     fig, axs = plt.subplots(len(first), 4, figsize=(12, 3.1 * len(first)), squeeze=False)
     for row, (p, m) in zip(axs, first.items()):
+        img, ds = shown[m['dataset']]
+        s, pal = ds[img], _palette(ds)
         im = row[0].imshow(np.array(m['cosine']), vmin=-1, vmax=1, cmap='RdBu_r')
-        row[0].set_xticks(range(len(m['classes']))); row[0].set_xticklabels(m['classes'], rotation=90, fontsize=6)
-        row[0].set_yticks(range(len(m['classes']))); row[0].set_yticklabels(m['classes'], fontsize=6)
-        row[0].set_title(f"{p.replace('synthetic_', '')}, seed {m['seed']}: cos(M_i, M_j)", fontsize=8)
+        row[0].set_xticks(range(len(m['classes']))); row[0].set_xticklabels(m['classes'], rotation=90, fontsize=9)
+        row[0].set_yticks(range(len(m['classes']))); row[0].set_yticklabels(m['classes'], fontsize=9)
+        row[0].set_title(f"{p}, seed {m['seed']}: cos(M_i, M_j)", fontsize=10)
         fig.colorbar(im, ax=row[0], shrink=0.8)
-        row[1].imshow(pal[s['label'].numpy().clip(0, 255)]); row[1].set_title(f'validation image {IMG}: ground truth', fontsize=8)
-        row[2].imshow(pal[np.array(m['readout_argmax'])]); row[2].set_title('read-out: the most weighted row', fontsize=8)
+        row[1].imshow(pal[s['label'].numpy().clip(0, 255)]); row[1].set_title(f'validation image {img}: ground truth', fontsize=10)
+        row[2].imshow(pal[np.array(m['readout_argmax'])]); row[2].set_title('read-out: the most weighted row', fontsize=10)
         im = row[3].imshow(np.array(m['readout_max']), vmin=0, vmax=1, cmap='viridis')
-        row[3].set_title('read-out: its weight', fontsize=8); fig.colorbar(im, ax=row[3], shrink=0.8)
+        row[3].set_title('read-out: its weight', fontsize=10); fig.colorbar(im, ax=row[3], shrink=0.8)
         for ax in row[1:]: ax.set_axis_off()
     fig.tight_layout(); plt.show()
 
