@@ -19,7 +19,7 @@ from pathlib import Path
 from ctxseg.provenance import git_info, machine_info
 
 CHILD = """
-import json, sys
+import sys
 from ctxseg import presets as P, synthetic
 from ctxseg.engine import train
 preset, iters, cache, out = sys.argv[1], int(sys.argv[2]), sys.argv[3] == 'on', sys.argv[4]

@@ -255,11 +255,10 @@ def expand_claims(summary: dict, claims, expect: str = 'increase', prefix: str =
 def per_class_table(summary: dict, pairs, base_summary: dict | None = None, prefix: str = 'synthetic_') -> Table:
     "comparison | one column per class: the paired IoU difference 'mean [lo, hi]' in points for each (baseline, method) of `pairs`."
     fmt = lambda d: '–' if math.isnan(d['mean']) else f"{_pts(d['mean'])} [{_pts(d['lo'])}, {_pts(d['hi'])}]"
-    rows, classes = [], []
-    for b, m in pairs:
-        r = compare(summary, b, m, base_summary=base_summary)
-        classes = classes or [d['class'] for d in r['per_class']]
-        rows.append([f"{b.removeprefix(prefix)} → {m.removeprefix(prefix)}", *[fmt(d) for d in r['per_class']]])
+    results = [(b, m, compare(summary, b, m, base_summary=base_summary)) for b, m in pairs]
+    classes = next(([d['class'] for d in r['per_class']] for *_, r in results if r['per_class']), [])
+    rows = [[f"{b.removeprefix(prefix)} → {m.removeprefix(prefix)}", *([fmt(d) for d in r['per_class']] or ['–'] * len(classes))]
+            for b, m, r in results]                                   # a pair with no paired seeds: a dash in every class
     return Table(['comparison', *classes], rows, {'statistic': 'paired IoU difference over seeds, 95 % t interval, in points'},
                  title='per-class differences')
 
