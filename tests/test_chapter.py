@@ -5,6 +5,7 @@ mean ± std format)."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -148,4 +149,19 @@ def test_train_queue_stages_finished_runs_and_restores_them(tmp_path):
     assert not (fresh / 'p' / 'seed0' / 'checkpoint.pt').exists()       # a half-trained leftover is replaced
     assert q.restore(staged, fresh) == []
     (out / 'base' / 'seed0').mkdir(parents=True); (out / 'base' / 'seed0' / 'metrics.json').write_text('{}')
-    assert q.stage(out, staged, skip={'base'}) == []                    # a row adopted from another grid stays there
+    assert q.stage(out, staged, skip={'base/seed0'}) == []              # a run adopted from another grid stays there
+    (out / 'base' / 'seed1').mkdir(parents=True); (out / 'base' / 'seed1' / 'metrics.json').write_text('{}')
+    assert q.stage(out, staged, skip={'base/seed0'}) == ['base/seed1']  # ... but a seed trained here is staged
+
+
+def test_more_seeds_grids_are_rows_of_their_chapters():
+    "Each extra-seeds grid trains seeds 5-9 of rows of its chapter's cpu grid; the committed one holds exactly its rows."
+    q = _train_queue()
+    for name, (chapter, presets) in q.MORE_SEEDS.items():
+        d = q.cpu_defaults(name)
+        assert d['seeds'] == [5, 6, 7, 8, 9] and d['presets'] == presets, name
+        assert set(presets) <= set(q.cpu_defaults(chapter)['presets']), name
+    committed = ROOT / 'book' / 'results' / 'cpu' / 'pixel_contrast_seeds' / 'summary.json'
+    runs = json.loads(committed.read_text())['runs']
+    assert {r['preset'] for r in runs} == set(q.MORE_SEEDS['pixel_contrast_seeds'][1])
+    assert {r['seed'] for r in runs} == set(q.MORE_SEED_LIST)

@@ -11,6 +11,10 @@ the stage folder (without checkpoint or TensorBoard events), which is committed,
 `train_grid` reuses a run whose config, data fingerprint and metrics are there. The executed training page
 (`ctxseg run-notebooks --profile cpu <name>`) then finds every run finished and trains nothing.
 
+A name of `MORE_SEEDS` (e.g. `mcibi_seeds`) trains more seeds of the rows whose five-seed verdicts are flagged
+bimodal, into its own grid (`<runs>/<name>`, committed as `book/results/cpu/<name>`); rows that another such grid
+already trained on those seeds (DeepLabV3's aerial seeds 5-9 of `pixel_contrast_seeds`) are adopted, not retrained.
+
 Run it from a worktree at a clean commit (`PYTHONPATH=<worktree>`), so that the runs record that commit and editing
 the checkout does not change the code under a running grid.
 """
@@ -21,8 +25,20 @@ ROOT = Path(__file__).resolve().parents[1]
 KEEP = ('config.json', 'data.json', 'log.jsonl', 'metrics.json', 'provenance.json')   # what a reused run needs
 
 
+# Seeds 5-9 of the rows a v3 verdict flags bimodal (the protocol asks for ten seeds there): {grid: (chapter, presets)}.
+# The results page of the chapter reads the grid beside its five seeds (`book/results/cpu/<grid>`).
+MORE_SEEDS = {
+    'pixel_contrast_seeds': ('pixel_contrast', ['aerial_aspp', 'aerial_aspp_pixcon_batch']),
+    # MCIBI against DeepLabV3 (aerial) and against the control (both benchmarks), MCIBI++ against MCIBI (aerial)
+    'mcibi_seeds': ('mcibi', ['aerial_aspp', 'aerial_mcibi', 'aerial_mcibipp', 'aerial_aspp_balanced',
+                              'synthetic_aspp_balanced', 'synthetic_mcibi']),
+}
+MORE_SEED_LIST = [5, 6, 7, 8, 9]
+
+
 def cpu_defaults(name: str, root: Path = ROOT) -> dict:
     "The cpu entry of `PROFILE_DEFAULTS` in the training notebook `nbs/train/<name>.py` (its defining cell, executed)."
+    if name in MORE_SEEDS: return {'presets': MORE_SEEDS[name][1], 'seeds': MORE_SEED_LIST, 'overrides': []}
     src = (root / 'nbs' / 'train' / f'{name}.py').read_text()
     cell = next((c for c in re.split(r'^# %%.*$', src, flags=re.M) if 'PROFILE_DEFAULTS = {' in c), None)
     if cell is None: raise SystemExit(f'{name}: no PROFILE_DEFAULTS cell in nbs/train/{name}.py')
@@ -40,11 +56,11 @@ def copy_run(src: Path, dst: Path):
 
 def stage(out: Path, staged: Path, skip=()) -> list[str]:
     """Copy to `staged` every finished run of the grid folder `out` that is not there yet (or changed), except the runs
-    of the presets `skip` (those adopted from other grids, committed there); their names."""
+    `skip` ('preset/seedK': those adopted from other grids, committed there); their names."""
     done = []
     for m in sorted(out.glob('*/seed*/metrics.json')):
         run, rel = m.parent, m.parent.relative_to(out)
-        if rel.parts[0] in skip: continue
+        if str(rel) in skip: continue
         if (staged / rel / 'metrics.json').is_file() and (staged / rel / 'metrics.json').read_bytes() == m.read_bytes(): continue
         copy_run(run, staged / rel); done.append(str(rel))
     return done
@@ -81,7 +97,8 @@ def main(argv=None):
     from ctxseg.chapter import setup, adopt_runs
     from ctxseg.grids import train_grid
     runs, stage_root, end = Path(a.runs), Path(a.stage), deadline(a.until)
-    for grid in ('baselines', 'pixel_contrast'):                    # the rows other chapters adopt
+    sources = ('baselines', 'pixel_contrast', *MORE_SEEDS)          # the rows other chapters adopt
+    for grid in sources:
         committed = ROOT / 'book' / 'results' / 'cpu' / grid
         if (committed / 'summary.json').is_file():
             print(f'{grid}: restored {len(restore(committed, runs / grid))} runs from {committed.relative_to(ROOT)}', flush=True)
@@ -90,11 +107,13 @@ def main(argv=None):
         if left <= 60: print(f'{name}: not started (deadline)', flush=True); break
         d = cpu_defaults(name)
         out, staged = runs / name, stage_root / name
-        ch = setup(name, {'cpu': d}, 'cpu', out_dir=out, time_budget=left,
-                   command=f'tools/train_queue.py {" ".join(a.names)} (then ctxseg run-notebooks --profile cpu {name})')
+        ch = setup(MORE_SEEDS[name][0] if name in MORE_SEEDS else name, {'cpu': d}, 'cpu', out_dir=out, time_budget=left,
+                   command=f'tools/train_queue.py {" ".join(a.names)}' + ('' if name in MORE_SEEDS else f' (then ctxseg run-notebooks --profile cpu {name})'))
         print(f'{name}: restored {len(restore(staged, out))} staged runs', flush=True)
-        for grid in ('baselines', 'pixel_contrast'): adopt_runs(ch, runs / grid, ch.presets)
-        adopted = {p for grid in ('baselines', 'pixel_contrast') for p in ch.presets if (runs / grid / p).is_dir()}   # committed there
+        others = [g for g in sources if g != name]
+        for grid in others: adopt_runs(ch, runs / grid, ch.presets)
+        adopted = {f'{p}/seed{k}' for grid in others for p in ch.presets for k in ch.seeds
+                   if (runs / grid / p / f'seed{k}' / 'metrics.json').is_file()}   # committed there
 
         def log(msg, out=out, staged=staged, skip=adopted):
             print(time.strftime('%H:%M:%S'), msg, flush=True)
@@ -109,6 +128,11 @@ def main(argv=None):
         stage(out, staged, adopted)
         n = sum((out / p / f'seed{k}' / 'metrics.json').is_file() for p in ch.presets for k in ch.seeds)
         print(f'{name}: {s["status"]} ({n}/{len(ch.presets) * len(ch.seeds)} runs finished)', flush=True)
+        if name in MORE_SEEDS and s['status'] == 'complete':          # no training page: the grid itself is what is committed
+            grid = ROOT / 'book' / 'results' / 'cpu' / name
+            for m in sorted(out.glob('*/seed*/metrics.json')): copy_run(m.parent, grid / m.parent.relative_to(out))
+            shutil.copy2(out / 'summary.json', grid / 'summary.json')
+            print(f'{name}: the grid copied to {grid.relative_to(ROOT)} (commit it, and remove {staged})', flush=True)
         if s['status'] != 'complete': break
 
 
