@@ -182,9 +182,12 @@ def check_versions(*summaries) -> str:
     return ', '.join(vs)
 
 def merge_summaries(*summaries) -> dict:
-    "One summary holding the runs of all `summaries` (captioned by the last), for comparisons across grids; same data version only."
+    """One summary holding the runs of all `summaries` and the presets of all, in order (captioned by the last), for
+    comparisons across grids; same data version only."""
     check_versions(*summaries)
-    return {**summaries[-1], 'runs': [{**r, 'hardware': r.get('hardware') or s.get('hardware')} for s in summaries for r in s['runs']]}
+    presets = list(dict.fromkeys(p for s in summaries for p in s.get('presets', [])))
+    return {**summaries[-1], **({'presets': presets} if presets else {}),
+            'runs': [{**r, 'hardware': r.get('hardware') or s.get('hardware')} for s in summaries for r in s['runs']]}
 
 def aggregate(summary: dict, metrics=SUMMARY_METRICS) -> dict:
     "{preset: {'n': finished seeds, 'seeds', metric: (mean, std) for each of `metrics`, 'IoU': [(mean, std) per class], 'classes'}}."
