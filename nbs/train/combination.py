@@ -12,6 +12,12 @@
 # notebook trains the two together (`synthetic_mcibipp_pixcon_batch`: MCIBI++'s head with the pixel-contrast loss
 # of its chapter, both with their cpu parameters unchanged) and judges the combination against each.
 #
+# ```{note}
+# This page is benchmark v2's, and it is not run again on benchmark v3. There neither part holds on both
+# benchmarks (in-batch pixel contrast reverses, MCIBI++ holds on the aerial benchmark only;
+# {doc}`/nbs/90_comparison`), so whether their gains add up is no longer a question the grid can ask.
+# ```
+#
 # ```
 # ctxseg run-notebooks --profile cpu combination           # -> book/results/cpu/combination.ipynb
 # ```
