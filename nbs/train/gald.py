@@ -206,7 +206,7 @@ benchmark_pairs(bench, CLAIMS, fallback, strip=('{d}_gald_', '{d}_'), width=2.6,
 
 # %%
 #| label: fig-train-gald-ga-gradient
-#| fig-cap: Gradient norm reaching the GA module of every GALD row, seed 0, a running mean over 10 logs: on a log scale (left) and as a share of the classifier's (right). The rows stay within a factor of about four of each other, except CGNL with the authors' initialisation, whose gradient jumps a hundredfold near iteration 950.
+#| fig-cap: Gradient norm reaching the GA module of every GALD row, seed 0, a running mean over 10 logs: on a log scale (left) and as a share of the classifier's (right), both benchmarks (the synthetic runs end at 1,200 iterations, the aerial ones at 2,200).
 fig, axs = plt.subplots(1, 2, figsize=(11, 3.6))
 s0 = min(ch.seeds)
 for p in [p for p in ch.presets if ch.cfgs[p].model.head == 'gald']:
@@ -218,7 +218,7 @@ for p in [p for p in ch.presets if ch.cfgs[p].model.head == 'gald']:
 axs[0].set_yscale('log'); axs[0].set_ylabel('‖∂L/∂θ_GA‖'); axs[1].set_ylabel('‖∂L/∂θ_GA‖ / ‖∂L/∂θ_classifier‖')
 for ax in axs:
     ax.set_xlabel('iteration'); ax.grid(alpha=.3)
-    if ax.lines: ax.legend(fontsize=7)
+    if ax.lines: ax.legend(fontsize=8)
 fig.suptitle(f'gradient reaching the GA module, seed {s0}'); fig.tight_layout(); plt.show()
 
 # %% [markdown]
@@ -269,8 +269,9 @@ if profile in ('smoke', 'cpu'):
 
 # %%
 #| label: fig-train-gald-ldv1-mask
-#| fig-cap: The LDv1 mask M during training, one line per seed: its mean, its spread over positions, its mean distance from ½, and the gradient norm reaching the LD module as a share of the GA's (log scale). The mean stays within 0.002 of ½ and the spread near 0.13 throughout.
+#| fig-cap: The LDv1 mask M during training, one line per seed: its mean, its spread over positions, its mean distance from ½, and the gradient norm reaching the LD module as a share of the GA's (log scale); blue lines the synthetic benchmark, orange the aerial one.
 v1_runs = [p for p, c in ch.cfgs.items() if c.model.head_kwargs.get('ld') == 'v1']
+colour = lambda p: 'tab:orange' if p.startswith('aerial_') else 'tab:blue'
 if v1_runs:
     fig, axs = plt.subplots(1, 4, figsize=(15, 3.2))
     for p in v1_runs:
@@ -278,12 +279,12 @@ if v1_runs:
             run = ch.out_dir / p / f'seed{s}'
             for ax, k in zip(axs[:3], ('mask_mean', 'mask_spread', 'mask_dev')):
                 it, v = log_series(run, 'stats', f'head.ld.{k}', smooth=5)
-                if it is not None: ax.plot(it, v, lw=1, label=f'seed {s}'); ax.set_title(k, fontsize=9)
+                if it is not None: ax.plot(it, v, lw=1, color=colour(p), label=f'{p.split("_")[0]} s{s}'); ax.set_title(k, fontsize=10)
             it, ld = log_series(run, 'grad_norms', 'head.ld', smooth=5); _, ga = log_series(run, 'grad_norms', 'head.ga', smooth=5)
-            if it is not None: axs[3].plot(it, ld / ga, lw=1, label=f'seed {s}')
-    axs[3].set_title('‖∂L/∂θ_LD‖ / ‖∂L/∂θ_GA‖', fontsize=9); axs[3].set_yscale('log')
+            if it is not None: axs[3].plot(it, ld / ga, lw=1, color=colour(p))
+    axs[3].set_title('‖∂L/∂θ_LD‖ / ‖∂L/∂θ_GA‖', fontsize=10); axs[3].set_yscale('log')
     for ax in axs: ax.set_xlabel('iteration'); ax.grid(alpha=.3)
-    axs[0].legend(fontsize=7); fig.suptitle(f'LDv1 mask during training ({", ".join(v1_runs)})'); fig.tight_layout(); plt.show()
+    axs[0].legend(fontsize=8, ncol=2); fig.suptitle(f'LDv1 mask during training ({", ".join(v1_runs)})'); fig.tight_layout(); plt.show()
     last = {k: [read_log(ch.out_dir / p / f'seed{s}')[-1].get('stats', {}).get(f'head.ld.{k}', math.nan) for p in v1_runs for s in ch.seeds]
             for k in ('mask_mean', 'mask_spread', 'mask_dev')}
     print('at the last logged step, over seeds: ' + '; '.join(f'{k} {np.nanmean(v):.3f} (min {np.nanmin(v):.3f}, max {np.nanmax(v):.3f})'
@@ -333,7 +334,7 @@ if ld_moves:
 
 # %%
 #| label: fig-train-gald-cgnl
-#| fig-cap: CGNL's group scalar s during training, one line per seed (blue: the authors' GroupNorm scale; red: the zero initialisation): its mean size per group (log scale) and the share of groups whose s changes sign within a batch. With the authors' scale, |s| grows by more than an order of magnitude for two seeds, where their losses jump.
+#| fig-cap: CGNL's group scalar s during training, one line per run (blue: the synthetic benchmark; orange: the aerial one), with the authors' GroupNorm scale: its mean size per group (log scale) and the share of groups whose s changes sign within a batch.
 cg_runs = [p for p, c in ch.cfgs.items() if c.model.head_kwargs.get('ga') == 'cgnl']
 if cg_runs:
     fig, axs = plt.subplots(1, 2, figsize=(11, 3.4))
@@ -341,11 +342,11 @@ if cg_runs:
         for s in ch.seeds:
             for ax, k in zip(axs, ('s_abs', 'sign_flip')):
                 it, v = log_series(ch.out_dir / p / f'seed{s}', 'stats', f'head.ga.1.{k}', smooth=5)
-                if it is not None: ax.plot(it, v, lw=1, color='tab:red' if p.endswith('_zi') else 'tab:blue',
-                                           alpha=.7, label=f'{p.replace("synthetic_gald_", "")} s{s}')
-    axs[0].set_yscale('log'); axs[0].set_title('mean |s| per group', fontsize=9); axs[1].set_title('groups whose s changes sign in a batch', fontsize=9)
+                if it is not None: ax.plot(it, v, lw=1, color='tab:orange' if p.startswith('aerial_') else 'tab:blue',
+                                           alpha=.7, label=f'{p.split("_")[0]} s{s}')
+    axs[0].set_yscale('log'); axs[0].set_title('mean |s| per group', fontsize=10); axs[1].set_title('groups whose s changes sign in a batch', fontsize=10)
     for ax in axs: ax.set_xlabel('iteration'); ax.grid(alpha=.3)
-    axs[0].legend(fontsize=6, ncol=2); fig.tight_layout(); plt.show()
+    axs[0].legend(fontsize=8, ncol=2); fig.tight_layout(); plt.show()
 else:
     print('no CGNL row in this grid')
 
@@ -358,7 +359,7 @@ else:
 
 # %%
 #| label: fig-train-gald-overlays
-#| fig-cap: Three validation images of each benchmark (rows): the image, its ground truth, then the seed-0 prediction of each GALD row, wrong pixels outlined in black and pixel accuracy in the corner. The rows differ most on whether the cars are read as cars or as boats.
+#| fig-cap: Three validation images of each benchmark (rows): the image, its ground truth, then the seed-0 prediction of each GALD row, wrong pixels outlined in black and pixel accuracy in the corner.
 stack_figures([plot_overlays(s, n=3, seed=ch.overlay_seed) for s in bench.values()]); plt.show()
 
 # %% [markdown]
@@ -385,7 +386,7 @@ print('LDv1 model:', v1, '· LDv2 model:', v2)
 
 # %%
 #| label: fig-train-gald-ldv1-masks
-#| fig-cap: LDv1 masks of the seed-0 ASPP + LDv1 model on four validation images (cf. the paper's Fig. 7): the image, its ground truth and the mean of the mask M over channels. The mean mask varies smoothly, only between about 0.47 and 0.54, and shows no clear object outlines.
+#| fig-cap: LDv1 masks of the seed-0 ASPP + LDv1 model on four validation images (cf. the paper's Fig. 7): the image, its ground truth and the mean of the mask M over channels (the range of each map is printed below the figure).
 if v1:
     model, cfg, ds = load_model(ch.out_dir / v1 / 'seed0')
     idx = [0, 1, 2, 3]
@@ -400,12 +401,14 @@ if v1:
     axs[0, 0].set_title('image', loc='left'); axs[1, 0].set_title('ground truth', loc='left')
     axs[2, 0].set_title('mean of M over channels', loc='left')
     fig.suptitle(f'LDv1 masks (cf. Fig. 7), {v1} seed 0'); plt.tight_layout(); plt.show()
+    mm = M.mean(1)
+    print('mean of M over channels, per image: ' + '; '.join(f'{float(m.min()):.3f} to {float(m.max()):.3f}' for m in mm))
 else:
     print('no finished LDv1 run in this grid')
 
 # %%
 #| label: fig-train-gald-ldv2-affinities
-#| fig-cap: LDv2 local affinities of the seed-0 ASPP + LDv2 model on one validation image (cf. the paper's Fig. 9): its ground truth, then for four feature cells (cyan cross) the weights given to their 25 neighbours, marker area proportional to the weight. The largest weight is 0.35 at the centre cell and 0.10 to 0.14 at the others.
+#| fig-cap: LDv2 local affinities of the seed-0 ASPP + LDv2 model on one validation image (cf. the paper's Fig. 9): its ground truth, then for four feature cells (cyan cross) the weights given to their 25 neighbours, marker area proportional to the weight; each panel's title gives its largest weight.
 if v2:
     model, cfg, ds = load_model(ch.out_dir / v2 / 'seed0')
     kw = cfg.model.head_kwargs
