@@ -172,7 +172,7 @@ benchmark_pairs(bench, CLAIMS, fallback, strip=('{d}_aspp_', '{d}_'), width=2.6)
 
 # %%
 #| label: fig-train-contextrast-layer-stats
-#| fig-cap: What the loss logs during training, mean over seeds: the unweighted pixel-anchor loss of layers 1 (the shallowest) to 4, the negatives per anchor at the last layer and how many are error pixels. CCL alone keeps none; BANE starts near 80 and, like the semi-hard draw, settles near 50.
+#| fig-cap: What the loss logs during training, mean over seeds: the unweighted pixel-anchor loss of layers 1 (the shallowest) to 4, the negatives per anchor at the last layer and how many are error pixels. CCL alone adds none by construction; BANE and the semi-hard draw add as many as their error maps allow.
 keys = [(f'method.layer{i}', f'layer {i} (raw)') for i in range(1, 5)] + [('method.neg', 'negatives per anchor'), ('method.extra', 'of which error pixels')]
 plot_log_panels(summary, keys, ncols=3, panel=(3.33, 2.6))
 plt.show()
@@ -276,9 +276,9 @@ if fig5:
     fig, axs = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
     for ax, key, title in zip(axs, ('cosine', 'cosine_true'), ('to the anchor of the class it was mistaken for', 'to the anchor of its own class')):
         for f, v in fig5[key].items(): ax.plot(range(len(fig5['bins'])), [np.nan if x is None else x for x in v], marker='o', lw=1, label=f)
-        ax.set_xticks(range(len(fig5['bins']))); ax.set_xticklabels(fig5['bins']); ax.set_title(title, fontsize=9)
-        ax.set_xlabel('distance to the edge of the error region (grid pixels)', fontsize=8); ax.grid(alpha=.3)
-    axs[0].set_ylabel('mean cosine'); axs[0].legend(fontsize=7); fig.tight_layout(); plt.show()
+        ax.set_xticks(range(len(fig5['bins']))); ax.set_xticklabels(fig5['bins']); ax.set_title(title, fontsize=10)
+        ax.set_xlabel('distance to the edge of the error region (grid pixels)', fontsize=9); ax.grid(alpha=.3)
+    axs[0].set_ylabel('mean cosine'); axs[0].legend(fontsize=8); fig.tight_layout(); plt.show()
 
 # %%
 if stats or fig3:
