@@ -31,7 +31,7 @@ GROUPS = {
     'comparison': ['synthetic_fcn', 'synthetic_aspp', 'synthetic_psp', 'synthetic_ocr', 'synthetic_gald_aspp_ldv2',
                    'synthetic_gald_cgnl', 'synthetic_mcibi', 'synthetic_mcibipp', 'synthetic_aspp_pixcon_batch',
                    'synthetic_aspp_pixcon', 'synthetic_aspp_regcon', 'synthetic_aspp_regcon_authors', 'synthetic_aspp_ccl',
-                   'synthetic_aspp_contextrast', 'synthetic_mcibipp_pixcon_batch'],
+                   'synthetic_aspp_ccl_semihard', 'synthetic_aspp_contextrast', 'synthetic_mcibipp_pixcon_batch'],
 }
 
 

@@ -279,19 +279,33 @@ def stats_table(records: list[dict], by, keys, digits: int = 3, title: str = '')
 
 # %% ../nbs/11e_chapter.ipynb #e04cb5ff
 def plot_log_panels(summary: dict, keys, presets=None, ncols: int | None = None, panel=(3.2, 3.0), log_key: str = 'stats',
-                    strip=('synthetic_aspp_', 'synthetic_', 'smoke_')):
-    "One panel per (key, title) of `keys`: `summary['runs']`'s `log_key[key]` against iteration, mean over seeds, a line per preset."
+                    strip=('synthetic_aspp_', 'synthetic_', 'aerial_aspp_', 'aerial_', 'smoke_')):
+    """One panel per (key, title) of `keys`: `summary['runs']`'s `log_key[key]` against iteration, mean over seeds, a
+    line per preset; a row keeps its colour on every benchmark, solid on the synthetic one and dashed on the aerial
+    one, and one legend (on the first panel with lines) names the rows and the benchmarks."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     presets = presets or summary['presets']
     ncols = ncols or len(keys); nrows = -(-len(keys) // ncols)
     fig, axs = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), squeeze=False)
     for ax in axs.flat[len(keys):]: ax.axis('off')
+    rows = list(dict.fromkeys(strip_prefix(p, strip) for p in presets))
+    colour = {r: f'C{i % 10}' for i, r in enumerate(rows)}
+    style = lambda p: '--' if p.startswith('aerial_') else '-'
+    drawn = set()
     for ax, (k, title) in zip(axs.flat, keys):
         for p in presets:
             it, v = mean_log_series(summary, p, log_key, k)
-            if it is not None: ax.plot(it, v, lw=1, label=strip_prefix(p, strip))
-        ax.set_title(title, fontsize=9); ax.set_xlabel('iteration'); ax.grid(alpha=.3)
-        if ax.lines: ax.legend(fontsize=6)
+            if it is None: continue
+            ax.plot(it, v, lw=1, color=colour[strip_prefix(p, strip)], ls=style(p), label=strip_prefix(p, strip)); drawn.add(p)
+        ax.set_title(title, fontsize=10); ax.set_xlabel('iteration'); ax.grid(alpha=.3)
+    first = next((ax for ax in axs.flat if ax.lines), None)
+    if first is not None:
+        shown = list(dict.fromkeys(strip_prefix(p, strip) for p in presets if p in drawn))
+        handles = [Line2D([], [], color=colour[r], lw=1.5, label=r) for r in shown]
+        if len({style(p) for p in drawn}) > 1:
+            handles += [Line2D([], [], color='k', lw=1, ls='-', label='synthetic'), Line2D([], [], color='k', lw=1, ls='--', label='aerial')]
+        first.legend(handles=handles, fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -234,7 +234,7 @@ def smoke() -> Config:
         eval=EvalConfig(mode='whole'))
 
 def _synthetic(head: str, **head_kwargs) -> Config:
-    """Benchmark v3's cpu recipe (issue 31): v2's network, 192-px scenes and batch, at twice the learning rate, for 1200
+    """Benchmark v3's cpu recipe: v2's network, 192-px scenes and batch, at twice the learning rate, for 1200
     iterations, in bf16 and channels-last on the CPU, evaluated at 80 % of the schedule too (convergence)."""
     return Config(
         name=f'synthetic_{head}', profile='cpu',

@@ -18,7 +18,7 @@ __all__ = ['SYNTHETIC_VERSION', 'CLASSES', 'PALETTE', 'IGNORE_INDEX', 'BACKGROUN
            'write_cityscapes_layout']
 
 # %% ../nbs/02_synthetic.ipynb #c1ae2760
-SYNTHETIC_VERSION = 3                # v3 (issue 31): the scenes of v2, the recipe of `ctxseg.configs` v3
+SYNTHETIC_VERSION = 3                # v3: the scenes of v2, the recipe of `ctxseg.configs` v3
 CLASSES = ('background', 'road', 'car', 'boat', 'sign', 'wire', 'bush', 'rock')
 PALETTE = [(120, 100, 60), (128, 64, 128), (220, 20, 60), (0, 110, 255), (255, 200, 0), (240, 240, 240),
            (40, 160, 40), (150, 150, 150)]

@@ -447,7 +447,7 @@ _PROBE = r"""
 </script>
 """
 SQUEEZE = 2.0    # a figure drawn more than twice as wide as it is shown: its labels shrink below half size
-NOT_YET_V3 = {'gald', 'contextrast', 'combination'}   # executed on v2 only
+NOT_YET_V3 = {'gald', 'combination'}   # executed on v2 only
 
 
 def _probe(exe: str, page: Path, width: int = READER_WIDTH) -> dict:

@@ -32,6 +32,10 @@ MORE_SEEDS = {
     # MCIBI against DeepLabV3 (aerial) and against the control (both benchmarks), MCIBI++ against MCIBI (aerial)
     'mcibi_seeds': ('mcibi', ['aerial_aspp', 'aerial_mcibi', 'aerial_mcibipp', 'aerial_aspp_balanced',
                               'synthetic_aspp_balanced', 'synthetic_mcibi']),
+    # Contextrast on the synthetic benchmark, where CCL alone and CCL + BANE collapse car and boat on seed 0: each row
+    # against DeepLabV3, its control and ContrastiveSeg's loss, and the samplers against each other
+    'contextrast_seeds': ('contextrast', ['synthetic_aspp', 'synthetic_aspp_balanced', 'synthetic_aspp_pixcon_batch',
+                                          'synthetic_aspp_ccl', 'synthetic_aspp_contextrast', 'synthetic_aspp_ccl_semihard']),
 }
 MORE_SEED_LIST = [5, 6, 7, 8, 9]
 

@@ -45,7 +45,7 @@ PRESETS = {
     'smoke_contextrast_random': lambda: _with_method('smoke', 'smoke_contextrast_random', {**SMOKE_PARAMS, 'sampling': 'random'}),
     **{f'synthetic_aspp_{k}': (lambda k=k, v=v: _with_method('synthetic_aspp', f'synthetic_aspp_{k}', {**CPU_PARAMS, **v}))
        for k, v in SAMPLING_NAMES.items()},
-    # issue 31: is CCL's collapse of car and boat caused by the loss acting from step 0? ContrastiveSeg's warm-up
+    # version 2's test: is CCL's collapse of car and boat caused by the loss acting from step 0? ContrastiveSeg's warm-up
     'synthetic_aspp_ccl_warmup': lambda: _with_method('synthetic_aspp', 'synthetic_aspp_ccl_warmup',
                                                       {**CPU_PARAMS, 'sampling': 'random', 'warmup_iters': 125}),
     **{f'synthetic_aspp_contextrast_{k}': (lambda k=k, v=v: _with_method('synthetic_aspp', f'synthetic_aspp_contextrast_{k}', {**CPU_PARAMS, **v}))
