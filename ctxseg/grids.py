@@ -411,7 +411,7 @@ def plot_class_iou(summary: dict):
         ax.text(0.5, 0.5, 'no finished run yet', ha='center', va='center'); return fig
     classes = next((a['classes'] for a in agg.values() if a['classes']), [])
     K = len(classes) or max((len(a['IoU']) for a in agg.values()), default=0)
-    fig, ax = plt.subplots(figsize=(max(6, 0.75 * K * max(len(agg), 1) ** 0.5 + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(min(14, max(6, 0.75 * K * max(len(agg), 1) ** 0.5 + 2)), 3.4))   # ≤ 14 in: the book's column shows it at half size or more
     w = 0.8 / max(len(agg), 1)
     for i, (p, a) in enumerate(agg.items()):
         m = np.array([x[0] for x in a['IoU']]) * 100; s = np.nan_to_num(np.array([x[1] for x in a['IoU']]) * 100)

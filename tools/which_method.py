@@ -148,10 +148,7 @@ def cost(root: Path, m: Method) -> str:
     sm = _status_matrix()
     c = sm._read(root / 'book' / 'results' / 'cpu' / 'comparison_cost.json')
     by = {r['preset']: r for r in (c or {}).get('rows', [])}
-    if m.row not in by or m.baseline not in by:
-        if m.changes.endswith('dropped after training'):                  # a loss: the deployed network is the baseline's
-            return "training cost not measured yet; nothing at inference (a training loss: the baseline's network exactly)"
-        return 'not measured yet'
+    if m.row not in by or m.baseline not in by: return 'not measured yet'
     r, b = by[m.row], by[m.baseline]
     train = f"a training step {100 * (r['train_gflops'] / b['train_gflops'] - 1):+.0f} % FLOPs".replace('-', '−')
     di, dp = r['infer_gflops'] - b['infer_gflops'], r['infer_params_M'] - b['infer_params_M']
