@@ -342,7 +342,7 @@ if cg_runs:
         for s in ch.seeds:
             for ax, k in zip(axs, ('s_abs', 'sign_flip')):
                 it, v = log_series(ch.out_dir / p / f'seed{s}', 'stats', f'head.ga.1.{k}', smooth=5)
-                if it is not None: ax.plot(it, v, lw=1, color='tab:orange' if p.startswith('aerial_') else 'tab:blue',
+                if it is not None: ax.plot(it, v, lw=1, color=colour(p),
                                            alpha=.7, label=f'{p.split("_")[0]} s{s}')
     axs[0].set_yscale('log'); axs[0].set_title('mean |s| per group', fontsize=10); axs[1].set_title('groups whose s changes sign in a batch', fontsize=10)
     for ax in axs: ax.set_xlabel('iteration'); ax.grid(alpha=.3)
